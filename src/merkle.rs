@@ -55,6 +55,11 @@ pub struct Tree {
     hashes: Vec<Hash>,
     /// Number of leaves.
     size: u64,
+    /// Right-edge node hashes for the current size: `edges[l]` is
+    /// `MTH(D[lo:size])` with `lo = ((size - 1) >> l) << l`, the one node per
+    /// level that may be incomplete. The last one is the root. Kept so that
+    /// proofs against the latest tree head cost lookups only, no hashing.
+    edges: Vec<Hash>,
 }
 
 /// Hashes computed for a batch of new leaves, not yet part of the tree.
@@ -99,6 +104,17 @@ pub struct HashView<'a> {
     extra: &'a [Hash],
     /// Number of leaves the view covers.
     size: u64,
+    /// The tree's right-edge hashes at `size` (see [`Tree`]), or empty.
+    edges: &'a [Hash],
+}
+
+/// `⌈log₂ n⌉` for `n >= 1`: the level of the smallest node spanning `n` leaves.
+fn ceil_log2(n: u64) -> usize {
+    if n <= 1 {
+        0
+    } else {
+        (n - 1).ilog2() as usize + 1
+    }
 }
 
 impl HashView<'_> {
@@ -133,6 +149,10 @@ impl HashView<'_> {
     /// right; folding them right to left is exactly RFC 6962's recursion.
     fn range_hash(&self, lo: u64, hi: u64) -> Hash {
         debug_assert!(lo < hi && hi <= self.size, "bad range {lo}..{hi}");
+        if hi == self.size && !self.edges.is_empty() {
+            // A right-edge node: cached (lo is aligned to its level).
+            return self.edges[ceil_log2(hi - lo)];
+        }
         // At most 64 pieces (one per bit of hi - lo); no heap allocation.
         let mut pieces = [Hash::default(); 64];
         let mut count = 0;
@@ -150,6 +170,31 @@ impl HashView<'_> {
             hash = node_hash(*piece, hash);
         }
         hash
+    }
+
+    /// Right-edge node hashes of the whole view, bottom up (see [`Tree`]).
+    /// Costs at most one hash per level.
+    fn edges(&self) -> Vec<Hash> {
+        if self.size == 0 {
+            return vec![];
+        }
+        let last = self.size - 1;
+        let top = ceil_log2(self.size);
+        let mut edges = Vec::with_capacity(top + 1);
+        edges.push(self.node(0, last));
+        for level in 1..=top {
+            let below = level - 1;
+            let (lo, lo_below) = ((last >> level) << level, (last >> below) << below);
+            let right = edges[below];
+            edges.push(if lo == lo_below {
+                right // promoted: same leaves as the node below
+            } else {
+                // [lo, lo_below) is a complete left subtree.
+                let level8 = u8::try_from(below).expect("level below 64");
+                node_hash(self.node(level8, lo >> below), right)
+            });
+        }
+        edges
     }
 
     /// Root of the view's first `size` leaves; the caller checked the size.
@@ -247,6 +292,7 @@ impl Tree {
             base: &self.hashes,
             extra: &[],
             size: self.size,
+            edges: &self.edges,
         }
     }
     /// A read-only view of the tree as it will be once `staged` is applied.
@@ -263,6 +309,7 @@ impl Tree {
             base: &self.hashes,
             extra: &staged.hashes,
             size: staged.size,
+            edges: &[],
         }
     }
     /// Computes the hashes `leaves` add, without changing the tree.
@@ -279,6 +326,7 @@ impl Tree {
                 base: &self.hashes,
                 extra: &hashes,
                 size: n,
+                edges: &[],
             };
             // Reads the left siblings that leaf n completes, all stored already.
             let new = tlog_tiles::stored_hashes_for_record_hash(n, leaf, &view)
@@ -290,6 +338,7 @@ impl Tree {
             base: &self.hashes,
             extra: &hashes,
             size: n,
+            edges: &[],
         };
         let root = view.root(n);
         Staged {
@@ -311,6 +360,15 @@ impl Tree {
         );
         self.hashes.extend(staged.hashes);
         self.size = staged.size;
+        self.edges = HashView {
+            edges: &[],
+            ..self.view()
+        }
+        .edges();
+        debug_assert_eq!(
+            self.edges.last().copied(),
+            (self.size > 0).then_some(staged.root)
+        );
     }
     /// Root hash of the tree's first `size` leaves.
     ///
@@ -738,19 +796,19 @@ mod tests {
         for n in 1..=70_usize {
             let d = &all[..n];
             let size = n as u64;
-            assert_eq!(tree.root(size).unwrap(), mth(d), "root {n}");
+            // `tree` is bigger and computes right-edge nodes from stored
+            // hashes; `exact` has this size and uses its cached edge.
+            let exact = Tree::from_leaves(d.iter().copied());
+            let root = mth(d);
             for m in 0..n {
-                assert_eq!(
-                    tree.inclusion_proof(m as u64, size).unwrap(),
-                    path(m, d),
-                    "path {m} in {n}"
-                );
-                let old = m + 1;
-                assert_eq!(
-                    tree.consistency_proof(old as u64, size).unwrap(),
-                    subproof(old, d, true),
-                    "consistency {old} -> {n}"
-                );
+                let (want_path, want_sub) = (path(m, d), subproof(m + 1, d, true));
+                for t in [&tree, &exact] {
+                    assert_eq!(t.root(size).unwrap(), root, "root {n}");
+                    let got = t.inclusion_proof(m as u64, size).unwrap();
+                    assert_eq!(got, want_path, "path {m} in {n}");
+                    let got = t.consistency_proof(m as u64 + 1, size).unwrap();
+                    assert_eq!(got, want_sub, "consistency {} -> {n}", m + 1);
+                }
             }
         }
     }
@@ -818,8 +876,24 @@ mod tests {
         let all = leaves(600);
         let whole = Tree::from_leaves(all.iter().copied());
         for (tree, root) in grow_in_batches(&all) {
-            assert_eq!(root, whole.root(tree.size()).unwrap());
-            assert_eq!(root, tree.root(tree.size()).unwrap());
+            let size = tree.size();
+            assert_eq!(root, whole.root(size).unwrap());
+            assert_eq!(root, tree.root(size).unwrap());
+            // Proofs at the tree's own size use its cached right edge;
+            // the bigger tree computes the same nodes from stored hashes.
+            for index in 0..size {
+                assert_eq!(
+                    tree.inclusion_proof(index, size),
+                    whole.inclusion_proof(index, size),
+                    "inclusion {index} in {size}"
+                );
+                let old = index + 1;
+                assert_eq!(
+                    tree.consistency_proof(old, size),
+                    whole.consistency_proof(old, size),
+                    "consistency {old} -> {size}"
+                );
+            }
         }
         for size in 0..=600 {
             assert_eq!(
