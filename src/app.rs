@@ -83,6 +83,12 @@ impl Application {
         self.port
     }
 
+    /// A handle that stops the server.
+    #[must_use]
+    pub fn server_handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
     /// The log behind the server.
     #[must_use]
     pub fn log(&self) -> &Arc<Log<Store>> {

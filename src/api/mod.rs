@@ -67,6 +67,7 @@ pub fn app_with_api(
 > {
     let cors = Cors::default()
         .allow_any_origin()
+        .send_wildcard()
         .allowed_methods([Method::GET, Method::POST, Method::HEAD])
         .allowed_headers([header::ORIGIN, header::ACCEPT, header::CONTENT_TYPE])
         .allowed_header("X-Requested-With");
