@@ -375,7 +375,7 @@ fn verify_rsa(key: &[u8], hash: HashAlgorithm, digest: &[u8], sig: &[u8]) -> Res
         .map_err(|_| "crypto/rsa: verification error".to_owned())
 }
 
-/// Ed25519ph (RFC 8032 HashEdDSA, empty context) over the client's SHA-512
+/// Ed25519ph (RFC 8032 `HashEdDSA`, empty context) over the client's SHA-512
 /// digest.
 fn verify_ed25519ph(
     key: &[u8],
@@ -383,13 +383,13 @@ fn verify_ed25519ph(
     digest: &[u8],
     sig: &[u8],
 ) -> Result<(), String> {
+    const FAILED: &str = "failed to verify signature: ed25519: invalid signature";
     if hash != HashAlgorithm::Sha512 {
         return Err(format!(
             "unsupported hash algorithm: {:?} not in [SHA-512]",
             hash.go_name()
         ));
     }
-    const FAILED: &str = "failed to verify signature: ed25519: invalid signature";
     let key = <[u8; 32]>::try_from(key).map_err(|_| FAILED.to_owned())?;
     let key = VerifyingKey::from_bytes(&key).map_err(|_| FAILED.to_owned())?;
     let sig = ed25519_dalek::Signature::from_slice(sig).map_err(|_| FAILED.to_owned())?;

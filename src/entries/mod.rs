@@ -5,7 +5,7 @@
 //! Pure: no I/O. One file per kind; kinds form a closed enum matched
 //! exhaustively (no registry). `pki` reads keys and certificates for all kinds.
 //!
-//! This file handles the top level of a ProposedEntry (`kind`, `apiVersion`,
+//! This file handles the top level of a `ProposedEntry` (`kind`, `apiVersion`,
 //! `spec`, with go-openapi's 422 messages, E-04 step 1), dispatches on the kind
 //! and version, and turns the kind's body into JCS bytes (C-07).
 
@@ -229,4 +229,170 @@ fn canonicalize<T: Serialize>(body: &T) -> Result<Vec<u8>, EntryError> {
     // Rekor answers "error generating canonicalized entry" if it does.
     serde_json_canonicalizer::to_vec(body)
         .map_err(|_| EntryError::Invalid("error generating canonicalized entry".to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema(code: u16, message: &str) -> EntryError {
+        EntryError::Schema {
+            code,
+            message: message.to_owned(),
+        }
+    }
+
+    fn parse(body: &str) -> Result<Entry, EntryError> {
+        parse_proposed(body.as_bytes())
+    }
+
+    const SPEC: &str = r#"{"data":{}}"#;
+
+    #[test]
+    fn empty_and_null_bodies_are_a_missing_proposed_entry() {
+        for body in ["", "  \n", "null"] {
+            assert_eq!(
+                parse(body).unwrap_err(),
+                schema(602, "proposedEntry in body is required"),
+                "{body:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn non_json_and_non_object_bodies_are_malformed() {
+        for body in [
+            "{",
+            "not json",
+            r#"{"kind":"hashedrekord",}"#,
+            "[]",
+            "\"hashedrekord\"",
+            "42",
+        ] {
+            let err = parse(body).unwrap_err();
+            assert!(
+                matches!(&err, EntryError::Malformed(m) if m.starts_with("failed to parse proposed entry: ")),
+                "{body}: {err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn missing_top_level_fields_are_go_openapi_602s() {
+        let cases = [
+            (
+                format!(r#"{{"apiVersion":"0.0.1","spec":{SPEC}}}"#),
+                "kind in body is required",
+            ),
+            (
+                format!(r#"{{"kind":"","apiVersion":"0.0.1","spec":{SPEC}}}"#),
+                "kind in body is required",
+            ),
+            (
+                format!(r#"{{"kind":"hashedrekord","spec":{SPEC}}}"#),
+                "apiVersion in body is required",
+            ),
+            (
+                format!(r#"{{"kind":"hashedrekord","apiVersion":null,"spec":{SPEC}}}"#),
+                "apiVersion in body is required",
+            ),
+            (
+                r#"{"kind":"hashedrekord","apiVersion":"0.0.1"}"#.to_owned(),
+                "spec in body is required",
+            ),
+            (
+                r#"{"kind":"hashedrekord","apiVersion":"0.0.1","spec":null}"#.to_owned(),
+                "spec in body is required",
+            ),
+        ];
+        for (body, msg) in cases {
+            assert_eq!(parse(&body).unwrap_err(), schema(602, msg), "{body}");
+        }
+    }
+
+    #[test]
+    fn mistyped_top_level_fields_are_601s() {
+        assert_eq!(
+            parse(r#"{"kind":7,"apiVersion":"0.0.1","spec":{}}"#).unwrap_err(),
+            schema(601, r#"kind in body must be of type string: "number""#)
+        );
+        assert_eq!(
+            parse(r#"{"kind":"hashedrekord","apiVersion":[],"spec":{}}"#).unwrap_err(),
+            schema(601, r#"apiVersion in body must be of type string: "array""#)
+        );
+    }
+
+    #[test]
+    fn unknown_kinds_are_refused_before_the_version_is_looked_at() {
+        assert_eq!(
+            parse(r#"{"kind":"rpm","spec":{}}"#).unwrap_err(),
+            EntryError::UnknownKind("rpm".to_owned())
+        );
+        assert_eq!(
+            EntryError::UnknownKind("x".to_owned()).to_string(),
+            r#"invalid kind value: "x""#
+        );
+    }
+
+    #[test]
+    fn non_semver_api_versions_are_605s() {
+        for version in [
+            "",
+            "1",
+            "0.0",
+            "v0.0.1",
+            "00.0.1",
+            "0.0.1-",
+            "0.0.1-01",
+            "0.0.1+",
+            "0.0.1+a..b",
+            "0.0.1 ",
+        ] {
+            let body = format!(r#"{{"kind":"hashedrekord","apiVersion":"{version}","spec":{{}}}}"#);
+            assert_eq!(
+                parse(&body).unwrap_err(),
+                schema(
+                    605,
+                    &format!("apiVersion in body should match '{API_VERSION_PATTERN}'")
+                ),
+                "{version:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn semver_accepts_pre_releases_and_build_metadata() {
+        for version in [
+            "0.0.1",
+            "10.20.30",
+            "1.0.0-alpha.1",
+            "1.0.0-0a",
+            "1.0.0-x-y",
+            "1.0.0+build.01",
+            "1.0.0-rc.1+sha.5",
+        ] {
+            assert!(is_semver(version), "{version}");
+        }
+    }
+
+    #[test]
+    fn a_known_kind_with_an_unknown_version_is_invalid() {
+        for version in ["9.9.9", "0.0.2", "0.0.1-rc.1"] {
+            let body = format!(r#"{{"kind":"hashedrekord","apiVersion":"{version}","spec":{{}}}}"#);
+            assert_eq!(
+                parse(&body).unwrap_err(),
+                EntryError::Invalid(format!(
+                    "hashedrekord implementation for version '{version}' not found: unable to locate entry for version {version}"
+                ))
+            );
+        }
+    }
+
+    #[test]
+    fn kinds_round_trip_through_their_names() {
+        for kind in Kind::ALL {
+            assert_eq!(Kind::from_name(kind.name()), Some(kind));
+        }
+        assert_eq!(Kind::from_name("HashedRekord"), None);
+    }
 }

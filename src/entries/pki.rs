@@ -584,4 +584,217 @@ mod tests {
         assert_eq!(format_ip(&v6).unwrap(), "2001::1");
         assert_eq!(format_ip(&[1, 2, 3]), None);
     }
+
+    use super::super::test_support::{
+        certificate, pem, pem_with, san_dns, san_email, san_fulcio_username, san_ip, san_uri,
+        CertSpec, TestKey,
+    };
+
+    fn chain_pem(ders: &[Vec<u8>]) -> Vec<u8> {
+        ders.iter().flat_map(|d| pem("CERTIFICATE", d)).collect()
+    }
+
+    /// leaf <- intermediate <- root, all P-256, validity nested.
+    fn three_chain(leaf_key: &TestKey) -> (Vec<Vec<u8>>, TestKey, TestKey) {
+        let root = TestKey::ecdsa(Curve::P256);
+        let inter = TestKey::ecdsa(Curve::P256);
+        let root_der = certificate(&CertSpec::ca("Root", "Root"), &root.spki(), &root);
+        let inter_der = certificate(&CertSpec::ca("Intermediate", "Root"), &inter.spki(), &root);
+        let mut leaf = CertSpec::leaf("", "Intermediate");
+        leaf.sans = vec![san_email("dev@example.com")];
+        let leaf_der = certificate(&leaf, &leaf_key.spki(), &inter);
+        (vec![leaf_der, inter_der, root_der], inter, root)
+    }
+
+    #[test]
+    fn public_keys_of_each_type_parse_with_their_algorithm() {
+        for (key, algorithm) in [
+            (
+                TestKey::ecdsa(Curve::P256),
+                KeyAlgorithm::Ecdsa(Curve::P256),
+            ),
+            (
+                TestKey::ecdsa(Curve::P384),
+                KeyAlgorithm::Ecdsa(Curve::P384),
+            ),
+            (
+                TestKey::ecdsa(Curve::P521),
+                KeyAlgorithm::Ecdsa(Curve::P521),
+            ),
+            (
+                TestKey::rsa(aws_lc_rs::rsa::KeySize::Rsa3072),
+                KeyAlgorithm::Rsa { bits: 3072 },
+            ),
+            (TestKey::ed25519(), KeyAlgorithm::Ed25519),
+        ] {
+            let parsed =
+                PublicKey::parse(&pem_with("PUBLIC KEY", &key.spki(), 70, "\r\n")).unwrap();
+            assert_eq!(parsed.algorithm(), algorithm);
+            assert_eq!(parsed.canonical_pem(), key.public_pem());
+            assert!(parsed.subjects().is_empty());
+        }
+    }
+
+    #[test]
+    fn compressed_ec_points_are_refused_as_go_does() {
+        let key = TestKey::ecdsa(Curve::P256);
+        let mut spki = key.spki();
+        // Rewrite the 65-byte uncompressed point as a 33-byte compressed one.
+        let point = spki.split_off(spki.len() - 65);
+        let prefix_len = spki.len();
+        let mut compressed = vec![0x02 | (point[64] & 1)];
+        compressed.extend_from_slice(&point[1..33]);
+        spki.truncate(prefix_len - 3);
+        spki.extend([0x03, 34, 0x00]);
+        spki.extend(compressed);
+        spki[1] -= 32;
+        assert_eq!(
+            PublicKey::parse(&pem("PUBLIC KEY", &spki)).unwrap_err(),
+            invalid("x509: failed to unmarshal elliptic curve point")
+        );
+    }
+
+    #[test]
+    fn certificate_sans_come_out_in_sigstore_order() {
+        let ca = TestKey::ecdsa(Curve::P256);
+        let key = TestKey::ecdsa(Curve::P384);
+        let mut spec = CertSpec::leaf("", "CA");
+        spec.sans = vec![
+            san_fulcio_username("User!Issuer"),
+            san_uri("https://github.com/org/repo/.github/workflows/x.yml@refs/heads/main"),
+            san_ip(&[192, 0, 2, 7]),
+            san_email("a@example.com"),
+            san_dns("example.com"),
+            san_email("b@example.com"),
+            san_ip(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]),
+        ];
+        let der = certificate(&spec, &key.spki(), &ca);
+        let parsed = PublicKey::parse(&pem("CERTIFICATE", &der)).unwrap();
+        assert_eq!(parsed.algorithm(), KeyAlgorithm::Ecdsa(Curve::P384));
+        assert_eq!(parsed.key_bytes(), &key.spki()[key.spki().len() - 97..]);
+        assert_eq!(
+            parsed.subjects(),
+            [
+                "example.com",
+                "a@example.com",
+                "b@example.com",
+                "192.0.2.7",
+                "2001:db8::1",
+                "https://github.com/org/repo/.github/workflows/x.yml@refs/heads/main",
+                "User!Issuer",
+            ]
+        );
+        assert_eq!(parsed.canonical_pem(), pem("CERTIFICATE", &der));
+    }
+
+    #[test]
+    fn an_expired_single_certificate_is_accepted() {
+        let ca = TestKey::ecdsa(Curve::P256);
+        let key = TestKey::ecdsa(Curve::P256);
+        let mut spec = CertSpec::leaf("", "CA");
+        (spec.not_before, spec.not_after) = ("000101000000Z", "000102000000Z");
+        assert!(
+            PublicKey::parse(&pem("CERTIFICATE", &certificate(&spec, &key.spki(), &ca))).is_ok()
+        );
+    }
+
+    #[test]
+    fn a_verified_chain_signs_with_the_leaf_key_and_indexes_the_leaf() {
+        let leaf_key = TestKey::ecdsa(Curve::P256);
+        let (ders, _, _) = three_chain(&leaf_key);
+        let sent = chain_pem(&ders);
+        let parsed = PublicKey::parse(&sent).unwrap();
+        assert_eq!(parsed.canonical_pem(), sent);
+        assert_eq!(parsed.subjects(), ["dev@example.com"]);
+        assert_eq!(parsed.key_bytes(), &leaf_key.spki()[26..]);
+        // A two-certificate chain (leaf, root) verifies too.
+        let root = TestKey::ecdsa(Curve::P256);
+        let root_der = certificate(&CertSpec::ca("Root", "Root"), &root.spki(), &root);
+        let leaf_der = certificate(&CertSpec::leaf("", "Root"), &leaf_key.spki(), &root);
+        assert!(PublicKey::parse(&chain_pem(&[leaf_der, root_der])).is_ok());
+    }
+
+    #[test]
+    fn broken_chains_are_refused() {
+        let leaf_key = TestKey::ecdsa(Curve::P256);
+        let (ders, inter, root) = three_chain(&leaf_key);
+        let unknown = |e: KeyError| {
+            assert_eq!(
+                e,
+                KeyError::Chain("x509: certificate signed by unknown authority".into())
+            );
+        };
+
+        // Out of order.
+        unknown(
+            PublicKey::parse(&chain_pem(&[
+                ders[0].clone(),
+                ders[2].clone(),
+                ders[1].clone(),
+            ]))
+            .unwrap_err(),
+        );
+        // A root with the right name but another key.
+        let impostor = TestKey::ecdsa(Curve::P256);
+        let fake_root = certificate(&CertSpec::ca("Root", "Root"), &impostor.spki(), &impostor);
+        unknown(
+            PublicKey::parse(&chain_pem(&[ders[0].clone(), ders[1].clone(), fake_root]))
+                .unwrap_err(),
+        );
+
+        // An intermediate that is not a CA.
+        let mut not_ca = CertSpec::ca("Intermediate", "Root");
+        not_ca.ca = false;
+        let not_ca = certificate(&not_ca, &inter.spki(), &root);
+        assert_eq!(
+            PublicKey::parse(&chain_pem(&[ders[0].clone(), not_ca, ders[2].clone()])).unwrap_err(),
+            KeyError::Chain(
+                "x509: certificate is not authorized to sign other certificates".into()
+            )
+        );
+
+        // An intermediate not yet valid at the leaf's NotBefore.
+        let mut late = CertSpec::ca("Intermediate", "Root");
+        late.not_before = "250101000000Z";
+        let late = certificate(&late, &inter.spki(), &root);
+        assert_eq!(
+            PublicKey::parse(&chain_pem(&[ders[0].clone(), late, ders[2].clone()])).unwrap_err(),
+            KeyError::Chain("x509: certificate has expired or is not yet valid".into())
+        );
+
+        // A root whose path length forbids the intermediate.
+        let mut strict = CertSpec::ca("Root", "Root");
+        strict.path_len = Some(0);
+        let strict = certificate(&strict, &root.spki(), &root);
+        assert_eq!(
+            PublicKey::parse(&chain_pem(&[ders[0].clone(), ders[1].clone(), strict])).unwrap_err(),
+            KeyError::Chain("x509: too many intermediates for path length constraint".into())
+        );
+    }
+
+    #[test]
+    fn chains_are_limited_to_ten_certificates_of_type_certificate() {
+        let leaf_key = TestKey::ecdsa(Curve::P256);
+        let (ders, _, _) = three_chain(&leaf_key);
+        let eleven: Vec<Vec<u8>> = std::iter::repeat_n(ders[0].clone(), 11).collect();
+        assert_eq!(
+            PublicKey::parse(&chain_pem(&eleven)).unwrap_err(),
+            invalid("too many certificates specified in PEM block")
+        );
+        let mixed = [pem("CERTIFICATE", &ders[0]), leaf_key.public_pem()].concat();
+        assert_eq!(
+            PublicKey::parse(&mixed).unwrap_err(),
+            invalid("x509: malformed certificate")
+        );
+    }
+
+    #[test]
+    fn the_public_key_search_key_hashes_the_canonical_pem() {
+        let key = TestKey::ed25519();
+        let expected = hex::encode(Sha256::digest(key.public_pem()));
+        assert_eq!(public_key_search_key(&key.public_pem()).unwrap(), expected);
+        let crlf = pem_with("PUBLIC KEY", &key.spki(), 64, "\r\n");
+        assert_eq!(public_key_search_key(&crlf).unwrap(), expected);
+        assert!(public_key_search_key(b"nope").is_err());
+    }
 }

@@ -9,6 +9,8 @@ use aws_lc_rs::encoding::AsDer as _;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{self, EcdsaKeyPair, KeyPair as _, RsaKeyPair};
+use core::fmt::Write as _;
+
 use base64::Engine as _;
 use ed25519_dalek::SigningKey;
 
@@ -27,7 +29,7 @@ pub(crate) fn pem_with(tag: &str, der: &[u8], width: usize, eol: &str) -> Vec<u8
         out.push_str(std::str::from_utf8(chunk).unwrap());
         out.push_str(eol);
     }
-    out.push_str(&format!("-----END {tag}-----{eol}"));
+    write!(out, "-----END {tag}-----{eol}").unwrap();
     out.into_bytes()
 }
 
@@ -145,12 +147,13 @@ pub(crate) fn der_to_p1363(der: &[u8], scalar_len: usize) -> Vec<u8> {
 pub(crate) fn tlv(tag: u8, body: &[u8]) -> Vec<u8> {
     let mut out = vec![tag];
     let len = body.len();
+    let byte = |n: usize| u8::try_from(n & 0xff).unwrap();
     if len < 0x80 {
-        out.push(len as u8);
+        out.push(byte(len));
     } else if len < 0x100 {
-        out.extend([0x81, len as u8]);
+        out.extend([0x81, byte(len)]);
     } else {
-        out.extend([0x82, (len >> 8) as u8, len as u8]);
+        out.extend([0x82, byte(len >> 8), byte(len)]);
     }
     out.extend_from_slice(body);
     out
@@ -194,12 +197,14 @@ pub(crate) fn san_fulcio_username(s: &str) -> Vec<u8> {
 pub(crate) struct CertSpec<'a> {
     pub(crate) subject: &'a str,
     pub(crate) issuer: &'a str,
-    /// UTCTime strings, `YYMMDDHHMMSSZ`.
+    /// `UTCTime` strings, `YYMMDDHHMMSSZ`.
     pub(crate) not_before: &'a str,
     pub(crate) not_after: &'a str,
     pub(crate) sans: Vec<Vec<u8>>,
-    /// `Some(path_len)` adds basicConstraints CA=true.
-    pub(crate) ca: Option<Option<u8>>,
+    /// Adds `basicConstraints` CA=true.
+    pub(crate) ca: bool,
+    /// The CA's `pathLenConstraint`, if any.
+    pub(crate) path_len: Option<u8>,
 }
 
 impl<'a> CertSpec<'a> {
@@ -210,7 +215,8 @@ impl<'a> CertSpec<'a> {
             not_before: "240101000000Z",
             not_after: "240102000000Z",
             sans: Vec::new(),
-            ca: None,
+            ca: false,
+            path_len: None,
         }
     }
 
@@ -218,7 +224,7 @@ impl<'a> CertSpec<'a> {
         Self {
             not_before: "230101000000Z",
             not_after: "300101000000Z",
-            ca: Some(None),
+            ca: true,
             ..Self::leaf(subject, issuer)
         }
     }
@@ -232,9 +238,9 @@ pub(crate) fn certificate(spec: &CertSpec<'_>, subject_spki: &[u8], issuer: &Tes
         let value = seq(&spec.sans);
         extensions.push(seq(&[tlv(0x06, &[0x55, 0x1d, 0x11]), tlv(0x04, &value)]));
     }
-    if let Some(path_len) = spec.ca {
+    if spec.ca {
         let mut bc = vec![vec![0x01, 0x01, 0xff]];
-        bc.extend(path_len.map(|n| vec![0x02, 0x01, n]));
+        bc.extend(spec.path_len.map(|n| vec![0x02, 0x01, n]));
         extensions.push(seq(&[
             tlv(0x06, &[0x55, 0x1d, 0x13]),
             vec![0x01, 0x01, 0xff],
