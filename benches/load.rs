@@ -163,7 +163,11 @@ async fn run_create(args: &Args) {
                         }
                         Ok(r) => {
                             if failures.fetch_add(1, Ordering::Relaxed) < 5 {
-                                eprintln!("status {}: {}", r.status(), r.text().await.unwrap_or_default());
+                                eprintln!(
+                                    "status {}: {}",
+                                    r.status(),
+                                    r.text().await.unwrap_or_default()
+                                );
                             }
                         }
                         Err(e) => {
@@ -181,7 +185,13 @@ async fn run_create(args: &Args) {
     for task in tasks {
         latencies.extend(task.await.unwrap());
     }
-    report("creates", start.elapsed(), latencies, failures.load(Ordering::Relaxed), &cpu);
+    report(
+        "creates",
+        start.elapsed(),
+        latencies,
+        failures.load(Ordering::Relaxed),
+        &cpu,
+    );
 }
 
 async fn run_get(args: &Args) {
@@ -205,7 +215,8 @@ async fn run_get(args: &Args) {
     let start = Instant::now();
     let tasks: Vec<_> = (0..args.concurrency)
         .map(|task| {
-            let (client, base, failures) = (client.clone(), args.url.clone(), Arc::clone(&failures));
+            let (client, base, failures) =
+                (client.clone(), args.url.clone(), Arc::clone(&failures));
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ (task as u64);
@@ -233,10 +244,22 @@ async fn run_get(args: &Args) {
     for task in tasks {
         latencies.extend(task.await.unwrap());
     }
-    report("GETs", start.elapsed(), latencies, failures.load(Ordering::Relaxed), &cpu);
+    report(
+        "GETs",
+        start.elapsed(),
+        latencies,
+        failures.load(Ordering::Relaxed),
+        &cpu,
+    );
 }
 
-fn report(what: &str, elapsed: Duration, mut latencies: Vec<Duration>, failures: u64, cpu: &CpuSample) {
+fn report(
+    what: &str,
+    elapsed: Duration,
+    mut latencies: Vec<Duration>,
+    failures: u64,
+    cpu: &CpuSample,
+) {
     latencies.sort_unstable();
     let pct = |p: f64| {
         latencies
@@ -280,7 +303,10 @@ impl CpuSample {
         let now = Self::take(self.tlog_pid);
         let hz = 100.0; // USER_HZ on Linux
         let cores = |a: u64, b: u64| b.saturating_sub(a) as f64 / hz / secs;
-        (cores(self.tlog, now.tlog), cores(self.postgres, now.postgres))
+        (
+            cores(self.tlog, now.tlog),
+            cores(self.postgres, now.postgres),
+        )
     }
 }
 
@@ -293,7 +319,12 @@ fn ticks(pid: u32) -> u64 {
     let Some(stat) = stat(pid) else { return 0 };
     let after_comm = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
     let fields: Vec<&str> = after_comm.split_whitespace().collect();
-    let field = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     field(11) + field(12)
 }
 
