@@ -287,8 +287,8 @@ fn verify_ecdsa(
             .verify_digest(&digest, sig)
             .map_err(|_| "invalid signature when validating ASN.1 encoded signature".to_owned());
     }
-    let der = p1363_to_der(sig, curve.scalar_len())
-        .ok_or_else(|| "ecdsa: Invalid IEEE_P1363 encoded bytes".to_owned())?;
+    let der =
+        p1363_to_der(sig).ok_or_else(|| "ecdsa: Invalid IEEE_P1363 encoded bytes".to_owned())?;
     UnparsedPublicKey::new(alg, point)
         .verify_digest(&digest, &der)
         .map_err(|_| "invalid signature when validating IEEE_P1363 encoded signature".to_owned())
@@ -321,10 +321,14 @@ fn is_der_ecdsa_signature(sig: &[u8]) -> bool {
     )
 }
 
+/// Longest P1363 signature sigstore will try (two P-521 scalars).
+const MAX_P1363_LEN: usize = 132;
+
 /// Re-encodes an IEEE P1363 `r ‖ s` signature as DER. Like Go's big-int
-/// reading, each half may be shorter than the scalar length.
-fn p1363_to_der(sig: &[u8], scalar_len: usize) -> Option<Vec<u8>> {
-    if sig.is_empty() || sig.len() % 2 != 0 || sig.len() > 2 * scalar_len {
+/// reading, the halves may be shorter or longer than the curve's scalars; the
+/// verifier then refuses out-of-range values.
+fn p1363_to_der(sig: &[u8]) -> Option<Vec<u8>> {
+    if sig.is_empty() || sig.len() % 2 != 0 || sig.len() > MAX_P1363_LEN {
         return None;
     }
     let (r, s) = sig.split_at(sig.len() / 2);
@@ -785,6 +789,11 @@ mod tests {
             submit(&ec, "sha256", b"not a signature").unwrap_err(),
             invalid("verifying signature: ecdsa: Invalid IEEE_P1363 encoded bytes")
         );
+        // Too long for P-256 but within sigstore's 132 bytes: tried, and fails.
+        assert_eq!(
+            submit(&ec, "sha256", &[0x7f; 80]).unwrap_err(),
+            invalid("verifying signature: invalid signature when validating IEEE_P1363 encoded signature")
+        );
 
         let rsa = TestKey::rsa(KeySize::Rsa2048);
         let mut sig = rsa.sign_digest(&digest);
@@ -831,6 +840,20 @@ mod tests {
 
     fn set<'p>(path: &'p [&'p str], to: Value) -> impl FnOnce(&mut Value) + 'p {
         move |v| *path.iter().fold(v, |v, k| &mut v[*k]) = to
+    }
+
+    #[test]
+    fn fields_outside_the_schema_are_dropped_from_the_canonical_body() {
+        let value = valid_value();
+        let clean = parse_proposed(&serde_json::to_vec(&value).unwrap()).unwrap();
+        let mut noisy = value;
+        noisy["extra"] = json!("x");
+        noisy["spec"]["data"]["content"] = json!("YXJ0aWZhY3Q=");
+        noisy["spec"]["signature"]["format"] = json!("x509");
+        noisy["spec"]["signature"]["publicKey"]["url"] = json!("https://example.com/key");
+        let entry = parse_proposed(&serde_json::to_vec(&noisy).unwrap()).unwrap();
+        assert_eq!(entry.canonical, clean.canonical);
+        assert_eq!(entry.index_keys, clean.index_keys);
     }
 
     #[test]
@@ -959,12 +982,16 @@ mod tests {
         let mut sig = vec![0u8; 64];
         sig[31] = 0x01; // r = 1
         sig[32] = 0x80; // s has its high bit set
-        let der = p1363_to_der(&sig, 32).unwrap();
+        let der = p1363_to_der(&sig).unwrap();
         assert_eq!(&der[..5], &[0x30, 0x26, 0x02, 0x01, 0x01]);
         assert_eq!(&der[5..8], &[0x02, 0x21, 0x00]);
         assert!(is_der_ecdsa_signature(&der));
-        assert_eq!(p1363_to_der(&[1; 65], 32), None);
-        assert_eq!(p1363_to_der(&[1; 66], 32), None);
+        assert_eq!(p1363_to_der(&[1; 65]), None);
+        assert_eq!(p1363_to_der(&[1; 134]), None);
+        assert_eq!(p1363_to_der(&[]), None);
+        let longest = p1363_to_der(&[1; 132]).unwrap();
+        assert_eq!(&longest[..3], &[0x30, 0x81, 0x88]);
+        assert!(is_der_ecdsa_signature(&longest));
         assert!(!is_der_ecdsa_signature(&sig));
     }
 }
