@@ -3,71 +3,24 @@
 //!
 //! Spec: rekor-v1.md T-02 (validation, algorithm policy, canonical body, index
 //! keys), X-03. Mirrors sigstore/rekor `pkg/types/hashedrekord/v0.0.1/entry.go`
-//! and `pkg/api/entries.go` `checkEntryAlgorithms`; the verifiers follow
-//! sigstore `pkg/signature/{ecdsa,rsapkcs1v15,ed25519ph}.go`.
+//! and `pkg/api/entries.go` `checkEntryAlgorithms`. Keys come from `pki`;
+//! the digest signatures are checked by `digest_signature`.
 //!
 //! The signature is checked against the submitted **digest**: the artifact is
 //! never seen. Order of checks: base64 decoding, the shape of `spec`, the key,
 //! the hash value, the signature, then the algorithm policy.
 
-use aws_lc_rs::digest::{self, Digest};
-use aws_lc_rs::signature::{self, EcdsaVerificationAlgorithm, RsaParameters, UnparsedPublicKey};
 use base64::Engine as _;
-use ed25519_dalek::VerifyingKey;
 use serde::Serialize;
 use serde_json::{Map, Value};
-use sha2::digest::{consts::U64, FixedOutput, HashMarker, Output, OutputSizeUser, Update};
 use sha2::{Digest as _, Sha256};
 
+use super::digest_signature::{self, HashAlgorithm};
 use super::pki::{Curve, KeyAlgorithm, KeyError, PublicKey};
 use super::EntryError;
 
 /// The only version of this kind that can be written.
 pub(super) const API_VERSION: &str = "0.0.1";
-
-/// `data.hash.algorithm`: the digest the client computed over its artifact.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum HashAlgorithm {
-    Sha256,
-    Sha384,
-    Sha512,
-}
-
-impl HashAlgorithm {
-    fn parse(name: &str) -> Option<Self> {
-        match name {
-            "sha256" => Some(Self::Sha256),
-            "sha384" => Some(Self::Sha384),
-            "sha512" => Some(Self::Sha512),
-            _ => None,
-        }
-    }
-
-    const fn name(self) -> &'static str {
-        match self {
-            Self::Sha256 => "sha256",
-            Self::Sha384 => "sha384",
-            Self::Sha512 => "sha512",
-        }
-    }
-
-    const fn aws(self) -> &'static digest::Algorithm {
-        match self {
-            Self::Sha256 => &digest::SHA256,
-            Self::Sha384 => &digest::SHA384,
-            Self::Sha512 => &digest::SHA512,
-        }
-    }
-
-    /// Go's `crypto.Hash.String()`, used in sigstore's messages.
-    const fn go_name(self) -> &'static str {
-        match self {
-            Self::Sha256 => "SHA-256",
-            Self::Sha384 => "SHA-384",
-            Self::Sha512 => "SHA-512",
-        }
-    }
-}
 
 /// The canonical body before JCS (C-08). Only these fields survive.
 #[derive(Debug, Serialize)]
@@ -159,7 +112,7 @@ pub(super) fn validate(spec: &Value) -> Result<Validated<'_>, EntryError> {
     })?;
     let mut digest = [0u8; 64];
     let digest = decode_digest(algorithm, value, &mut digest)?;
-    verify_signature(&key, algorithm, digest, &sig)
+    digest_signature::verify(&key, algorithm, digest, &sig)
         .map_err(|e| invalid(format!("verifying signature: {e}")))?;
     if !algorithms_allowed(key.algorithm(), algorithm) {
         return Err(invalid("entry algorithms are not allowed"));
@@ -247,191 +200,6 @@ fn algorithms_allowed(key: KeyAlgorithm, hash: HashAlgorithm) -> bool {
         KeyAlgorithm::Ecdsa(Curve::P256) => hash == Sha256,
         KeyAlgorithm::Ecdsa(Curve::P384) => hash == Sha384,
         KeyAlgorithm::Ecdsa(Curve::P521) | KeyAlgorithm::Ed25519 => hash == Sha512,
-    }
-}
-
-/// Verifies `sig` over the pre-computed `digest`; the error is sigstore's
-/// verifier message.
-fn verify_signature(
-    key: &PublicKey,
-    hash: HashAlgorithm,
-    digest: &[u8],
-    sig: &[u8],
-) -> Result<(), String> {
-    match key.algorithm() {
-        KeyAlgorithm::Ecdsa(curve) => verify_ecdsa(curve, key.key_bytes(), hash, digest, sig),
-        KeyAlgorithm::Rsa { .. } => verify_rsa(key.key_bytes(), hash, digest, sig),
-        KeyAlgorithm::Ed25519 => verify_ed25519ph(key.key_bytes(), hash, digest, sig),
-    }
-}
-
-fn import_digest(hash: HashAlgorithm, digest: &[u8]) -> Result<Digest, String> {
-    Digest::import_less_safe(digest, hash.aws())
-        .map_err(|_| "unexpected length of digest".to_owned())
-}
-
-/// ECDSA over any (curve, hash) pair; the policy decides later whether the
-/// pair is allowed. DER signatures are tried as DER only; anything else is
-/// read as IEEE P1363 `r ‖ s`, as sigstore does.
-fn verify_ecdsa(
-    curve: Curve,
-    point: &[u8],
-    hash: HashAlgorithm,
-    digest: &[u8],
-    sig: &[u8],
-) -> Result<(), String> {
-    let digest = import_digest(hash, digest)?;
-    let alg = ecdsa_algorithm(curve, hash);
-    if is_der_ecdsa_signature(sig) {
-        return UnparsedPublicKey::new(alg, point)
-            .verify_digest(&digest, sig)
-            .map_err(|_| "invalid signature when validating ASN.1 encoded signature".to_owned());
-    }
-    let der = p1363_to_der(sig, curve.scalar_len())
-        .ok_or_else(|| "ecdsa: Invalid IEEE_P1363 encoded bytes".to_owned())?;
-    UnparsedPublicKey::new(alg, point)
-        .verify_digest(&digest, &der)
-        .map_err(|_| "invalid signature when validating IEEE_P1363 encoded signature".to_owned())
-}
-
-fn ecdsa_algorithm(curve: Curve, hash: HashAlgorithm) -> &'static EcdsaVerificationAlgorithm {
-    use HashAlgorithm::{Sha256, Sha384, Sha512};
-    match (curve, hash) {
-        (Curve::P256, Sha256) => &signature::ECDSA_P256_SHA256_ASN1,
-        (Curve::P256, Sha384) => &signature::ECDSA_P256_SHA384_ASN1,
-        (Curve::P256, Sha512) => &signature::ECDSA_P256_SHA512_ASN1,
-        (Curve::P384, Sha256) => &signature::ECDSA_P384_SHA256_ASN1,
-        (Curve::P384, Sha384) => &signature::ECDSA_P384_SHA384_ASN1,
-        (Curve::P384, Sha512) => &signature::ECDSA_P384_SHA512_ASN1,
-        (Curve::P521, Sha256) => &signature::ECDSA_P521_SHA256_ASN1,
-        (Curve::P521, Sha384) => &signature::ECDSA_P521_SHA384_ASN1,
-        (Curve::P521, Sha512) => &signature::ECDSA_P521_SHA512_ASN1,
-    }
-}
-
-/// Go's `asn1.Unmarshal(sig, &struct{ R, S *big.Int }{})` succeeds: a
-/// SEQUENCE of two INTEGERs (trailing bytes after it are ignored, as in Go).
-fn is_der_ecdsa_signature(sig: &[u8]) -> bool {
-    let Some((0x30, body, _)) = super::pki::der_tlv(sig) else {
-        return false;
-    };
-    matches!(
-        super::pki::der_tlv(body),
-        Some((0x02, r, rest)) if !r.is_empty() && matches!(super::pki::der_tlv(rest), Some((0x02, s, []))  if !s.is_empty())
-    )
-}
-
-/// Re-encodes an IEEE P1363 `r ‖ s` signature as DER. Like Go's big-int
-/// reading, each half may be shorter than the scalar length.
-fn p1363_to_der(sig: &[u8], scalar_len: usize) -> Option<Vec<u8>> {
-    if sig.is_empty() || sig.len() % 2 != 0 || sig.len() > 2 * scalar_len {
-        return None;
-    }
-    let (r, s) = sig.split_at(sig.len() / 2);
-    let mut body = Vec::with_capacity(sig.len() + 6);
-    der_unsigned_integer(r, &mut body);
-    der_unsigned_integer(s, &mut body);
-    let mut out = Vec::with_capacity(body.len() + 3);
-    out.push(0x30);
-    der_length(body.len(), &mut out);
-    out.extend_from_slice(&body);
-    Some(out)
-}
-
-fn der_unsigned_integer(bytes: &[u8], out: &mut Vec<u8>) {
-    let start = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
-    let trimmed = &bytes[start..];
-    let pad = trimmed.first().is_none_or(|&b| b & 0x80 != 0);
-    out.push(0x02);
-    der_length(trimmed.len() + usize::from(pad), out);
-    if pad {
-        out.push(0);
-    }
-    out.extend_from_slice(trimmed);
-}
-
-fn der_length(len: usize, out: &mut Vec<u8>) {
-    // Signatures are at most 2 * 66 + 6 bytes, so one length byte suffices
-    // beyond the short form.
-    if len < 0x80 {
-        out.push(u8::try_from(len).unwrap_or(0x7f));
-    } else {
-        out.push(0x81);
-        out.push(u8::try_from(len).unwrap_or(0xff));
-    }
-}
-
-/// RSA PKCS#1 v1.5 only (no PSS). Keys from 1024 bits verify so that the
-/// policy, not the verifier, refuses small keys.
-fn verify_rsa(key: &[u8], hash: HashAlgorithm, digest: &[u8], sig: &[u8]) -> Result<(), String> {
-    let alg: &'static RsaParameters = match hash {
-        HashAlgorithm::Sha256 => &signature::RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY,
-        HashAlgorithm::Sha384 => &signature::RSA_PKCS1_2048_8192_SHA384,
-        HashAlgorithm::Sha512 => &signature::RSA_PKCS1_1024_8192_SHA512_FOR_LEGACY_USE_ONLY,
-    };
-    let digest = import_digest(hash, digest)?;
-    UnparsedPublicKey::new(alg, key)
-        .verify_digest(&digest, sig)
-        .map_err(|_| "crypto/rsa: verification error".to_owned())
-}
-
-/// Ed25519ph (RFC 8032 `HashEdDSA`, empty context) over the client's SHA-512
-/// digest.
-fn verify_ed25519ph(
-    key: &[u8],
-    hash: HashAlgorithm,
-    digest: &[u8],
-    sig: &[u8],
-) -> Result<(), String> {
-    const FAILED: &str = "failed to verify signature: ed25519: invalid signature";
-    if hash != HashAlgorithm::Sha512 {
-        return Err(format!(
-            "unsupported hash algorithm: {:?} not in [SHA-512]",
-            hash.go_name()
-        ));
-    }
-    let key = <[u8; 32]>::try_from(key).map_err(|_| FAILED.to_owned())?;
-    let key = VerifyingKey::from_bytes(&key).map_err(|_| FAILED.to_owned())?;
-    let sig = ed25519_dalek::Signature::from_slice(sig).map_err(|_| FAILED.to_owned())?;
-    let prehashed = Prehashed::from_slice(digest).ok_or_else(|| FAILED.to_owned())?;
-    key.verify_prehashed(prehashed, None, &sig)
-        .map_err(|_| FAILED.to_owned())
-}
-
-/// A SHA-512 digest computed elsewhere, presented through the `Digest` traits
-/// so that `ed25519-dalek` can use it as the Ed25519ph pre-hash. It only
-/// returns the stored value: nothing is ever fed to it.
-#[derive(Clone)]
-pub(super) struct Prehashed([u8; 64]);
-
-impl Prehashed {
-    pub(super) fn from_slice(digest: &[u8]) -> Option<Self> {
-        digest.try_into().ok().map(Self)
-    }
-}
-
-impl Default for Prehashed {
-    fn default() -> Self {
-        Self([0; 64])
-    }
-}
-
-impl HashMarker for Prehashed {}
-
-impl OutputSizeUser for Prehashed {
-    type OutputSize = U64;
-}
-
-impl Update for Prehashed {
-    fn update(&mut self, data: &[u8]) {
-        // Never called by `verify_prehashed`; refuse silently wrong use in tests.
-        debug_assert!(data.is_empty(), "a pre-computed digest cannot absorb data");
-    }
-}
-
-impl FixedOutput for Prehashed {
-    fn finalize_into(self, out: &mut Output<Self>) {
-        out.copy_from_slice(&self.0);
     }
 }
 
@@ -785,6 +553,11 @@ mod tests {
             submit(&ec, "sha256", b"not a signature").unwrap_err(),
             invalid("verifying signature: ecdsa: Invalid IEEE_P1363 encoded bytes")
         );
+        // Too long for P-256 but within sigstore's 132 bytes: tried, and fails.
+        assert_eq!(
+            submit(&ec, "sha256", &[0x7f; 80]).unwrap_err(),
+            invalid("verifying signature: invalid signature when validating IEEE_P1363 encoded signature")
+        );
 
         let rsa = TestKey::rsa(KeySize::Rsa2048);
         let mut sig = rsa.sign_digest(&digest);
@@ -831,6 +604,20 @@ mod tests {
 
     fn set<'p>(path: &'p [&'p str], to: Value) -> impl FnOnce(&mut Value) + 'p {
         move |v| *path.iter().fold(v, |v, k| &mut v[*k]) = to
+    }
+
+    #[test]
+    fn fields_outside_the_schema_are_dropped_from_the_canonical_body() {
+        let value = valid_value();
+        let clean = parse_proposed(&serde_json::to_vec(&value).unwrap()).unwrap();
+        let mut noisy = value;
+        noisy["extra"] = json!("x");
+        noisy["spec"]["data"]["content"] = json!("YXJ0aWZhY3Q=");
+        noisy["spec"]["signature"]["format"] = json!("x509");
+        noisy["spec"]["signature"]["publicKey"]["url"] = json!("https://example.com/key");
+        let entry = parse_proposed(&serde_json::to_vec(&noisy).unwrap()).unwrap();
+        assert_eq!(entry.canonical, clean.canonical);
+        assert_eq!(entry.index_keys, clean.index_keys);
     }
 
     #[test]
@@ -952,19 +739,5 @@ mod tests {
             refusal(set(&["spec"], json!("text"))),
             invalid("unsupported input type string for DecodeEntry")
         );
-    }
-
-    #[test]
-    fn p1363_conversion_handles_short_and_high_bit_scalars() {
-        let mut sig = vec![0u8; 64];
-        sig[31] = 0x01; // r = 1
-        sig[32] = 0x80; // s has its high bit set
-        let der = p1363_to_der(&sig, 32).unwrap();
-        assert_eq!(&der[..5], &[0x30, 0x26, 0x02, 0x01, 0x01]);
-        assert_eq!(&der[5..8], &[0x02, 0x21, 0x00]);
-        assert!(is_der_ecdsa_signature(&der));
-        assert_eq!(p1363_to_der(&[1; 65], 32), None);
-        assert_eq!(p1363_to_der(&[1; 66], 32), None);
-        assert!(!is_der_ecdsa_signature(&sig));
     }
 }

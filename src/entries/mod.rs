@@ -9,6 +9,7 @@
 //! `spec`, with go-openapi's 422 messages, E-04 step 1), dispatches on the kind
 //! and version, and turns the kind's body into JCS bytes (C-07).
 
+mod digest_signature;
 mod hashedrekord;
 pub mod pki;
 #[cfg(test)]

@@ -14,7 +14,7 @@ use core::fmt::Write as _;
 use base64::Engine as _;
 use ed25519_dalek::SigningKey;
 
-use super::hashedrekord::Prehashed;
+use super::digest_signature::Prehashed;
 use super::pki::{der_tlv, Curve};
 
 pub(crate) fn b64(bytes: &[u8]) -> String {
