@@ -7,4 +7,5 @@ mod helpers;
 mod architecture;
 mod v1_entries;
 mod v1_errors;
+mod v1_kinds;
 mod v1_log;
