@@ -8,4 +8,5 @@ mod architecture;
 mod crash;
 mod v1_entries;
 mod v1_errors;
+mod v1_kinds;
 mod v1_log;
