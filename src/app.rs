@@ -12,6 +12,7 @@ use secrecy::ExposeSecret;
 use crate::api::{app_with_api, ApiState};
 use crate::config::Config;
 use crate::log::{Log, Options, SystemClock};
+use crate::metrics::Metrics;
 use crate::signing::LogSigner;
 use crate::storage::postgres::{PgStore, WriterLock};
 use crate::storage::Store;
@@ -19,7 +20,9 @@ use crate::storage::Store;
 /// A built, bound, not yet running server.
 pub struct Application {
     port: u16,
+    metrics_port: u16,
     server: Server,
+    metrics_server: Server,
     log: Arc<Log<Store>>,
     _writer_lock: WriterLock,
 }
@@ -47,6 +50,7 @@ impl Application {
                 pool: config.pool,
                 entry_cache_bytes: config.entry_cache_bytes,
                 clock: Arc::new(SystemClock),
+                metrics: Arc::new(Metrics::new()),
             },
         )
         .await
@@ -60,9 +64,16 @@ impl Application {
             max_request_body: config.max_request_body,
             disabled_kinds: config.entries.disabled(),
         });
+        let grace = config.shutdown_grace_secs;
         let server = HttpServer::new(move || app_with_api(state.clone()))
+            .shutdown_timeout(grace)
+            .client_request_timeout(std::time::Duration::from_millis(
+                config.request_header_timeout_ms,
+            ))
+            .keep_alive(std::time::Duration::from_secs(config.keep_alive_secs))
             .listen(listener)?
             .run();
+        let (metrics_server, metrics_port) = metrics_server(config, Arc::clone(&log))?;
         tracing::info!(
             port,
             tree_id = log.info().tree_id,
@@ -72,7 +83,9 @@ impl Application {
         );
         Ok(Self {
             port,
+            metrics_port,
             server,
+            metrics_server,
             log,
             _writer_lock: writer_lock,
         })
@@ -82,6 +95,12 @@ impl Application {
     #[must_use]
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The bound metrics port.
+    #[must_use]
+    pub fn metrics_port(&self) -> u16 {
+        self.metrics_port
     }
 
     /// A handle that stops the server.
@@ -103,11 +122,49 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let Self {
             server,
+            metrics_server,
             _writer_lock,
             ..
         } = self;
-        server.await
+        // An actix server runs only while polled: serve metrics alongside.
+        let metrics = metrics_server.handle();
+        let metrics_task = tokio::spawn(metrics_server);
+        let served = server.await;
+        // The API has drained; the metrics port goes with it.
+        metrics.stop(true).await;
+        let _ = metrics_task.await;
+        served
     }
+}
+
+/// The Prometheus endpoint on its own port, so that scraping never competes
+/// with the API's workers or ingress rules.
+fn metrics_server(config: &Config, log: Arc<Log<Store>>) -> anyhow::Result<(Server, u16)> {
+    let listener = TcpListener::bind(&config.metrics_listen)
+        .with_context(|| format!("couldn't listen on {} for metrics", config.metrics_listen))?;
+    let port = listener.local_addr()?.port();
+    let log = web::Data::from(log);
+    let server = HttpServer::new(move || {
+        actix_web::App::new()
+            .app_data(log.clone())
+            .route("/metrics", web::get().to(render_metrics))
+    })
+    .workers(1)
+    .listen(listener)?
+    .run();
+    Ok((server, port))
+}
+
+async fn render_metrics(log: web::Data<Log<Store>>) -> actix_web::HttpResponse {
+    log.update_gauges();
+    if let Some((idle, in_use)) = log.store().connection_stats() {
+        let gauges = &log.metrics().db_connections;
+        gauges.with_label_values(&["idle"]).set(i64::from(idle));
+        gauges.with_label_values(&["in_use"]).set(i64::from(in_use));
+    }
+    actix_web::HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(log.metrics().render())
 }
 
 /// Reads the signing key, with a hint when it is missing.

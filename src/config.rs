@@ -30,6 +30,14 @@ pub const DEFAULT_POOL_CAPACITY: usize = 4096;
 pub const DEFAULT_MAX_REQUEST_BODY: usize = 32 << 20;
 /// Default Postgres connection pool size.
 pub const DEFAULT_DB_MAX_CONNECTIONS: u32 = 16;
+/// Default address of the Prometheus metrics endpoint.
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:2112";
+/// Default grace period for in-flight requests on SIGTERM, in seconds.
+pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 30;
+/// Default time a client has to send its request head, in milliseconds.
+pub const DEFAULT_REQUEST_HEADER_TIMEOUT_MS: u64 = 5_000;
+/// Default idle keep-alive for client connections, in seconds.
+pub const DEFAULT_KEEP_ALIVE_SECS: u64 = 75;
 /// Default memory budget for cached entries, in bytes.
 pub const DEFAULT_ENTRY_CACHE_BYTES: u64 = 256 << 20;
 
@@ -57,6 +65,18 @@ pub struct Config {
     /// Largest accepted request body in bytes; larger bodies get 413.
     #[serde(default = "default_max_request_body")]
     pub max_request_body: usize,
+    /// Address of the Prometheus `GET /metrics` endpoint (a separate port).
+    #[serde(default = "default_metrics_listen")]
+    pub metrics_listen: String,
+    /// Seconds that in-flight requests get to finish after SIGTERM.
+    #[serde(default = "default_shutdown_grace_secs")]
+    pub shutdown_grace_secs: u64,
+    /// Milliseconds a client has to send its request head before 408.
+    #[serde(default = "default_request_header_timeout_ms")]
+    pub request_header_timeout_ms: u64,
+    /// Seconds an idle client connection is kept open.
+    #[serde(default = "default_keep_alive_secs")]
+    pub keep_alive_secs: u64,
     /// Memory budget for entries served from memory, in bytes.
     #[serde(default = "default_entry_cache_bytes")]
     pub entry_cache_bytes: u64,
@@ -152,6 +172,18 @@ fn default_hostname() -> String {
 fn default_key_file() -> PathBuf {
     PathBuf::from(DEFAULT_KEY_FILE)
 }
+fn default_metrics_listen() -> String {
+    DEFAULT_METRICS_LISTEN.to_owned()
+}
+fn default_shutdown_grace_secs() -> u64 {
+    DEFAULT_SHUTDOWN_GRACE_SECS
+}
+fn default_request_header_timeout_ms() -> u64 {
+    DEFAULT_REQUEST_HEADER_TIMEOUT_MS
+}
+fn default_keep_alive_secs() -> u64 {
+    DEFAULT_KEEP_ALIVE_SECS
+}
 fn default_db_max_connections() -> u32 {
     DEFAULT_DB_MAX_CONNECTIONS
 }
@@ -192,7 +224,8 @@ impl Config {
         if let Some(file) = file {
             figment = figment.merge(Yaml::file_exact(file));
         }
-        figment = figment.merge(Env::prefixed("TLOG_").split("__"));
+        // TLOG_CONFIG_FILE names the file itself (read by the CLI), not a key.
+        figment = figment.merge(Env::prefixed("TLOG_").ignore(&["CONFIG_FILE"]).split("__"));
         let config: Self = figment.extract().map_err(Box::new)?;
         config.validate()?;
         Ok(config)
@@ -206,6 +239,12 @@ impl Config {
         let invalid = |msg: &str| Err(ConfigError::Invalid(msg.to_owned()));
         if self.listen.parse::<SocketAddr>().is_err() {
             return invalid("listen must be an address like 127.0.0.1:3000");
+        }
+        if self.metrics_listen.parse::<SocketAddr>().is_err() {
+            return invalid("metrics_listen must be an address like 127.0.0.1:2112");
+        }
+        if self.request_header_timeout_ms == 0 {
+            return invalid("request_header_timeout_ms must be positive");
         }
         // A signed-note key name: non-empty, no whitespace, no '+' (C2SP signed-note).
         if self.hostname.is_empty()

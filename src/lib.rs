@@ -22,6 +22,7 @@
 
 pub mod entries;
 pub mod merkle;
+pub mod metrics;
 pub mod note;
 pub mod signing;
 pub mod tiles;

@@ -78,6 +78,7 @@ pub fn app_with_api(
         .configure(routes)
         .default_service(web::to(path_not_found))
         .wrap(from_fn(no_cache_on_get))
+        .wrap(from_fn(record_metrics))
         .wrap(cors)
         .wrap(NormalizePath::trim())
 }
@@ -97,6 +98,38 @@ async fn path_not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
 
 async fn ping() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain").body(".")
+}
+
+/// Counts every request by route pattern (a fixed set) and status.
+async fn record_metrics(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = std::time::Instant::now();
+    let state = req.app_data::<web::Data<ApiState>>().cloned();
+    let method = match *req.method() {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    };
+    let response = next.call(req).await?;
+    if let Some(state) = state {
+        let route = response.request().match_pattern();
+        let route = route.as_deref().unwrap_or("unmatched");
+        let status = response.status();
+        let metrics = state.log.metrics();
+        metrics
+            .http_requests
+            .with_label_values(&[route, method, status.as_str()])
+            .inc();
+        metrics
+            .http_duration
+            .with_label_values(&[route])
+            .observe(started.elapsed().as_secs_f64());
+    }
+    Ok(response)
 }
 
 async fn no_cache_on_get(

@@ -9,6 +9,7 @@
 mod sequencer;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -20,6 +21,7 @@ pub use sequencer::Sequencer;
 use crate::config::{BatchConfig, PoolConfig};
 use crate::entries::Entry;
 use crate::merkle::{self, Hash, ProofError, Tree};
+use crate::metrics::Metrics;
 use crate::note::Checkpoint;
 use crate::signing::LogSigner;
 use crate::storage::{LogIdentity, LogWriter, StoreError, StoredCheckpoint, StoredEntry};
@@ -118,6 +120,12 @@ pub struct Log<S> {
     state: RwLock<State>,
     cache: Cache<u64, Arc<StoredEntry>, EntryWeighter>,
     pool: mpsc::Sender<Submission>,
+    metrics: Arc<Metrics>,
+    clock: Arc<dyn Clock>,
+    /// Set while storage is failing: appends answer 503 at once instead of queueing.
+    degraded: AtomicBool,
+    /// Unix seconds when the served checkpoint was published.
+    checkpoint_at: AtomicI64,
 }
 
 #[derive(Clone)]
@@ -141,6 +149,8 @@ pub struct Options {
     pub entry_cache_bytes: u64,
     /// Integration-time source.
     pub clock: Arc<dyn Clock>,
+    /// Where the log reports what it does.
+    pub metrics: Arc<Metrics>,
 }
 
 impl<S: LogWriter + 'static> Log<S> {
@@ -179,6 +189,10 @@ impl<S: LogWriter + 'static> Log<S> {
             }),
             cache: Cache::with_weighter(estimated_items, weight, EntryWeighter),
             pool: tx,
+            metrics: options.metrics,
+            checkpoint_at: AtomicI64::new(options.clock.now_unix()),
+            clock: Arc::clone(&options.clock),
+            degraded: AtomicBool::new(false),
         });
         log.resign_if_origin_changed().await?;
         let sequencer = Sequencer::new(Arc::clone(&log), rx, options.batch, options.clock);
@@ -239,13 +253,43 @@ impl<S: LogWriter> Log<S> {
         if let Some(index) = self.find_leaf(&leaf) {
             return Err(AppendError::Duplicate(index));
         }
+        if self.degraded.load(Ordering::Relaxed) {
+            return Err(AppendError::Unavailable("storage is unavailable".into()));
+        }
         let (reply, answer) = oneshot::channel();
         self.pool
             .try_send(Submission { leaf, entry, reply })
-            .map_err(|_| AppendError::Pushback)?;
+            .map_err(|_| {
+                self.metrics.pushbacks.inc();
+                AppendError::Pushback
+            })?;
         answer
             .await
             .unwrap_or_else(|_| Err(AppendError::Unavailable("sequencer stopped".into())))
+    }
+
+    /// Whether appends are being refused because storage is failing.
+    pub fn is_degraded(&self) -> bool {
+        self.degraded.load(Ordering::Relaxed)
+    }
+
+    /// The metrics this log reports to.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Sets the gauges that are read at scrape time.
+    pub fn update_gauges(&self) {
+        let depth = self.pool.max_capacity() - self.pool.capacity();
+        self.metrics
+            .pool_depth
+            .set(i64::try_from(depth).unwrap_or(i64::MAX));
+        let size = self.checkpoint().size;
+        self.metrics
+            .tree_size
+            .set(i64::try_from(size).unwrap_or(i64::MAX));
+        let age = self.clock.now_unix() - self.checkpoint_at.load(Ordering::Relaxed);
+        self.metrics.checkpoint_age.set(age.max(0));
     }
 
     /// The latest committed signed checkpoint.

@@ -2,6 +2,7 @@
 //! batch in one storage transaction.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use crate::storage::{Batch, LogWriter, NewEntry, StoreError, StoredCheckpoint, S
 use crate::tiles;
 
 /// After a failed commit, how long waiters wait for the outcome before 503.
-const SETTLE_PATIENCE: Duration = Duration::from_secs(5);
+const SETTLE_PATIENCE: Duration = Duration::from_secs(3);
 /// Pause between attempts to read the outcome of a failed commit.
 const SETTLE_RETRY: Duration = Duration::from_millis(200);
 
@@ -129,6 +130,7 @@ impl<S: LogWriter + 'static> Sequencer<S> {
         let integrated_time = self.clock.now_unix();
         let mut replies = Vec::with_capacity(fresh.len());
         let mut entries = Vec::with_capacity(fresh.len());
+        let kinds: Vec<&'static str> = fresh.iter().map(|s| s.entry.kind.name()).collect();
         for (offset, submission) in (0u64..).zip(fresh) {
             let index = old_size + offset;
             let body = submission.entry.canonical;
@@ -160,8 +162,14 @@ impl<S: LogWriter + 'static> Sequencer<S> {
         let batch = Batch { entries, tiles };
 
         // 4. One transaction. On error, settle what actually happened.
+        let started = Instant::now();
         let committed = match log.store.commit(old_size, &batch, &new_checkpoint).await {
-            Ok(()) => true,
+            Ok(()) => {
+                log.metrics
+                    .batch_commit
+                    .observe(started.elapsed().as_secs_f64());
+                true
+            }
             Err(err) => {
                 tracing::warn!(error = %err, size = old_size, "batch commit failed");
                 matches!(
@@ -171,6 +179,11 @@ impl<S: LogWriter + 'static> Sequencer<S> {
                 )
             }
         };
+        let outcome = if committed { "ok" } else { "failed" };
+        log.metrics
+            .batch_commits
+            .with_label_values(&[outcome])
+            .inc();
         if !committed {
             for (_, reply) in replies {
                 let _ = reply.send(Err(AppendError::Unavailable("batch not committed".into())));
@@ -191,6 +204,14 @@ impl<S: LogWriter + 'static> Sequencer<S> {
             }
             state.checkpoint = Arc::new(new_checkpoint);
         }
+        log.checkpoint_at.store(integrated_time, Ordering::Relaxed);
+        log.metrics.batch_size.observe(batch.entries.len() as f64);
+        for kind in kinds {
+            log.metrics
+                .entries_appended
+                .with_label_values(&[kind])
+                .inc();
+        }
         for new in batch.entries {
             log.cache.insert(new.entry.index, Arc::new(new.entry));
         }
@@ -208,7 +229,7 @@ impl<S: LogWriter + 'static> Sequencer<S> {
     /// does not move on until the outcome is known, because the next batch's
     /// indexes depend on it.
     async fn settle(
-        &self,
+        &mut self,
         old_size: u64,
         new: &StoredCheckpoint,
         first_error: &StoreError,
@@ -226,18 +247,26 @@ impl<S: LogWriter + 'static> Sequencer<S> {
             return Outcome::NotCommitted;
         }
         let started = Instant::now();
-        loop {
+        self.log.degraded.store(true, Ordering::Relaxed);
+        let outcome = loop {
+            // Answer what queued meanwhile at once: a client should get 503,
+            // not wait on a database that is down.
+            while let Ok(queued) = self.pool.try_recv() {
+                let _ = queued
+                    .reply
+                    .send(Err(AppendError::Unavailable("storage unavailable".into())));
+            }
             match self.log.store.checkpoint().await {
                 Ok(Some(stored)) if stored.size == new.size && stored.root == new.root => {
-                    return Outcome::Committed;
+                    break Outcome::Committed;
                 }
-                Ok(Some(stored)) if stored.size == old_size => return Outcome::NotCommitted,
+                Ok(Some(stored)) if stored.size == old_size => break Outcome::NotCommitted,
                 Ok(other) => {
                     tracing::error!(
                         ?other,
                         "stored checkpoint is neither the old nor the new one"
                     );
-                    return Outcome::NotCommitted;
+                    break Outcome::NotCommitted;
                 }
                 Err(err) => {
                     tracing::warn!(error = %err, "couldn't read checkpoint to settle commit")
@@ -249,6 +278,9 @@ impl<S: LogWriter + 'static> Sequencer<S> {
                 }
             }
             tokio::time::sleep(SETTLE_RETRY).await;
-        }
+        };
+        self.log.degraded.store(false, Ordering::Relaxed);
+        tracing::info!("storage answers again; sequencing resumes");
+        outcome
     }
 }

@@ -140,6 +140,16 @@ pub enum Store {
     Postgres(postgres::PgStore),
 }
 
+impl Store {
+    /// Database pool connections as (idle, in use), for stores that have a pool.
+    #[must_use]
+    pub fn connection_stats(&self) -> Option<(u32, u32)> {
+        match self {
+            Store::Postgres(s) => Some(s.connection_stats()),
+        }
+    }
+}
+
 impl LogReader for Store {
     async fn identity(&self) -> Result<Option<LogIdentity>, StoreError> {
         match self {

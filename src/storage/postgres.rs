@@ -74,6 +74,13 @@ impl PgStore {
         Ok(())
     }
 
+    /// Pool connections as (idle, in use).
+    #[must_use]
+    pub fn connection_stats(&self) -> (u32, u32) {
+        let idle = u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX);
+        (idle, self.pool.size().saturating_sub(idle))
+    }
+
     /// Applies pending migrations from `migrations/`.
     ///
     /// # Errors

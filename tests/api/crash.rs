@@ -31,11 +31,14 @@ fn free_port() -> u16 {
         .port()
 }
 
+// The child is waited for in `Drop for Server`, on every path.
+#[allow(clippy::zombie_processes)]
 async fn start(database_url: &str, key_file: &std::path::Path) -> Server {
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_tlog"))
         .arg("serve")
         .env("TLOG_LISTEN", format!("127.0.0.1:{port}"))
+        .env("TLOG_METRICS_LISTEN", "127.0.0.1:0")
         .env("TLOG_DATABASE_URL", database_url)
         .env("TLOG_KEY_FILE", key_file)
         .env("TLOG_HOSTNAME", "localhost")
@@ -216,4 +219,88 @@ async fn kill_9_under_load_loses_no_acknowledged_entry() {
         &hashes(&proof["hashes"]),
     )
     .expect("the restarted log is consistent with what clients saw");
+}
+
+#[tokio::test]
+async fn sigterm_under_load_exits_cleanly_and_loses_no_acknowledged_entry() {
+    let database_url = create_database().await;
+    let key_file = std::env::temp_dir().join(format!("tlog-term-{}.pem", uuid::Uuid::new_v4()));
+    std::fs::write(&key_file, LogSigner::generate_pkcs8_pem().unwrap()).unwrap();
+    let mut server = start(&database_url, &key_file).await;
+    let client = reqwest::Client::new();
+    let key = ClientKey::new();
+    let proposals = std::sync::Arc::new(
+        (0..3000u32)
+            .map(|i| key.hashedrekord(&i.to_be_bytes()))
+            .collect::<Vec<Value>>(),
+    );
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut workers = Vec::new();
+    for _ in 0..32 {
+        let (client, url, next, proposals) = (
+            client.clone(),
+            server.url.clone(),
+            next.clone(),
+            proposals.clone(),
+        );
+        workers.push(tokio::spawn(async move {
+            let mut acknowledged = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(proposal) = proposals.get(i) else {
+                    break;
+                };
+                let Ok(response) = client
+                    .post(format!("{url}/api/v1/log/entries"))
+                    .json(proposal)
+                    .send()
+                    .await
+                else {
+                    break;
+                };
+                if response.status() == 201 {
+                    acknowledged.push(response.headers()["etag"].to_str().unwrap().to_owned());
+                }
+            }
+            acknowledged
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(35),
+            "exits within the grace period"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "SIGTERM exits 0, got {status:?}");
+    let mut acknowledged = Vec::new();
+    for worker in workers {
+        acknowledged.extend(worker.await.unwrap());
+    }
+    assert!(acknowledged.len() > 50, "load ran: {}", acknowledged.len());
+
+    let server = start(&database_url, &key_file).await;
+    for id in &acknowledged {
+        let response = client
+            .get(format!("{}/api/v1/log/entries/{id}", server.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            200,
+            "acknowledged entry {id} survived SIGTERM"
+        );
+    }
 }

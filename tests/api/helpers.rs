@@ -18,6 +18,7 @@ use tlog::storage::Store;
 /// A running server and what tests need to talk to it.
 pub struct TestApp {
     pub address: String,
+    pub metrics_address: String,
     pub client: reqwest::Client,
     pub database_url: String,
     pub key_file: std::path::PathBuf,
@@ -69,7 +70,7 @@ pub async fn test_config() -> Config {
 /// A config for an existing database and key.
 pub fn config_for(database_url: &str, key_file: &std::path::Path) -> Config {
     let yaml = format!(
-        "listen: 127.0.0.1:0\nhostname: localhost\ndatabase_url: {database_url}\n\
+        "listen: 127.0.0.1:0\nmetrics_listen: 127.0.0.1:0\nhostname: localhost\ndatabase_url: {database_url}\n\
          key_file: {}\nbatch: {{interval_ms: 5}}\n",
         key_file.display()
     );
@@ -96,6 +97,7 @@ pub async fn spawn_with(config: Config) -> TestApp {
     init_logging();
     let app = Application::build(&config).await.expect("app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let metrics_address = format!("http://127.0.0.1:{}", app.metrics_port());
     let log = Arc::clone(app.log());
     let pem = std::fs::read_to_string(&config.key_file).unwrap();
     let verifier = LogSigner::from_pkcs8_pem(&pem).unwrap().verifier();
@@ -116,6 +118,7 @@ pub async fn spawn_with(config: Config) -> TestApp {
     };
     TestApp {
         address,
+        metrics_address,
         client: reqwest::Client::new(),
         database_url,
         key_file: config.key_file.clone(),

@@ -5,7 +5,9 @@
 mod helpers;
 
 mod architecture;
+mod cluster;
 mod crash;
+mod operations;
 mod v1_entries;
 mod v1_errors;
 mod v1_kinds;

@@ -1,0 +1,185 @@
+//! Every Prometheus metric tlog exports, declared in one place. Labels come
+//! from fixed sets (route patterns, status codes, entry kinds, outcomes),
+//! never from request text.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+/// The metric instruments, registered in their own registry.
+pub struct Metrics {
+    registry: Registry,
+    /// HTTP requests by route pattern, method and status code.
+    pub http_requests: IntCounterVec,
+    /// HTTP request latency by route pattern.
+    pub http_duration: HistogramVec,
+    /// Entries appended, by kind.
+    pub entries_appended: IntCounterVec,
+    /// Entries per committed batch.
+    pub batch_size: Histogram,
+    /// Time to commit one batch to storage.
+    pub batch_commit: Histogram,
+    /// Batch commits by outcome (`ok`, `failed`).
+    pub batch_commits: IntCounterVec,
+    /// Submissions waiting for the sequencer (set at scrape time).
+    pub pool_depth: IntGauge,
+    /// Submissions refused with 503 because the pool was full.
+    pub pushbacks: IntCounter,
+    /// Size of the tree behind the served checkpoint.
+    pub tree_size: IntGauge,
+    /// Seconds since the served checkpoint was signed or loaded (set at scrape time).
+    pub checkpoint_age: IntGauge,
+    /// Database connections by state (`idle`, `in_use`; set at scrape time).
+    pub db_connections: IntGaugeVec,
+    /// Entries in the served replica snapshot.
+    pub replica_snapshot_entries: IntGauge,
+    /// Bytes of the served replica snapshot file.
+    pub replica_snapshot_bytes: IntGauge,
+    /// Replica snapshot reloads by result (`ok`, `rejected`, `error`).
+    pub replica_reloads: IntCounterVec,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Creates and registers every instrument.
+    ///
+    /// # Panics
+    /// Never in practice: names and labels are constants.
+    #[must_use]
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let latency = vec![
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+        ];
+        let metrics = Self {
+            http_requests: IntCounterVec::new(
+                Opts::new(
+                    "tlog_http_requests_total",
+                    "HTTP requests by route, method and status.",
+                ),
+                &["route", "method", "status"],
+            )
+            .unwrap(),
+            http_duration: HistogramVec::new(
+                HistogramOpts::new(
+                    "tlog_http_request_duration_seconds",
+                    "HTTP request latency.",
+                )
+                .buckets(latency.clone()),
+                &["route"],
+            )
+            .unwrap(),
+            entries_appended: IntCounterVec::new(
+                Opts::new(
+                    "tlog_entries_appended_total",
+                    "Entries appended to the log, by kind.",
+                ),
+                &["kind"],
+            )
+            .unwrap(),
+            batch_size: Histogram::with_opts(
+                HistogramOpts::new("tlog_batch_size_entries", "Entries per committed batch.")
+                    .buckets(vec![
+                        1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
+                    ]),
+            )
+            .unwrap(),
+            batch_commit: Histogram::with_opts(
+                HistogramOpts::new(
+                    "tlog_batch_commit_duration_seconds",
+                    "Time to commit one batch to storage.",
+                )
+                .buckets(latency),
+            )
+            .unwrap(),
+            batch_commits: IntCounterVec::new(
+                Opts::new("tlog_batch_commits_total", "Batch commits by outcome."),
+                &["outcome"],
+            )
+            .unwrap(),
+            pool_depth: IntGauge::new("tlog_pool_depth", "Submissions waiting for the sequencer.")
+                .unwrap(),
+            pushbacks: IntCounter::new(
+                "tlog_pushbacks_total",
+                "Submissions refused with 503 because the pool was full.",
+            )
+            .unwrap(),
+            tree_size: IntGauge::new(
+                "tlog_tree_size",
+                "Size of the tree behind the served checkpoint.",
+            )
+            .unwrap(),
+            checkpoint_age: IntGauge::new(
+                "tlog_checkpoint_age_seconds",
+                "Seconds since the served checkpoint was signed or loaded.",
+            )
+            .unwrap(),
+            db_connections: IntGaugeVec::new(
+                Opts::new("tlog_db_connections", "Database pool connections by state."),
+                &["state"],
+            )
+            .unwrap(),
+            replica_snapshot_entries: IntGauge::new(
+                "tlog_replica_snapshot_entries",
+                "Entries in the served replica snapshot.",
+            )
+            .unwrap(),
+            replica_snapshot_bytes: IntGauge::new(
+                "tlog_replica_snapshot_bytes",
+                "Bytes of the served replica snapshot file.",
+            )
+            .unwrap(),
+            replica_reloads: IntCounterVec::new(
+                Opts::new(
+                    "tlog_replica_reloads_total",
+                    "Replica snapshot reloads by result.",
+                ),
+                &["result"],
+            )
+            .unwrap(),
+            registry,
+        };
+        metrics.register_all();
+        metrics
+    }
+
+    fn register_all(&self) {
+        let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
+            Box::new(self.http_requests.clone()),
+            Box::new(self.http_duration.clone()),
+            Box::new(self.entries_appended.clone()),
+            Box::new(self.batch_size.clone()),
+            Box::new(self.batch_commit.clone()),
+            Box::new(self.batch_commits.clone()),
+            Box::new(self.pool_depth.clone()),
+            Box::new(self.pushbacks.clone()),
+            Box::new(self.tree_size.clone()),
+            Box::new(self.checkpoint_age.clone()),
+            Box::new(self.db_connections.clone()),
+            Box::new(self.replica_snapshot_entries.clone()),
+            Box::new(self.replica_snapshot_bytes.clone()),
+            Box::new(self.replica_reloads.clone()),
+        ];
+        for collector in collectors {
+            self.registry
+                .register(collector)
+                .expect("metric names are unique");
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    #[must_use]
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("text encoding cannot fail");
+        String::from_utf8(out).expect("exposition is UTF-8")
+    }
+}
