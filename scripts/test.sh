@@ -26,6 +26,10 @@ done
 
 section() { printf '\n======== %s ========\n' "$*"; }
 
+# sqlx's query! macros must not look at the (empty) test database while compiling:
+# they use the committed .sqlx/ data instead (cargo sqlx prepare).
+export SQLX_OFFLINE="${SQLX_OFFLINE:-true}"
+
 LOCKED=()
 if [ "${CI:-}" = "true" ]; then LOCKED=(--locked); fi
 
