@@ -157,8 +157,14 @@ export async function startServer({ hostname = 'localhost' } = {}) {
     const out = fs.openSync(logFile, 'a');
     child = spawn(bin, ['serve'], { env, stdio: ['ignore', out, out] });
     fs.closeSync(out);
-    // Never leave a server behind, even if the test process dies.
+    // Never leave a server behind, even if the test process dies or is interrupted.
     process.once('exit', () => child.kill('SIGKILL'));
+    for (const sig of ['SIGINT', 'SIGTERM']) {
+      process.once(sig, () => {
+        child.kill('SIGKILL');
+        process.exit(128 + (sig === 'SIGINT' ? 2 : 15));
+      });
+    }
 
     const baseUrl = `http://${hostname}:${port}`;
     await waitUntilServing(baseUrl, child, logFile, 60000);

@@ -178,6 +178,14 @@ describe('sigstore-js hashedrekord against tlog', () => {
     if (server) await server.stop();
   });
 
+  test('GET /api/v1/log/publicKey serves the log key as PEM (spec V-04)', async () => {
+    const res = await fetch(`${server.baseUrl}/api/v1/log/publicKey`);
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type') ?? '', /^application\/x-pem-file/);
+    const der = crypto.createPublicKey(await res.text()).export({ type: 'spki', format: 'der' });
+    assert.deepEqual(der, logKeyDer);
+  });
+
   test('the first entry of an empty log verifies (tree size 1, empty audit path)', async () => {
     const { artifact, bundle, json } = await signAndUpload('first entry in the log');
     // (The protobuf JSON form omits zero values, so look at the bundle object.)
