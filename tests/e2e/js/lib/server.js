@@ -113,14 +113,16 @@ export async function startServer({ hostname = 'localhost' } = {}) {
 
   const port = await freePort();
   const keyFile = path.join(dir, 'log-key.pem');
-  const env = {
-    ...process.env,
+  // The server reads every TLOG_* variable as configuration (and rejects unknown keys),
+  // so pass only ours: not TLOG_BIN or anything else of the test harness.
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TLOG_')));
+  Object.assign(env, {
     TLOG_LISTEN: `127.0.0.1:${port}`,
     TLOG_DATABASE_URL: databaseUrl(dbName),
     TLOG_KEY_FILE: keyFile,
     TLOG_HOSTNAME: hostname,
     RUST_LOG: process.env.RUST_LOG || 'info',
-  };
+  });
   delete env.DATABASE_URL; // the server must take its database from TLOG_DATABASE_URL alone
 
   let child;
