@@ -25,3 +25,10 @@ pub mod merkle;
 pub mod note;
 pub mod signing;
 pub mod tiles;
+
+pub mod api;
+pub mod app;
+pub mod config;
+pub mod log;
+pub mod storage;
+pub mod telemetry;

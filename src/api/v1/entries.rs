@@ -1,0 +1,238 @@
+//! `/api/v1/log/entries…` (E-04..E-07).
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::Value;
+
+use super::models::{entry_id, log_entry, EntryUuid, LogEntryMap, ENTRY_UUID_PATTERN};
+use crate::api::{json_response, query_pairs, query_value, read_json_body, ApiError, ApiState};
+use crate::entries;
+use crate::log::Log;
+use crate::merkle::{self, Hash};
+use crate::storage::Store;
+
+/// Most items one search may name, per array and in total.
+const MAX_SEARCH_ITEMS: usize = 10;
+
+/// E-04: validates, appends, and answers once the entry is in a committed batch.
+///
+/// # Errors
+/// 415, 413, 400, 422 for bad requests; 409 for a duplicate; 503 on pushback.
+pub async fn create_entry(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    let body = read_json_body(&req, payload, state.max_request_body).await?;
+    let entry = entries::parse_proposed(&body)?;
+    let leaf = merkle::leaf_hash(&entry.canonical);
+    let log = &state.log;
+    let location = |id: &str| format!("{}/{id}", req.path());
+    let index = log.append(entry).await.map_err(|err| {
+        ApiError::from_append(err, |_| {
+            let entry_id = entry_id(log.info().tree_id, &leaf);
+            ApiError::Duplicate {
+                location: location(&entry_id),
+                entry_id,
+            }
+        })
+    })?;
+    let (id, body) = entry_json(log, index, &leaf).await?;
+    Ok(HttpResponse::Created()
+        // Set by hand: a typed ETag would be quoted, and sigstore-go looks the
+        // entry up by the raw header value (E-04).
+        .insert_header((header::ETAG, id.as_str()))
+        .insert_header((header::LOCATION, location(&id)))
+        .content_type("application/json")
+        .body(body))
+}
+
+/// E-05: `GET /api/v1/log/entries?logIndex=N`.
+///
+/// # Errors
+/// 422 for a missing or malformed index, 404 past the end.
+pub async fn get_entry_by_index(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    let pairs = query_pairs(&req)?;
+    let raw =
+        query_value(&pairs, "logIndex").ok_or_else(|| ApiError::required("logIndex", "query"))?;
+    let index = parse_index("logIndex", "query", raw)?;
+    let leaf = state.log.leaf_hash(index).ok_or(ApiError::EntryNotFound)?;
+    let (_, body) = entry_json(&state.log, index, &leaf).await?;
+    Ok(json_bytes(body))
+}
+
+/// E-06: `GET /api/v1/log/entries/{entryUUID}`.
+///
+/// # Errors
+/// 422 for a malformed ID, 404 when absent.
+pub async fn get_entry_by_uuid(
+    path: web::Path<String>,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    let uuid = EntryUuid::parse(&path)
+        .ok_or_else(|| ApiError::pattern("entryUUID", "path", ENTRY_UUID_PATTERN))?;
+    if !uuid.is_for_tree(state.log.info().tree_id) {
+        return Err(ApiError::EntryNotFound);
+    }
+    let index = state
+        .log
+        .find_leaf(&uuid.leaf)
+        .ok_or(ApiError::EntryNotFound)?;
+    let (_, body) = entry_json(&state.log, index, &uuid.leaf).await?;
+    Ok(json_bytes(body))
+}
+
+/// E-07: `POST /api/v1/log/entries/retrieve`. Results by UUID, then by
+/// proposed entry, then by index; missing items are left out.
+///
+/// # Errors
+/// 422 over the limits or for malformed items, 400 for an invalid proposed entry.
+pub async fn search_log_query(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    let body = read_json_body(&req, payload, state.max_request_body).await?;
+    let query: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("couldn't parse search query: {e}")))?;
+    let Value::Object(query) = query else {
+        return Err(ApiError::BadRequest(
+            "search query must be a JSON object".to_owned(),
+        ));
+    };
+    let uuids = search_array(&query, "entryUUIDs")?;
+    let proposals = search_array(&query, "entries")?;
+    let indexes = search_array(&query, "logIndexes")?;
+    if uuids.len() + proposals.len() + indexes.len() > MAX_SEARCH_ITEMS {
+        return Err(ApiError::Unprocessable {
+            code: 422,
+            message: format!("more than max allowed {MAX_SEARCH_ITEMS} entries in request"),
+        });
+    }
+    let log = &state.log;
+    let mut found: Vec<(u64, Hash)> = Vec::new();
+    for (i, item) in uuids.iter().enumerate() {
+        let uuid = item.as_str().and_then(EntryUuid::parse).ok_or_else(|| {
+            ApiError::pattern(&format!("entryUUIDs.{i}"), "body", ENTRY_UUID_PATTERN)
+        })?;
+        if uuid.tree_id == Some(0) {
+            return Err(ApiError::BadRequest(format!(
+                "invalid entryID {}",
+                item.as_str().unwrap_or("")
+            )));
+        }
+        if let Some(index) = uuid
+            .is_for_tree(log.info().tree_id)
+            .then(|| log.find_leaf(&uuid.leaf))
+            .flatten()
+        {
+            found.push((index, uuid.leaf));
+        }
+    }
+    for item in proposals {
+        let bytes = serde_json::to_vec(item).expect("value serialises");
+        let entry =
+            entries::parse_proposed(&bytes).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        let leaf = merkle::leaf_hash(&entry.canonical);
+        if let Some(index) = log.find_leaf(&leaf) {
+            found.push((index, leaf));
+        }
+    }
+    for (i, item) in indexes.iter().enumerate() {
+        let name = format!("logIndexes.{i}");
+        let index = match item {
+            Value::Number(n) => n
+                .as_i64()
+                .ok_or_else(|| ApiError::not_int64(&name, "body", &n.to_string()))?,
+            other => return Err(ApiError::not_int64(&name, "body", &other.to_string())),
+        };
+        let index = u64::try_from(index).map_err(|_| ApiError::below_minimum(&name, "body", 0))?;
+        if let Some(leaf) = log.leaf_hash(index) {
+            found.push((index, leaf));
+        }
+    }
+    let mut results = Vec::with_capacity(found.len());
+    for (index, leaf) in found {
+        results.push(entry_value(log, index, &leaf).await?);
+    }
+    Ok(json_response(StatusCode::OK, &results))
+}
+
+/// One search array; absent, null and empty are the same.
+fn search_array<'a>(
+    query: &'a serde_json::Map<String, Value>,
+    name: &str,
+) -> Result<&'a [Value], ApiError> {
+    match query.get(name) {
+        None | Some(Value::Null) => Ok(&[]),
+        Some(Value::Array(items)) if items.len() > MAX_SEARCH_ITEMS => {
+            Err(ApiError::Unprocessable {
+                code: 611,
+                message: format!("{name} in body should have at most {MAX_SEARCH_ITEMS} items"),
+            })
+        }
+        Some(Value::Array(items)) => Ok(items),
+        Some(other) => Err(ApiError::Unprocessable {
+            code: 601,
+            message: format!(
+                "{name} in body must be of type array: {:?}",
+                type_name(other)
+            ),
+        }),
+    }
+}
+
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+fn parse_index(name: &str, place: &str, raw: &str) -> Result<u64, ApiError> {
+    let n: i64 = raw
+        .parse()
+        .map_err(|_| ApiError::not_int64(name, place, raw))?;
+    u64::try_from(n).map_err(|_| ApiError::below_minimum(name, place, 0))
+}
+
+/// The one-key LogEntry map for `index` as a JSON value.
+async fn entry_value(log: &Log<Store>, index: u64, leaf: &Hash) -> Result<Value, ApiError> {
+    let entry = log.entry(index).await?.ok_or(ApiError::EntryNotFound)?;
+    let proof = log
+        .inclusion_proof(index)
+        .map_err(|_| ApiError::EntryNotFound)?;
+    let (id, body) = log_entry(log.info(), &entry, leaf, &proof);
+    let map: LogEntryMap = [(id, body)].into_iter().collect();
+    Ok(serde_json::to_value(map).expect("entry serialises"))
+}
+
+/// The entry ID and the serialised one-key LogEntry map for `index`.
+async fn entry_json(
+    log: &Log<Store>,
+    index: u64,
+    leaf: &Hash,
+) -> Result<(String, Vec<u8>), ApiError> {
+    let entry = log.entry(index).await?.ok_or(ApiError::EntryNotFound)?;
+    let proof = log
+        .inclusion_proof(index)
+        .map_err(|_| ApiError::EntryNotFound)?;
+    let (id, body) = log_entry(log.info(), &entry, leaf, &proof);
+    let map: LogEntryMap = [(id.clone(), body)].into_iter().collect();
+    let mut bytes = serde_json::to_vec(&map).expect("entry serialises");
+    bytes.push(b'\n');
+    Ok((id, bytes))
+}
+
+fn json_bytes(body: Vec<u8>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(body)
+}

@@ -1,0 +1,101 @@
+//! `GET /api/v1/log`, `/log/publicKey`, `/log/proof` (E-01..E-03).
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use super::models::{ConsistencyProofBody, LogInfoBody};
+use crate::api::{json_response, query_pairs, query_value, ApiError, ApiState};
+
+/// E-01: the current signed tree head.
+pub async fn get_log_info(state: web::Data<ApiState>) -> HttpResponse {
+    let checkpoint = state.log.checkpoint();
+    let info = state.log.info();
+    json_response(
+        StatusCode::OK,
+        &LogInfoBody {
+            inactive_shards: None,
+            root_hash: hex::encode(checkpoint.root.0),
+            signed_tree_head: &checkpoint.note,
+            tree_id: info.tree_id.to_string(),
+            tree_size: checkpoint.size,
+        },
+    )
+}
+
+/// E-02: the log's public key as PEM.
+///
+/// # Errors
+/// 422 for a non-decimal `treeID`, 400 for another tree's.
+pub async fn get_public_key(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    let pairs = query_pairs(&req)?;
+    if let Some(tree) = query_value(&pairs, "treeID") {
+        if !tree.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ApiError::pattern("treeID", "query", "^[0-9]+$"));
+        }
+        if tree.parse::<i64>().ok() != Some(state.log.info().tree_id) {
+            return Err(ApiError::BadRequest("Bad Request".to_owned()));
+        }
+    }
+    Ok(HttpResponse::Ok()
+        .content_type("application/x-pem-file")
+        .body(state.log.info().public_key_pem.clone()))
+}
+
+/// E-03: a consistency proof between two sizes, with the latest root.
+///
+/// # Errors
+/// 422 for schema errors, 400 for sizes or tree IDs out of range (in E-03's order).
+pub async fn get_log_proof(
+    req: HttpRequest,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, ApiError> {
+    let pairs = query_pairs(&req)?;
+    let last =
+        query_value(&pairs, "lastSize").ok_or_else(|| ApiError::required("lastSize", "query"))?;
+    let last = parse_size("lastSize", last)?;
+    let first = match query_value(&pairs, "firstSize") {
+        Some(first) => parse_size("firstSize", first)?,
+        None => 1,
+    };
+    if first > last {
+        return Err(ApiError::BadRequest(format!(
+            "firstSize({first}) must be less than lastSize({last})"
+        )));
+    }
+    if let Some(tree) = query_value(&pairs, "treeID") {
+        let id: i64 = tree
+            .parse()
+            .map_err(|_| ApiError::BadRequest(format!("invalid tree ID specified: {tree}")))?;
+        if id != state.log.info().tree_id {
+            return Err(ApiError::BadRequest(format!(
+                "no log range found for tree ID {id}"
+            )));
+        }
+    }
+    let size = state.log.checkpoint().size;
+    let (hashes, checkpoint) = state.log.consistency_proof(first, last).map_err(|_| {
+        ApiError::BadRequest(format!(
+            "the tree size requested({last}) was greater than what is currently observable({size})"
+        ))
+    })?;
+    Ok(json_response(
+        StatusCode::OK,
+        &ConsistencyProofBody {
+            hashes: hashes.iter().map(|h| hex::encode(h.0)).collect(),
+            root_hash: hex::encode(checkpoint.root.0),
+        },
+    ))
+}
+
+fn parse_size(name: &str, value: &str) -> Result<u64, ApiError> {
+    let n: i64 = value
+        .parse()
+        .map_err(|_| ApiError::not_int64(name, "query", value))?;
+    u64::try_from(n)
+        .ok()
+        .filter(|&n| n >= 1)
+        .ok_or_else(|| ApiError::below_minimum(name, "query", 1))
+}

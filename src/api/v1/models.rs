@@ -1,0 +1,199 @@
+//! Rekor v1 wire models, hand-written. Glossary (internal → wire):
+//! leaf index → `logIndex`; tree size → `treeSize`; root hash → `rootHash`;
+//! signed checkpoint → `signedTreeHead` / `inclusionProof.checkpoint`;
+//! leaf hash → the UUID; tree ID ‖ leaf hash → the entry ID.
+
+use std::collections::BTreeMap;
+
+use base64::prelude::{Engine, BASE64_STANDARD};
+use serde::Serialize;
+
+use crate::log::{LogInfo, Proof};
+use crate::merkle::Hash;
+use crate::storage::StoredEntry;
+
+/// The 80-hex entry ID: 16-hex tree ID then the 64-hex leaf hash (C-03).
+#[must_use]
+pub fn entry_id(tree_id: i64, leaf: &Hash) -> String {
+    format!("{tree_id:016x}{}", hex::encode(leaf.0))
+}
+
+/// A parsed `entryUUID`: 64 hex (leaf hash only) or 80 hex (tree ID + leaf hash).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EntryUuid {
+    /// Tree ID prefix, when the 80-hex form was given.
+    pub tree_id: Option<u64>,
+    /// The leaf hash.
+    pub leaf: Hash,
+}
+
+/// The pattern `entryUUID` must match (E-06).
+pub const ENTRY_UUID_PATTERN: &str = "^([0-9a-fA-F]{64}|[0-9a-fA-F]{80})$";
+
+impl EntryUuid {
+    /// Parses either form, any case. `None` if it doesn't match [`ENTRY_UUID_PATTERN`].
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        if !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let (tree, leaf) = match s.len() {
+            64 => (None, s),
+            80 => (Some(u64::from_str_radix(&s[..16], 16).ok()?), &s[16..]),
+            _ => return None,
+        };
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(leaf, &mut bytes).ok()?;
+        Some(Self {
+            tree_id: tree,
+            leaf: Hash(bytes),
+        })
+    }
+
+    /// Whether this ID can name an entry of the tree `tree_id`.
+    #[must_use]
+    pub fn is_for_tree(&self, tree_id: i64) -> bool {
+        self.tree_id
+            .is_none_or(|t| i64::try_from(t).is_ok_and(|t| t == tree_id))
+    }
+}
+
+/// `GET /api/v1/log` (E-01).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogInfoBody<'a> {
+    /// Always null: one shard.
+    pub inactive_shards: Option<()>,
+    /// Hex root of the current tree.
+    pub root_hash: String,
+    /// The signed checkpoint.
+    pub signed_tree_head: &'a str,
+    /// Decimal tree ID, as a string.
+    #[serde(rename = "treeID")]
+    pub tree_id: String,
+    /// Current tree size.
+    pub tree_size: u64,
+}
+
+/// `GET /api/v1/log/proof` (E-03).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsistencyProofBody {
+    /// Proof hashes, hex; `[]` when the sizes are equal.
+    pub hashes: Vec<String>,
+    /// Root of the latest tree head.
+    pub root_hash: String,
+}
+
+/// The value of a LogEntry map (L-01). Fields are in alphabetical order.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogEntryBody<'a> {
+    /// Base64 of the canonical body.
+    pub body: String,
+    /// Unix seconds.
+    pub integrated_time: i64,
+    /// Hex log ID.
+    #[serde(rename = "logID")]
+    pub log_id: &'a str,
+    /// Leaf index.
+    pub log_index: u64,
+    /// Proof and SET.
+    pub verification: Verification<'a>,
+}
+
+/// `verification` of a LogEntry.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Verification<'a> {
+    /// Inclusion proof against the latest checkpoint.
+    pub inclusion_proof: InclusionProof<'a>,
+    /// Base64 DER SET.
+    pub signed_entry_timestamp: String,
+}
+
+/// `verification.inclusionProof` (C-13).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InclusionProof<'a> {
+    /// The checkpoint the proof is against.
+    pub checkpoint: &'a str,
+    /// Audit path, hex, leaf to root; `[]` for a tree of one.
+    pub hashes: Vec<String>,
+    /// Leaf index in this tree.
+    pub log_index: u64,
+    /// Hex root at `treeSize`.
+    pub root_hash: String,
+    /// Tree size of the proof.
+    pub tree_size: u64,
+}
+
+/// A LogEntry response: exactly one key, the entry ID.
+pub type LogEntryMap<'a> = BTreeMap<String, LogEntryBody<'a>>;
+
+/// Builds the one-key LogEntry map for `entry`.
+#[must_use]
+pub fn log_entry<'a>(
+    info: &'a LogInfo,
+    entry: &StoredEntry,
+    leaf: &Hash,
+    proof: &'a Proof,
+) -> (String, LogEntryBody<'a>) {
+    let id = entry_id(info.tree_id, leaf);
+    let body = LogEntryBody {
+        body: BASE64_STANDARD.encode(&entry.body),
+        integrated_time: entry.integrated_time,
+        log_id: &info.log_id,
+        log_index: entry.index,
+        verification: Verification {
+            inclusion_proof: InclusionProof {
+                checkpoint: &proof.checkpoint.note,
+                hashes: proof.hashes.iter().map(|h| hex::encode(h.0)).collect(),
+                log_index: entry.index,
+                root_hash: hex::encode(proof.checkpoint.root.0),
+                tree_size: proof.checkpoint.size,
+            },
+            signed_entry_timestamp: BASE64_STANDARD.encode(&entry.set),
+        },
+    };
+    (id, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_id_pads_tree_id_to_sixteen_hex_digits() {
+        // V-01: tree 6364419738405537866 is 5852f6082d25884a.
+        let leaf =
+            EntryUuid::parse("d18a0b811c7277620ff2f259b9f868681a60784b9e1acfca1e1e560cee6a6e06")
+                .unwrap()
+                .leaf;
+        assert_eq!(
+            entry_id(6_364_419_738_405_537_866, &leaf),
+            "5852f6082d25884ad18a0b811c7277620ff2f259b9f868681a60784b9e1acfca1e1e560cee6a6e06"
+        );
+        assert!(entry_id(1, &leaf).starts_with("0000000000000001d18a"));
+    }
+
+    #[test]
+    fn entry_uuid_accepts_64_and_80_hex_in_any_case() {
+        let short = "D18A0B811C7277620FF2F259B9F868681A60784B9E1ACFCA1E1E560CEE6A6E06";
+        let parsed = EntryUuid::parse(short).unwrap();
+        assert_eq!(parsed.tree_id, None);
+        let long = format!("5852f6082d25884a{short}");
+        let parsed_long = EntryUuid::parse(&long).unwrap();
+        assert_eq!(parsed_long.tree_id, Some(0x5852_f608_2d25_884a));
+        assert_eq!(parsed_long.leaf, parsed.leaf);
+        assert!(parsed_long.is_for_tree(6_364_419_738_405_537_866));
+        assert!(!parsed_long.is_for_tree(7));
+    }
+
+    #[test]
+    fn entry_uuid_rejects_other_lengths_and_non_hex() {
+        for bad in ["", "abc", &"0".repeat(63), &"0".repeat(81), &"g".repeat(64)] {
+            assert!(EntryUuid::parse(bad).is_none(), "{bad}");
+        }
+    }
+}

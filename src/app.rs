@@ -1,0 +1,162 @@
+//! Wiring: builds every part from a validated [`Config`] and runs the server.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::{web, HttpServer};
+use anyhow::{bail, Context};
+use secrecy::ExposeSecret;
+
+use crate::api::{app_with_api, ApiState};
+use crate::config::Config;
+use crate::log::{Log, Options, SystemClock};
+use crate::signing::LogSigner;
+use crate::storage::postgres::{PgStore, WriterLock};
+use crate::storage::Store;
+
+/// A built, bound, not yet running server.
+pub struct Application {
+    port: u16,
+    server: Server,
+    log: Arc<Log<Store>>,
+    _writer_lock: WriterLock,
+}
+
+impl Application {
+    /// Loads the key, connects to and migrates the database, opens the log,
+    /// starts the sequencer and binds the listener.
+    ///
+    /// # Errors
+    /// A missing or wrong key, an unreachable database, a log that fails its
+    /// consistency check, or an address that cannot be bound; each with a hint.
+    pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        let signer = load_signer(&config.key_file)?;
+        let store = connect(config).await?;
+        let writer_lock = store
+            .lock_writer()
+            .await
+            .context("couldn't take the writer lock")?;
+        let (log, sequencer) = Log::open(
+            Store::Postgres(store),
+            signer,
+            Options {
+                hostname: config.hostname.clone(),
+                batch: config.batch,
+                pool: config.pool,
+                entry_cache_bytes: config.entry_cache_bytes,
+                clock: Arc::new(SystemClock),
+            },
+        )
+        .await
+        .context("couldn't open the log")?;
+        tokio::spawn(sequencer.run());
+        let listener = TcpListener::bind(config.listen_addr())
+            .with_context(|| format!("couldn't listen on {}", config.listen))?;
+        let port = listener.local_addr()?.port();
+        let state = web::Data::new(ApiState {
+            log: Arc::clone(&log),
+            max_request_body: config.max_request_body,
+        });
+        let server = HttpServer::new(move || app_with_api(state.clone()))
+            .listen(listener)?
+            .run();
+        tracing::info!(
+            port,
+            tree_id = log.info().tree_id,
+            origin = %log.info().origin,
+            size = log.checkpoint().size,
+            "tlog serving"
+        );
+        Ok(Self {
+            port,
+            server,
+            log,
+            _writer_lock: writer_lock,
+        })
+    }
+
+    /// The bound port (useful with port 0).
+    #[must_use]
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle that stops the server.
+    #[must_use]
+    pub fn server_handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// The log behind the server.
+    #[must_use]
+    pub fn log(&self) -> &Arc<Log<Store>> {
+        &self.log
+    }
+
+    /// Serves until the server is stopped.
+    ///
+    /// # Errors
+    /// I/O errors from the server.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let Self {
+            server,
+            _writer_lock,
+            ..
+        } = self;
+        server.await
+    }
+}
+
+/// Reads the signing key, with a hint when it is missing.
+///
+/// # Errors
+/// The file is unreadable or not a PKCS#8 P-256 key.
+pub fn load_signer(path: &Path) -> anyhow::Result<LogSigner> {
+    let pem = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "couldn't read the signing key {}; hint: create one with `tlog keygen --out {}`",
+            path.display(),
+            path.display()
+        )
+    })?;
+    LogSigner::from_pkcs8_pem(&pem).with_context(|| format!("in {}", path.display()))
+}
+
+/// Connects to Postgres and applies migrations.
+///
+/// # Errors
+/// No URL configured, or the database is unreachable.
+pub async fn connect(config: &Config) -> anyhow::Result<PgStore> {
+    let Some(url) = &config.database_url else {
+        bail!("database_url is not set; hint: set TLOG_DATABASE_URL=postgres://user@host/db");
+    };
+    let store = PgStore::connect_lazy(url.expose_secret(), config.db_max_connections)?;
+    store.ping().await.context(
+        "couldn't connect to Postgres; hint: check database_url and that the server is up",
+    )?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// Writes a new PKCS#8 PEM signing key readable only by its owner.
+///
+/// # Errors
+/// The file exists, or cannot be written.
+pub fn keygen(path: &Path) -> anyhow::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let pem = LogSigner::generate_pkcs8_pem()?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("couldn't create {} (it must not exist yet)", path.display()))?;
+    file.write_all(pem.as_bytes())?;
+    file.sync_all()?;
+    Ok(())
+}

@@ -1,0 +1,251 @@
+//! The one typed configuration: an optional YAML file, then `TLOG_`-prefixed
+//! environment variables (`__` separates nested keys, e.g.
+//! `TLOG_BATCH__MAX_ENTRIES`). Unknown keys are an error, so a typo fails at
+//! start-up instead of being ignored. Every default is a named constant.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Yaml};
+use figment::Figment;
+use secrecy::SecretString;
+use serde::Deserialize;
+
+/// Default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
+/// Default public host name; set it to the name clients use.
+pub const DEFAULT_HOSTNAME: &str = "localhost";
+/// Default path of the log's signing key.
+pub const DEFAULT_KEY_FILE: &str = "tlog-key.pem";
+/// Default largest batch the sequencer commits at once.
+pub const DEFAULT_BATCH_MAX_ENTRIES: usize = 512;
+/// Default time the sequencer waits for a batch to fill after its first entry.
+pub const DEFAULT_BATCH_INTERVAL_MS: u64 = 25;
+/// Default number of submissions waiting for the sequencer before 503.
+pub const DEFAULT_POOL_CAPACITY: usize = 4096;
+/// Default request body limit: 32 MiB (rekor-v1.md G-12).
+pub const DEFAULT_MAX_REQUEST_BODY: usize = 32 << 20;
+/// Default Postgres connection pool size.
+pub const DEFAULT_DB_MAX_CONNECTIONS: u32 = 16;
+/// Default memory budget for cached entries, in bytes.
+pub const DEFAULT_ENTRY_CACHE_BYTES: u64 = 256 << 20;
+
+/// Configuration of `tlog serve` and the commands that share its settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address the Rekor API listens on.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Public host name of the log. It is the checkpoint signer name and the
+    /// first half of the origin `<hostname> - <treeID>`; sigstore-js requires
+    /// it to be a substring of the URL clients use (rekor-v1.md C-12).
+    #[serde(default = "default_hostname")]
+    pub hostname: String,
+    /// Postgres URL. Required by `serve` and `migrate`.
+    #[serde(default)]
+    pub database_url: Option<SecretString>,
+    /// Path of the PKCS#8 PEM ECDSA P-256 signing key (`tlog keygen` writes one).
+    #[serde(default = "default_key_file")]
+    pub key_file: PathBuf,
+    /// Postgres connection pool size.
+    #[serde(default = "default_db_max_connections")]
+    pub db_max_connections: u32,
+    /// Largest accepted request body in bytes; larger bodies get 413.
+    #[serde(default = "default_max_request_body")]
+    pub max_request_body: usize,
+    /// Memory budget for entries served from memory, in bytes.
+    #[serde(default = "default_entry_cache_bytes")]
+    pub entry_cache_bytes: u64,
+    /// Sequencer batching.
+    #[serde(default)]
+    pub batch: BatchConfig,
+    /// Submission pool.
+    #[serde(default)]
+    pub pool: PoolConfig,
+}
+
+/// How the sequencer forms batches.
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub struct BatchConfig {
+    /// Largest number of entries committed in one transaction.
+    #[serde(default = "default_batch_max_entries")]
+    pub max_entries: usize,
+    /// Milliseconds to wait for more entries after the first one arrives.
+    #[serde(default = "default_batch_interval_ms")]
+    pub interval_ms: u64,
+}
+
+/// The bounded pool of submissions waiting to be sequenced.
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub struct PoolConfig {
+    /// Submissions that may wait; one more gets 503 with `Retry-After`.
+    #[serde(default = "default_pool_capacity")]
+    pub capacity: usize,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        Self {
+            max_entries: DEFAULT_BATCH_MAX_ENTRIES,
+            interval_ms: DEFAULT_BATCH_INTERVAL_MS,
+        }
+    }
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self {
+            capacity: DEFAULT_POOL_CAPACITY,
+        }
+    }
+}
+
+impl BatchConfig {
+    /// The batch interval as a duration.
+    #[must_use]
+    pub fn interval(&self) -> Duration {
+        Duration::from_millis(self.interval_ms)
+    }
+}
+
+fn default_listen() -> String {
+    DEFAULT_LISTEN.to_owned()
+}
+fn default_hostname() -> String {
+    DEFAULT_HOSTNAME.to_owned()
+}
+fn default_key_file() -> PathBuf {
+    PathBuf::from(DEFAULT_KEY_FILE)
+}
+fn default_db_max_connections() -> u32 {
+    DEFAULT_DB_MAX_CONNECTIONS
+}
+fn default_max_request_body() -> usize {
+    DEFAULT_MAX_REQUEST_BODY
+}
+fn default_entry_cache_bytes() -> u64 {
+    DEFAULT_ENTRY_CACHE_BYTES
+}
+fn default_batch_max_entries() -> usize {
+    DEFAULT_BATCH_MAX_ENTRIES
+}
+fn default_batch_interval_ms() -> u64 {
+    DEFAULT_BATCH_INTERVAL_MS
+}
+fn default_pool_capacity() -> usize {
+    DEFAULT_POOL_CAPACITY
+}
+
+/// Why the configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file or environment could not be read or has unknown or mistyped keys.
+    #[error("couldn't load configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    /// A value is out of range.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Loads the optional YAML file, then `TLOG_*` environment variables, and validates.
+    ///
+    /// # Errors
+    /// Unknown keys, wrong types, or values that fail [`Config::validate`].
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::new();
+        if let Some(file) = file {
+            figment = figment.merge(Yaml::file_exact(file));
+        }
+        figment = figment.merge(Env::prefixed("TLOG_").split("__"));
+        let config: Self = figment.extract().map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks ranges and formats that serde cannot.
+    ///
+    /// # Errors
+    /// `ConfigError::Invalid` naming the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |msg: &str| Err(ConfigError::Invalid(msg.to_owned()));
+        if self.listen.parse::<SocketAddr>().is_err() {
+            return invalid("listen must be an address like 127.0.0.1:3000");
+        }
+        // A signed-note key name: non-empty, no whitespace, no '+' (C2SP signed-note).
+        if self.hostname.is_empty()
+            || self
+                .hostname
+                .contains(|c: char| c.is_whitespace() || c == '+')
+        {
+            return invalid("hostname must be a non-empty name without whitespace or '+'");
+        }
+        if self.batch.max_entries == 0 || self.batch.interval_ms == 0 {
+            return invalid("batch.max_entries and batch.interval_ms must be positive");
+        }
+        if self.pool.capacity == 0 {
+            return invalid("pool.capacity must be positive");
+        }
+        if self.db_max_connections < 2 {
+            return invalid("db_max_connections must be at least 2");
+        }
+        Ok(())
+    }
+
+    /// The listen address, already validated.
+    ///
+    /// # Panics
+    /// If called on a config that did not pass [`Config::validate`].
+    #[must_use]
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.listen.parse().expect("validated listen address")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from_yaml(yaml: &str) -> Result<Config, ConfigError> {
+        let config: Config = Figment::new()
+            .merge(Yaml::string(yaml))
+            .extract()
+            .map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    #[test]
+    fn empty_config_takes_documented_defaults() {
+        let config = from_yaml("{}").unwrap();
+        assert_eq!(config.listen, DEFAULT_LISTEN);
+        assert_eq!(config.batch.max_entries, DEFAULT_BATCH_MAX_ENTRIES);
+        assert_eq!(config.pool.capacity, DEFAULT_POOL_CAPACITY);
+        assert!(config.database_url.is_none());
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let err = from_yaml("hostnme: x").unwrap_err();
+        assert!(err.to_string().contains("hostnme"), "{err}");
+        assert!(from_yaml("batch: {max_entrys: 3}").is_err());
+    }
+
+    #[test]
+    fn out_of_range_values_are_rejected() {
+        assert!(from_yaml("listen: nowhere").is_err());
+        assert!(from_yaml("hostname: 'a b'").is_err());
+        assert!(from_yaml("batch: {max_entries: 0}").is_err());
+        assert!(from_yaml("pool: {capacity: 0}").is_err());
+    }
+
+    #[test]
+    fn database_url_is_kept_secret_in_debug_output() {
+        let config = from_yaml("database_url: postgres://u:hunter2@h/db").unwrap();
+        assert!(!format!("{config:?}").contains("hunter2"));
+    }
+}

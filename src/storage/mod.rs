@@ -1,0 +1,191 @@
+//! The storage seam: what the log needs from durable state, with the contract
+//! each implementation must keep. Readers and writers are separate traits, so a
+//! read-only server holds a [`LogReader`] and cannot write.
+//!
+//! The log keeps its Merkle tree and leaf index in memory and rebuilds them on
+//! start from the level-0 tiles; storage is the source of truth and holds
+//! entries, signed checkpoints, tiles and search-index keys.
+
+use std::future::Future;
+
+use crate::merkle::Hash;
+use crate::tiles::TileId;
+
+pub mod postgres;
+
+/// Errors sorted by what the caller must do.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The expected checkpoint is no longer current: another writer moved the
+    /// log, or a retry already committed. The caller reloads state.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The backend could not be reached or failed transiently; retrying may work.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// Stored data contradicts itself or the request; do not retry.
+    #[error("storage corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// Who the log is: fixed at initialisation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogIdentity {
+    /// Random non-zero int63 tree ID (rekor-v1.md C-01).
+    pub tree_id: i64,
+    /// DER SubjectPublicKeyInfo of the signing key the log was created with.
+    pub public_key: Vec<u8>,
+}
+
+/// A signed tree head as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredCheckpoint {
+    /// Tree size.
+    pub size: u64,
+    /// Root hash at that size.
+    pub root: Hash,
+    /// The full signed note text (rekor-v1.md C-11).
+    pub note: String,
+}
+
+/// One entry as stored, with the signature issued when it was integrated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEntry {
+    /// Leaf index.
+    pub index: u64,
+    /// The JCS-canonical body: the Merkle leaf data.
+    pub body: Vec<u8>,
+    /// Unix seconds at integration.
+    pub integrated_time: i64,
+    /// DER ECDSA Signed Entry Timestamp over the entry (C-09).
+    pub set: Vec<u8>,
+}
+
+/// An entry being appended, with the search keys it writes.
+#[derive(Debug, Clone)]
+pub struct NewEntry {
+    /// The entry.
+    pub entry: StoredEntry,
+    /// Its leaf hash, `SHA256(0x00 || body)`.
+    pub leaf_hash: Hash,
+    /// Lowercased search-index keys.
+    pub index_keys: Vec<String>,
+}
+
+/// Everything one sequencer batch writes.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// New entries, with consecutive indexes starting at the old tree size.
+    pub entries: Vec<NewEntry>,
+    /// Tiles created or grown by the batch, with their bytes.
+    pub tiles: Vec<(TileId, Vec<u8>)>,
+}
+
+/// Read access to a log's durable state.
+///
+/// Every method is safe to call concurrently and sees only committed data.
+/// "Not found" is `Ok(None)` (or an empty list), never an error.
+pub trait LogReader: Send + Sync {
+    /// The log's identity, or `None` for a store that was never initialised.
+    fn identity(&self) -> impl Future<Output = Result<Option<LogIdentity>, StoreError>> + Send;
+    /// The latest committed checkpoint.
+    fn checkpoint(
+        &self,
+    ) -> impl Future<Output = Result<Option<StoredCheckpoint>, StoreError>> + Send;
+    /// The entry at `index`.
+    fn entry(
+        &self,
+        index: u64,
+    ) -> impl Future<Output = Result<Option<StoredEntry>, StoreError>> + Send;
+    /// Level-0 leaf hashes `[start, end)`, in index order, read from tiles.
+    /// Returns fewer only if the log is smaller.
+    fn leaf_hashes(
+        &self,
+        start: u64,
+        end: u64,
+    ) -> impl Future<Output = Result<Vec<Hash>, StoreError>> + Send;
+    /// Indexes of entries that wrote `key` to the search index, ascending.
+    fn search(&self, key: &str) -> impl Future<Output = Result<Vec<u64>, StoreError>> + Send;
+}
+
+/// Write access. There is one writer per log.
+pub trait LogWriter: LogReader {
+    /// Initialises an empty log with `identity` and its size-0 checkpoint.
+    /// Atomic. Returns `Conflict` if the store is already initialised.
+    fn init(
+        &self,
+        identity: &LogIdentity,
+        checkpoint: &StoredCheckpoint,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Appends `batch` at `old_size` and replaces the checkpoint of size
+    /// `old_size` with `new`, atomically and durably: when this returns `Ok`,
+    /// all of it survives a crash; when it returns an error, either none of it
+    /// was written or (for `Unavailable`, whose outcome is unknown) all of it
+    /// was, which the caller settles by reading [`LogReader::checkpoint`].
+    /// Returns `Conflict` if the current checkpoint's size is not `old_size`.
+    /// An empty batch re-signs the tree head at the same size.
+    fn commit(
+        &self,
+        old_size: u64,
+        batch: &Batch,
+        new: &StoredCheckpoint,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// The concrete store wired at the edge, so handlers need no generics.
+#[derive(Debug, Clone)]
+pub enum Store {
+    /// Postgres (production).
+    Postgres(postgres::PgStore),
+}
+
+impl LogReader for Store {
+    async fn identity(&self) -> Result<Option<LogIdentity>, StoreError> {
+        match self {
+            Store::Postgres(s) => s.identity().await,
+        }
+    }
+    async fn checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+        match self {
+            Store::Postgres(s) => s.checkpoint().await,
+        }
+    }
+    async fn entry(&self, index: u64) -> Result<Option<StoredEntry>, StoreError> {
+        match self {
+            Store::Postgres(s) => s.entry(index).await,
+        }
+    }
+    async fn leaf_hashes(&self, start: u64, end: u64) -> Result<Vec<Hash>, StoreError> {
+        match self {
+            Store::Postgres(s) => s.leaf_hashes(start, end).await,
+        }
+    }
+    async fn search(&self, key: &str) -> Result<Vec<u64>, StoreError> {
+        match self {
+            Store::Postgres(s) => s.search(key).await,
+        }
+    }
+}
+
+impl LogWriter for Store {
+    async fn init(
+        &self,
+        identity: &LogIdentity,
+        checkpoint: &StoredCheckpoint,
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::Postgres(s) => s.init(identity, checkpoint).await,
+        }
+    }
+    async fn commit(
+        &self,
+        old_size: u64,
+        batch: &Batch,
+        new: &StoredCheckpoint,
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::Postgres(s) => s.commit(old_size, batch, new).await,
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! The Postgres store: the only file with SQL.
+//!
+//! One batch is one transaction. The checkpoint row is compare-and-swapped on
+//! its size first, which also serialises writers; entries, index keys and
+//! tiles follow in bulk `UNNEST` inserts. A session advisory lock makes a
+//! second writer on the same database refuse to start.
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgConnection, PgPool, Row};
+use std::str::FromStr;
+use std::time::Duration;
+
+use super::{Batch, LogIdentity, LogReader, LogWriter, StoreError, StoredCheckpoint, StoredEntry};
+use crate::merkle::Hash;
+use crate::tiles::TILE_WIDTH;
+
+/// Advisory lock key held by the one writer ("tlog" in ASCII).
+const WRITER_LOCK_KEY: i64 = 0x746c_6f67;
+/// How long a request waits for a pooled connection before giving up.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// A log stored in one Postgres database.
+#[derive(Clone, Debug)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+/// A held writer lock; dropping it (or losing the connection) releases it.
+pub struct WriterLock {
+    _conn: PgConnection,
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        match &err {
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::Conflict(db.message().to_owned())
+            }
+            sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("23")) => {
+                StoreError::Corrupt(db.message().to_owned())
+            }
+            sqlx::Error::RowNotFound
+            | sqlx::Error::ColumnDecode { .. }
+            | sqlx::Error::Decode(_) => StoreError::Corrupt(err.to_string()),
+            _ => StoreError::Unavailable(err.to_string()),
+        }
+    }
+}
+
+impl PgStore {
+    /// Opens a connection pool. Connections are made lazily, so this fails only
+    /// on a malformed URL; [`PgStore::ping`] checks reachability.
+    ///
+    /// # Errors
+    /// `Unavailable` for a URL that does not parse.
+    pub fn connect_lazy(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Unavailable(format!("invalid database URL: {e}")))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_lazy_with(options);
+        Ok(Self { pool })
+    }
+
+    /// Checks that the database answers.
+    ///
+    /// # Errors
+    /// `Unavailable` with the driver's reason.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Applies pending migrations from `migrations/`.
+    ///
+    /// # Errors
+    /// `Unavailable` if the database is unreachable or a migration fails.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("couldn't run migrations: {e}")))
+    }
+
+    /// Takes the single-writer lock on a dedicated connection.
+    ///
+    /// # Errors
+    /// `Conflict` if another process holds it; `Unavailable` if unreachable.
+    pub async fn lock_writer(&self) -> Result<WriterLock, StoreError> {
+        let options = self.pool.connect_options();
+        let mut conn = PgConnection::connect_with(&options).await?;
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(WRITER_LOCK_KEY)
+            .fetch_one(&mut conn)
+            .await?;
+        if !locked {
+            return Err(StoreError::Conflict(
+                "another tlog server is writing to this database".to_owned(),
+            ));
+        }
+        Ok(WriterLock { _conn: conn })
+    }
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).expect("tree sizes stay below 2^63")
+}
+
+fn to_u64(n: i64) -> Result<u64, StoreError> {
+    u64::try_from(n).map_err(|_| StoreError::Corrupt(format!("negative index {n}")))
+}
+
+fn to_hash(bytes: &[u8]) -> Result<Hash, StoreError> {
+    let array: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| StoreError::Corrupt("hash is not 32 bytes".to_owned()))?;
+    Ok(Hash(array))
+}
+
+impl LogReader for PgStore {
+    async fn identity(&self) -> Result<Option<LogIdentity>, StoreError> {
+        let row = sqlx::query("SELECT tree_id, public_key FROM log_identity")
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| LogIdentity {
+            tree_id: r.get(0),
+            public_key: r.get(1),
+        }))
+    }
+
+    async fn checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let row = sqlx::query("SELECT size, root, note FROM checkpoint")
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(StoredCheckpoint {
+                size: to_u64(r.get(0))?,
+                root: to_hash(r.get::<&[u8], _>(1))?,
+                note: r.get(2),
+            })
+        })
+        .transpose()
+    }
+
+    async fn entry(&self, index: u64) -> Result<Option<StoredEntry>, StoreError> {
+        let row =
+            sqlx::query("SELECT body, integrated_time, set_signature FROM entries WHERE idx = $1")
+                .bind(to_i64(index))
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|r| StoredEntry {
+            index,
+            body: r.get(0),
+            integrated_time: r.get(1),
+            set: r.get(2),
+        }))
+    }
+
+    async fn leaf_hashes(&self, start: u64, end: u64) -> Result<Vec<Hash>, StoreError> {
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        let width = u64::from(TILE_WIDTH);
+        let rows = sqlx::query(
+            "SELECT idx, hashes FROM tiles WHERE level = 0 AND idx BETWEEN $1 AND $2 ORDER BY idx",
+        )
+        .bind(to_i64(start / width))
+        .bind(to_i64((end - 1) / width))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut hashes = Vec::with_capacity(usize::try_from(end - start).unwrap_or(0));
+        for (expected_tile, row) in (start / width..).zip(rows) {
+            let tile = to_u64(row.get(0))?;
+            if tile != expected_tile {
+                return Err(StoreError::Corrupt(format!(
+                    "level-0 tile {expected_tile} is missing"
+                )));
+            }
+            let bytes: &[u8] = row.get(1);
+            for (i, chunk) in bytes.chunks_exact(32).enumerate() {
+                let index = tile * width + i as u64;
+                if (start..end).contains(&index) {
+                    hashes.push(to_hash(chunk)?);
+                }
+            }
+        }
+        Ok(hashes)
+    }
+
+    async fn search(&self, key: &str) -> Result<Vec<u64>, StoreError> {
+        let rows: Vec<i64> = sqlx::query_scalar(
+            "SELECT entry_idx FROM index_keys WHERE key = $1 ORDER BY entry_idx",
+        )
+        .bind(key)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(to_u64).collect()
+    }
+}
+
+impl LogWriter for PgStore {
+    async fn init(
+        &self,
+        identity: &LogIdentity,
+        checkpoint: &StoredCheckpoint,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO log_identity (tree_id, public_key) VALUES ($1, $2)")
+            .bind(identity.tree_id)
+            .bind(&identity.public_key)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO checkpoint (size, root, note) VALUES ($1, $2, $3)")
+            .bind(to_i64(checkpoint.size))
+            .bind(&checkpoint.root.0[..])
+            .bind(&checkpoint.note)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn commit(
+        &self,
+        old_size: u64,
+        batch: &Batch,
+        new: &StoredCheckpoint,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // The compare-and-swap comes first: it takes the row lock that
+        // serialises writers, and a stale writer fails before writing anything.
+        let swapped =
+            sqlx::query("UPDATE checkpoint SET size = $1, root = $2, note = $3 WHERE size = $4")
+                .bind(to_i64(new.size))
+                .bind(&new.root.0[..])
+                .bind(&new.note)
+                .bind(to_i64(old_size))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        if swapped != 1 {
+            return Err(StoreError::Conflict(format!(
+                "checkpoint is no longer at size {old_size}"
+            )));
+        }
+        if !batch.entries.is_empty() {
+            insert_entries(&mut tx, batch).await?;
+        }
+        if !batch.tiles.is_empty() {
+            upsert_tiles(&mut tx, batch).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+async fn insert_entries(tx: &mut PgConnection, batch: &Batch) -> Result<(), StoreError> {
+    let n = batch.entries.len();
+    let (mut idx, mut leaf, mut body, mut time, mut set) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut keys, mut key_idx) = (Vec::new(), Vec::new());
+    for new in &batch.entries {
+        let e = &new.entry;
+        idx.push(to_i64(e.index));
+        leaf.push(&new.leaf_hash.0[..]);
+        body.push(&e.body[..]);
+        time.push(e.integrated_time);
+        set.push(&e.set[..]);
+        for key in &new.index_keys {
+            keys.push(key.as_str());
+            key_idx.push(to_i64(e.index));
+        }
+    }
+    sqlx::query(
+        "INSERT INTO entries (idx, leaf_hash, body, integrated_time, set_signature) \
+         SELECT * FROM UNNEST($1::int8[], $2::bytea[], $3::bytea[], $4::int8[], $5::bytea[])",
+    )
+    .bind(&idx)
+    .bind(&leaf)
+    .bind(&body)
+    .bind(&time)
+    .bind(&set)
+    .execute(&mut *tx)
+    .await?;
+    if !keys.is_empty() {
+        sqlx::query(
+            "INSERT INTO index_keys (key, entry_idx) SELECT * FROM UNNEST($1::text[], $2::int8[]) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&keys)
+        .bind(&key_idx)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
+}
+
+async fn upsert_tiles(tx: &mut PgConnection, batch: &Batch) -> Result<(), StoreError> {
+    let mut level = Vec::new();
+    let mut idx = Vec::new();
+    let mut width = Vec::new();
+    let mut hashes = Vec::new();
+    for (tile, bytes) in &batch.tiles {
+        level.push(i16::from(tile.level));
+        idx.push(to_i64(tile.index));
+        width.push(i16::try_from(tile.width).expect("tile width <= 256"));
+        hashes.push(&bytes[..]);
+    }
+    // A full tile never changes; a partial one is only ever replaced by a wider one.
+    sqlx::query(
+        "INSERT INTO tiles (level, idx, width, hashes) \
+         SELECT * FROM UNNEST($1::int2[], $2::int8[], $3::int2[], $4::bytea[]) \
+         ON CONFLICT (level, idx) DO UPDATE SET width = EXCLUDED.width, hashes = EXCLUDED.hashes \
+         WHERE tiles.width < EXCLUDED.width",
+    )
+    .bind(&level)
+    .bind(&idx)
+    .bind(&width)
+    .bind(&hashes)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,10 @@
+//! API integration tests: the real server on port 0 against a throwaway
+//! Postgres database per test (`DATABASE_URL` names the cluster; see
+//! `scripts/test.sh`).
+
+mod helpers;
+
+mod architecture;
+mod v1_entries;
+mod v1_errors;
+mod v1_log;
