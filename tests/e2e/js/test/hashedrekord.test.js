@@ -118,6 +118,12 @@ function assertRejected(fn, code, what) {
   );
 }
 
+// Later tests look at the entry the upload test made; say so plainly if it is missing.
+function uploaded(item) {
+  assert.ok(item, 'no uploaded entry: the upload test above failed');
+  return item;
+}
+
 function tlogEntry(bundleJSON) {
   return bundleJSON.verificationMaterial.tlogEntries[0];
 }
@@ -200,7 +206,7 @@ describe('sigstore-js hashedrekord against tlog', () => {
   test('a bundle from RekorWitness verifies: SET, inclusion proof and checkpoint', async () => {
     for (let i = 0; i < 4; i++) await signAndUpload(`filler entry ${i}`);
     hello = await signAndUpload('hello, transparency log');
-    const { artifact, json } = hello;
+    const { artifact, json } = uploaded(hello);
     const entry = tlogEntry(json);
 
     // Shape of what the log returned, as sigstore-js put it in the bundle.
@@ -250,7 +256,7 @@ describe('sigstore-js hashedrekord against tlog', () => {
   });
 
   test('a trusted root with another log key rejects the bundle', () => {
-    const { artifact, json } = hello;
+    const { artifact, json } = uploaded(hello);
     const otherKey = freshP256Der();
 
     // Another log altogether: nothing in the root matches the entry's log ID.
@@ -287,7 +293,7 @@ describe('sigstore-js hashedrekord against tlog', () => {
   });
 
   test('a tampered tlog entry body is rejected', () => {
-    const { artifact, json } = hello;
+    const { artifact, json } = uploaded(hello);
 
     // Same JSON meaning, different bytes: only the log's signatures can notice.
     const tampered = structuredClone(json);
@@ -321,7 +327,7 @@ describe('sigstore-js hashedrekord against tlog', () => {
   });
 
   test('a tampered inclusion proof or checkpoint is rejected', async () => {
-    const { artifact, json } = hello;
+    const { artifact, json } = uploaded(hello);
     assert.ok(tlogEntry(json).inclusionProof.hashes.length > 0);
 
     const path = structuredClone(json);
@@ -364,7 +370,7 @@ describe('sigstore-js hashedrekord against tlog', () => {
   });
 
   test('re-submitting an entry gives 409 with Location; fetchOnConflict still verifies', async () => {
-    const { artifact, bundle, json } = hello;
+    const { artifact, bundle, json } = uploaded(hello);
     const entry = tlogEntry(json);
     const body = Buffer.from(entry.canonicalizedBody, 'base64');
     const leafHash = sha256(Buffer.concat([Buffer.from([0]), body])).toString('hex');
