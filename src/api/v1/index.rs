@@ -1,17 +1,138 @@
-//! `POST /api/v1/index/retrieve` (E-08).
+//! `POST /api/v1/index/retrieve` (E-08): entry IDs by artifact hash, public
+//! key fingerprint, e-mail or certificate subject.
 
+use std::collections::BTreeSet;
+
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
+use base64::prelude::{Engine, BASE64_STANDARD};
+use serde::Deserialize;
 
-use crate::api::{ApiError, ApiState};
+use super::models::entry_id;
+use crate::api::{json_response, read_json_body, ApiError, ApiState};
+use crate::entries::pki;
+use crate::storage::LogReader;
 
-/// E-08: entry IDs matching a hash, public key, e-mail or subject.
+const HASH_PATTERN: &str =
+    "^(sha512:)?[0-9a-fA-F]{128}$|^(sha256:)?[0-9a-fA-F]{64}$|^(sha1:)?[0-9a-fA-F]{40}$";
+const KEY_FORMATS: &[&str] = &["pgp", "x509", "minisign", "ssh", "tuf"];
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SearchIndex {
+    hash: Option<String>,
+    public_key: Option<SearchKey>,
+    email: Option<String>,
+    subject: Option<String>,
+    operator: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SearchKey {
+    format: Option<String>,
+    content: Option<String>,
+}
+
+/// E-08: entry IDs matching every (`and`) or any (`or`, the default) criterion.
 ///
 /// # Errors
-/// 422 for schema errors, 400 for a key that does not parse.
+/// 422 for schema errors, 400 for a key that does not parse, 503 if storage fails.
 pub async fn search_index(
-    _req: HttpRequest,
-    _payload: web::Payload,
-    _state: web::Data<ApiState>,
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::Internal("search index not implemented yet"))
+    let body = read_json_body(&req, payload, state.max_request_body).await?;
+    let query: SearchIndex = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("couldn't parse search index query: {e}")))?;
+    let keys = lookup_keys(&query)?;
+    let intersect = match query.operator.as_deref() {
+        None | Some("or") => false,
+        Some("and") => true,
+        Some(_) => return Err(enum_error("operator", &["and", "or"])),
+    };
+    let store = state.log.store();
+    let mut result: Option<BTreeSet<u64>> = None;
+    for key in &keys {
+        let found: BTreeSet<u64> = store.search(key).await?.into_iter().collect();
+        result = Some(match result {
+            None => found,
+            Some(acc) if intersect => acc.intersection(&found).copied().collect(),
+            Some(acc) => acc.union(&found).copied().collect(),
+        });
+    }
+    let log = &state.log;
+    let ids: Vec<String> = result
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|index| Some(entry_id(log.info().tree_id, &log.leaf_hash(index)?)))
+        .collect();
+    Ok(json_response(StatusCode::OK, &ids))
+}
+
+/// The lowercased index keys a query names, validated as Rekor's schema does.
+fn lookup_keys(query: &SearchIndex) -> Result<Vec<String>, ApiError> {
+    let mut keys = Vec::new();
+    if let Some(hash) = &query.hash {
+        let key = pki::normalize_hash_search_key(hash)
+            .ok_or_else(|| ApiError::pattern("hash", "body", HASH_PATTERN))?;
+        keys.push(key);
+    }
+    if let Some(key) = &query.public_key {
+        keys.push(public_key_key(key)?);
+    }
+    if let Some(email) = &query.email {
+        if !is_email(email) {
+            return Err(ApiError::Unprocessable {
+                code: 601,
+                message: format!("email in body must be of type email: {email:?}"),
+            });
+        }
+        keys.push(email.to_lowercase());
+    }
+    if let Some(subject) = &query.subject {
+        if subject.is_empty() || subject.chars().count() > 512 {
+            return Err(ApiError::Unprocessable {
+                code: 603,
+                message: "subject in body should be between 1 and 512 characters".to_owned(),
+            });
+        }
+        keys.push(subject.to_lowercase());
+    }
+    Ok(keys)
+}
+
+fn public_key_key(key: &SearchKey) -> Result<String, ApiError> {
+    let format = key
+        .format
+        .as_deref()
+        .ok_or_else(|| ApiError::required("publicKey.format", "body"))?;
+    if !KEY_FORMATS.contains(&format) {
+        return Err(enum_error("publicKey.format", KEY_FORMATS));
+    }
+    let unparsable = || ApiError::BadRequest("public key provided could not be parsed".to_owned());
+    let content = key
+        .content
+        .as_deref()
+        .ok_or_else(|| ApiError::required("publicKey.content", "body"))?;
+    let pem = BASE64_STANDARD.decode(content).map_err(|_| unparsable())?;
+    match format {
+        "x509" => pki::public_key_search_key(&pem).map_err(|_| unparsable()),
+        // Keys of the other formats only appear in kinds this log does not store.
+        _ => Err(unparsable()),
+    }
+}
+
+fn enum_error(name: &str, values: &[&str]) -> ApiError {
+    ApiError::Unprocessable {
+        code: 606,
+        message: format!("{name} in body should be one of [{}]", values.join(" ")),
+    }
+}
+
+/// A plain `local@domain` check, enough to refuse what cannot be an address.
+fn is_email(value: &str) -> bool {
+    value.split_once('@').is_some_and(|(local, domain)| {
+        !local.is_empty() && domain.contains('.') && !value.contains(char::is_whitespace)
+    })
 }
