@@ -34,7 +34,26 @@ LOCKED=()
 if [ "${CI:-}" = "true" ]; then LOCKED=(--locked); fi
 
 START=$(date +%s)
+
+# Is PID a live process (zombies count as dead)?
+alive() {
+  [ -r "/proc/$1/stat" ] || return 1
+  [ "$(sed -E 's/^[0-9]+ \(.*\) ([A-Za-z]).*/\1/' "/proc/$1/stat" 2>/dev/null)" != Z ]
+}
+
+# Clusters left behind by runs that were killed (SIGKILL skips our trap): stop them.
+for old in "${TMPDIR:-/tmp}"/tlog-test-pg.*; do
+  [ -d "$old" ] || continue
+  owner="$(cat "$old/owner.pid" 2>/dev/null || true)"
+  # No owner recorded (yet): leave it alone; a live owner: another run in progress.
+  if [ -z "$owner" ] || alive "$owner"; then continue; fi
+  echo "cleaning up $old from an earlier run"
+  "$ROOT/scripts/pg.sh" stop "$old" >/dev/null 2>&1 || true
+  rm -rf "$old"
+done
+
 PGDIR="$(mktemp -d "${TMPDIR:-/tmp}/tlog-test-pg.XXXXXX")"
+echo $$ >"$PGDIR/owner.pid"
 LOGDIR="$(mktemp -d "${TMPDIR:-/tmp}/tlog-test-logs.XXXXXX")"
 
 PG_STOPPED=0
