@@ -58,6 +58,7 @@ impl Application {
         let state = web::Data::new(ApiState {
             log: Arc::clone(&log),
             max_request_body: config.max_request_body,
+            disabled_kinds: config.entries.disabled(),
         });
         let server = HttpServer::new(move || app_with_api(state.clone()))
             .listen(listener)?

@@ -64,6 +64,34 @@ pub struct Config {
     /// Submission pool.
     #[serde(default)]
     pub pool: PoolConfig,
+    /// Entry kinds.
+    #[serde(default)]
+    pub entries: EntriesConfig,
+}
+
+/// Which entry kinds may be written (rekor-v1.md T-01 `--enabled_entry_types`).
+#[derive(Debug, Deserialize, Clone, Default)]
+#[serde(deny_unknown_fields)]
+pub struct EntriesConfig {
+    /// Kind names (`hashedrekord`, `dsse`, `intoto`, `rekord`) refused on
+    /// `POST /api/v1/log/entries` with 400. Reads and searches still work.
+    /// An unknown name fails start-up. Env: `TLOG_ENTRIES__DISABLED_KINDS=[dsse,intoto]`.
+    #[serde(default)]
+    pub disabled_kinds: Vec<String>,
+}
+
+impl EntriesConfig {
+    /// The disabled kinds, already validated.
+    ///
+    /// # Panics
+    /// If called on a config that did not pass [`Config::validate`].
+    #[must_use]
+    pub fn disabled(&self) -> Vec<crate::entries::Kind> {
+        self.disabled_kinds
+            .iter()
+            .map(|name| crate::entries::Kind::from_name(name).expect("validated kind name"))
+            .collect()
+    }
 }
 
 /// How the sequencer forms batches.
@@ -193,6 +221,18 @@ impl Config {
         if self.db_max_connections < 2 {
             return invalid("db_max_connections must be at least 2");
         }
+        if let Some(unknown) = self
+            .entries
+            .disabled_kinds
+            .iter()
+            .find(|name| crate::entries::Kind::from_name(name).is_none())
+        {
+            let known: Vec<&str> = crate::entries::Kind::ALL.iter().map(|k| k.name()).collect();
+            return Err(ConfigError::Invalid(format!(
+                "entries.disabled_kinds names an unknown kind {unknown:?}; known kinds are {}",
+                known.join(", ")
+            )));
+        }
         Ok(())
     }
 
@@ -241,6 +281,18 @@ mod tests {
         assert!(from_yaml("hostname: 'a b'").is_err());
         assert!(from_yaml("batch: {max_entries: 0}").is_err());
         assert!(from_yaml("pool: {capacity: 0}").is_err());
+    }
+
+    #[test]
+    fn disabled_kinds_must_be_known_kinds() {
+        let config = from_yaml("entries: {disabled_kinds: [dsse, intoto]}").unwrap();
+        assert_eq!(
+            config.entries.disabled(),
+            [crate::entries::Kind::Dsse, crate::entries::Kind::Intoto]
+        );
+        let err = from_yaml("entries: {disabled_kinds: [rpm]}").unwrap_err();
+        assert!(err.to_string().contains(r#"unknown kind "rpm""#), "{err}");
+        assert!(from_yaml("{}").unwrap().entries.disabled().is_empty());
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub struct ApiState {
     pub log: Arc<Log<Store>>,
     /// Largest accepted request body, in bytes.
     pub max_request_body: usize,
+    /// Kinds refused on create (reads and search still serve them).
+    pub disabled_kinds: Vec<crate::entries::Kind>,
 }
 
 /// Registers the Rekor v1 API and the auxiliary routes on an actix `App`.

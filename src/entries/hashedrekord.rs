@@ -15,6 +15,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use sha2::{Digest as _, Sha256};
 
+use super::decoding::{go_type, std_base64};
 use super::digest_signature::{self, HashAlgorithm};
 use super::pki::{Curve, KeyAlgorithm, KeyError, PublicKey};
 use super::EntryError;
@@ -85,12 +86,12 @@ pub(super) fn validate(spec: &Value) -> Result<Validated<'_>, EntryError> {
     let sig_obj = object(spec, "signature");
     let key_obj = sig_obj.and_then(|s| object(s, "publicKey"));
     // Rekor decodes both base64 fields before it looks at anything else.
-    let sig = decode_base64(content(sig_obj)).map_err(|e| {
+    let sig = std_base64(content(sig_obj)).map_err(|e| {
         invalid(format!(
             "failed parsing base64 data for signature content: {e}"
         ))
     })?;
-    let key_pem = decode_base64(content(key_obj)).map_err(|e| {
+    let key_pem = std_base64(content(key_obj)).map_err(|e| {
         invalid(format!(
             "failed parsing base64 data for public key content: {e}"
         ))
@@ -212,42 +213,6 @@ fn content(obj: Option<&Map<String, Value>>) -> &str {
     obj.and_then(|o| o.get("content"))
         .and_then(Value::as_str)
         .unwrap_or("")
-}
-
-/// Go's `base64.StdEncoding.Decode`: padded standard alphabet, CR and LF
-/// ignored, non-zero trailing bits tolerated.
-fn decode_base64(text: &str) -> Result<Vec<u8>, String> {
-    use base64::engine::{general_purpose::GeneralPurpose, GeneralPurposeConfig};
-    const GO_STD: GeneralPurpose = GeneralPurpose::new(
-        &base64::alphabet::STANDARD,
-        GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true),
-    );
-    let result = if text.contains(['\r', '\n']) {
-        GO_STD.decode(text.replace(['\r', '\n'], ""))
-    } else {
-        GO_STD.decode(text)
-    };
-    result.map_err(|e| {
-        use base64::DecodeError::{InvalidByte, InvalidLastSymbol, InvalidLength, InvalidPadding};
-        let at = match e {
-            InvalidByte(at, _) | InvalidLastSymbol(at, _) => at,
-            InvalidLength(len) => len,
-            InvalidPadding => text.find('=').unwrap_or(text.len()),
-        };
-        format!("illegal base64 data at input byte {at}")
-    })
-}
-
-/// The Go type `encoding/json` gives a JSON value, for Rekor's message.
-fn go_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "<nil>",
-        Value::Bool(_) => "bool",
-        Value::Number(_) => "float64",
-        Value::String(_) => "string",
-        Value::Array(_) => "[]interface {}",
-        Value::Object(_) => "map[string]interface {}",
-    }
 }
 
 #[cfg(test)]

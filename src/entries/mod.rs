@@ -9,8 +9,12 @@
 //! `spec`, with go-openapi's 422 messages, E-04 step 1), dispatches on the kind
 //! and version, and turns the kind's body into JCS bytes (C-07).
 
+mod decoding;
 mod digest_signature;
+mod dsse;
+mod envelope;
 mod hashedrekord;
+mod intoto;
 pub mod pki;
 #[cfg(test)]
 mod test_support;
@@ -25,17 +29,23 @@ use serde_json::{Map, Value};
 pub enum Kind {
     /// `hashedrekord` 0.0.1 (T-02).
     HashedRekord,
+    /// `dsse` 0.0.1 (T-03).
+    Dsse,
+    /// `intoto` 0.0.2 and 0.0.1 (T-04, T-05).
+    Intoto,
 }
 
 impl Kind {
     /// Every kind, for exhaustive iteration.
-    pub const ALL: [Self; 1] = [Self::HashedRekord];
+    pub const ALL: [Self; 3] = [Self::HashedRekord, Self::Dsse, Self::Intoto];
 
     /// The wire name of the kind (`"hashedrekord"`).
     #[must_use]
     pub const fn name(self) -> &'static str {
         match self {
             Self::HashedRekord => "hashedrekord",
+            Self::Dsse => "dsse",
+            Self::Intoto => "intoto",
         }
     }
 
@@ -79,27 +89,105 @@ pub enum EntryError {
     Invalid(String),
 }
 
-/// Parses and fully validates a `POST /api/v1/log/entries` body.
+/// Parses and fully validates a `POST /api/v1/log/entries` body, for any
+/// kind.
 ///
 /// # Errors
 /// See [`EntryError`].
 pub fn parse_proposed(body: &[u8]) -> Result<Entry, EntryError> {
+    parse_for_insert(body, |_| true)
+}
+
+/// Parses and fully validates a `POST /api/v1/log/entries` body; a valid
+/// entry of a kind for which `enabled` is false is refused as Rekor's
+/// `--enabled_entry_types` does (after validation, before `Insertable`).
+///
+/// # Errors
+/// See [`EntryError`]; a disabled kind is [`EntryError::Invalid`] `entry kind
+/// '<kind>' is not enabled for submission on this server`.
+pub fn parse_for_insert(body: &[u8], enabled: impl Fn(Kind) -> bool) -> Result<Entry, EntryError> {
+    parse(body, Purpose::Insert(&enabled))
+}
+
+/// Parses and validates a proposed entry of `POST /api/v1/log/entries/retrieve`
+/// (E-07): signatures are verified as on insertion, but forms that cannot be
+/// written (the committed `dsse` form, `intoto` without an envelope) are
+/// canonicalised too, and no kind is disabled. The index keys of such forms
+/// are empty.
+///
+/// # Errors
+/// See [`EntryError`].
+pub fn parse_search(body: &[u8]) -> Result<Entry, EntryError> {
+    parse(body, Purpose::Search)
+}
+
+/// What a proposed entry is parsed for.
+#[derive(Clone, Copy)]
+enum Purpose<'a> {
+    /// Appending, with the kinds that may be written.
+    Insert(&'a dyn Fn(Kind) -> bool),
+    /// Looking up its canonical body.
+    Search,
+}
+
+fn parse(body: &[u8], purpose: Purpose<'_>) -> Result<Entry, EntryError> {
     let value = parse_json(body)?;
     let proposed = ProposedEntry::from_value(&value)?;
-    match proposed.kind {
-        Kind::HashedRekord => match proposed.api_version {
+    let (kind, version, spec) = (proposed.kind, proposed.api_version, proposed.spec);
+    let validated = match kind {
+        Kind::HashedRekord => match version {
             hashedrekord::API_VERSION => {
-                let entry = hashedrekord::validate(proposed.spec)?;
-                Ok(Entry {
-                    kind: proposed.kind,
-                    canonical: canonicalize(&entry.body)?,
+                let entry = hashedrekord::validate(spec)?;
+                Validated {
+                    body: serde_json::to_value(&entry.body)
+                        .map_err(|_| EntryError::Invalid(CANONICAL_FAILURE.to_owned()))?,
                     index_keys: entry.index_keys,
-                })
+                    not_insertable: None,
+                }
             }
-            other => Err(unknown_version(proposed.kind, other)),
+            other => return Err(unknown_version(kind, other)),
         },
+        Kind::Dsse => match version {
+            dsse::API_VERSION => dsse::validate(spec)?,
+            other => return Err(unknown_version(kind, other)),
+        },
+        Kind::Intoto => match intoto::Version::parse(version) {
+            Some(v) => intoto::validate(v, spec)?,
+            None => return Err(unknown_version(kind, version)),
+        },
+    };
+    if let Purpose::Insert(enabled) = purpose {
+        if !enabled(kind) {
+            return Err(EntryError::Invalid(format!(
+                "entry kind '{}' is not enabled for submission on this server",
+                kind.name()
+            )));
+        }
+        if let Some(why) = validated.not_insertable {
+            return Err(EntryError::Invalid(format!(
+                "entry not insertable into log: {why}"
+            )));
+        }
     }
+    Ok(Entry {
+        kind,
+        canonical: canonicalize(&validated.body)?,
+        index_keys: validated.index_keys,
+    })
 }
+
+/// A kind's verified entry: its body before JCS and its index keys.
+#[derive(Debug)]
+struct Validated {
+    body: Value,
+    index_keys: Vec<String>,
+    /// Why the entry can be searched for but not written (Rekor's
+    /// `Insertable`), checked after the kind is found enabled.
+    not_insertable: Option<&'static str>,
+}
+
+/// Rekor's message when a body cannot be canonicalised.
+const CANONICAL_FAILURE: &str = "error generating canonicalized entry";
 
 /// The semver pattern go-openapi checks `apiVersion` against (rekor openapi.yaml).
 const API_VERSION_PATTERN: &str = r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$";
@@ -229,7 +317,7 @@ fn canonicalize<T: Serialize>(body: &T) -> Result<Vec<u8>, EntryError> {
     // Bodies hold only strings and objects, so this cannot fail in practice;
     // Rekor answers "error generating canonicalized entry" if it does.
     serde_json_canonicalizer::to_vec(body)
-        .map_err(|_| EntryError::Invalid("error generating canonicalized entry".to_owned()))
+        .map_err(|_| EntryError::Invalid(CANONICAL_FAILURE.to_owned()))
 }
 
 #[cfg(test)]

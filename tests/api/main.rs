@@ -5,6 +5,8 @@
 mod helpers;
 
 mod architecture;
+mod crash;
 mod v1_entries;
 mod v1_errors;
+mod v1_kinds;
 mod v1_log;

@@ -24,7 +24,7 @@ pub async fn create_entry(
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
     let body = read_json_body(&req, payload, state.max_request_body).await?;
-    let entry = entries::parse_proposed(&body)?;
+    let entry = entries::parse_for_insert(&body, |kind| !state.disabled_kinds.contains(&kind))?;
     let leaf = merkle::leaf_hash(&entry.canonical);
     let log = &state.log;
     let location = |id: &str| format!("{}/{id}", req.path());
@@ -135,7 +135,7 @@ pub async fn search_log_query(
     for item in proposals {
         let bytes = serde_json::to_vec(item).expect("value serialises");
         let entry =
-            entries::parse_proposed(&bytes).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+            entries::parse_search(&bytes).map_err(|e| ApiError::BadRequest(e.to_string()))?;
         let leaf = merkle::leaf_hash(&entry.canonical);
         if let Some(index) = log.find_leaf(&leaf) {
             found.push((index, leaf));

@@ -1,0 +1,185 @@
+//! `kill -9` of a real `tlog serve` process under load loses no acknowledged
+//! entry, and the restarted log continues the same tree (issue 2).
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use base64::prelude::{Engine, BASE64_STANDARD};
+use serde_json::Value;
+use tlog::merkle::{leaf_hash, verify_consistency, verify_inclusion, Hash};
+use tlog::signing::{LogSigner, LogVerifier};
+
+use crate::helpers::{create_database, ClientKey};
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn start(database_url: &str, key_file: &std::path::Path) -> Server {
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_tlog"))
+        .arg("serve")
+        .env("TLOG_LISTEN", format!("127.0.0.1:{port}"))
+        .env("TLOG_DATABASE_URL", database_url)
+        .env("TLOG_KEY_FILE", key_file)
+        .env("TLOG_HOSTNAME", "localhost")
+        .env("TLOG_BATCH__INTERVAL_MS", "5")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tlog binary starts");
+    let url = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        if client.get(format!("{url}/api/v1/log")).send().await.is_ok() {
+            return Server { child, url };
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("tlog did not come up on {url}");
+}
+
+fn hashes(value: &Value) -> Vec<Hash> {
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| Hash(hex::decode(h.as_str().unwrap()).unwrap().try_into().unwrap()))
+        .collect()
+}
+
+#[tokio::test]
+async fn kill_9_under_load_loses_no_acknowledged_entry() {
+    let database_url = create_database().await;
+    let key_file = std::env::temp_dir().join(format!("tlog-crash-{}.pem", uuid::Uuid::new_v4()));
+    std::fs::write(&key_file, LogSigner::generate_pkcs8_pem().unwrap()).unwrap();
+    let pem = std::fs::read_to_string(&key_file).unwrap();
+    let verifier: LogVerifier = LogSigner::from_pkcs8_pem(&pem).unwrap().verifier();
+
+    let mut server = start(&database_url, &key_file).await;
+    let client = reqwest::Client::new();
+    let key = ClientKey::new();
+    let proposals: Vec<Value> = (0..2000u32).map(|i| key.hashedrekord(&i.to_be_bytes())).collect();
+
+    // 32 clients post until the server dies; each keeps what was acknowledged.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, Value)>();
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let proposals = std::sync::Arc::new(proposals);
+    let mut workers = Vec::new();
+    for _ in 0..32 {
+        let (client, url, tx, next, proposals) = (
+            client.clone(),
+            server.url.clone(),
+            tx.clone(),
+            next.clone(),
+            proposals.clone(),
+        );
+        workers.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(proposal) = proposals.get(i) else { break };
+                let Ok(response) = client
+                    .post(format!("{url}/api/v1/log/entries"))
+                    .json(proposal)
+                    .send()
+                    .await
+                else {
+                    break; // the server is gone
+                };
+                if response.status() == 201 {
+                    let id = response.headers()["etag"].to_str().unwrap().to_owned();
+                    if let Ok(body) = response.json::<Value>().await {
+                        let _ = tx.send((id, body));
+                    }
+                }
+            }
+        }));
+    }
+    drop(tx);
+    // Let a few hundred entries through, then kill -9 in the middle of the load.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    server.child.kill().expect("SIGKILL");
+    server.child.wait().unwrap();
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    let mut acknowledged = Vec::new();
+    while let Some(item) = rx.recv().await {
+        acknowledged.push(item);
+    }
+    assert!(acknowledged.len() > 50, "the load ran before the kill: {}", acknowledged.len());
+    assert!(acknowledged.len() < 2000, "the kill happened during the load");
+
+    // The largest checkpoint any client was shown before the kill.
+    let last_seen = acknowledged
+        .iter()
+        .map(|(_, body)| {
+            let entry = body.as_object().unwrap().values().next().unwrap();
+            let text = entry["verification"]["inclusionProof"]["checkpoint"].as_str().unwrap();
+            verifier.verify_checkpoint(text).unwrap()
+        })
+        .max_by_key(|c| c.size)
+        .unwrap();
+
+    let server = start(&database_url, &key_file).await;
+    for (id, _) in &acknowledged {
+        let response = client
+            .get(format!("{}/api/v1/log/entries/{id}", server.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "acknowledged entry {id} survived");
+        let body: Value = response.json().await.unwrap();
+        let entry = body.as_object().unwrap().values().next().unwrap();
+        let leaf = leaf_hash(&BASE64_STANDARD.decode(entry["body"].as_str().unwrap()).unwrap());
+        let proof = &entry["verification"]["inclusionProof"];
+        let checkpoint = verifier.verify_checkpoint(proof["checkpoint"].as_str().unwrap()).unwrap();
+        verify_inclusion(
+            leaf,
+            entry["logIndex"].as_u64().unwrap(),
+            checkpoint.size,
+            &hashes(&proof["hashes"]),
+            checkpoint.root,
+        )
+        .unwrap();
+    }
+    let info: Value = client
+        .get(format!("{}/api/v1/log", server.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let now = verifier.verify_checkpoint(info["signedTreeHead"].as_str().unwrap()).unwrap();
+    assert!(now.size >= last_seen.size);
+    let proof: Value = client
+        .get(format!(
+            "{}/api/v1/log/proof?firstSize={}&lastSize={}",
+            server.url, last_seen.size, now.size
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    verify_consistency(last_seen.size, last_seen.root, now.size, now.root, &hashes(&proof["hashes"]))
+        .expect("the restarted log is consistent with what clients saw");
+}
