@@ -106,7 +106,8 @@ fi
 
 if [ "$RUN_E2E" = 1 ]; then
   section "e2e: build tlog"
-  if cargo build "${LOCKED[@]}" --bin tlog; then
+  # --tests: the same feature set as cargo test, so the binary it built is reused.
+  if cargo build "${LOCKED[@]}" --bins --tests; then
     export TLOG_BIN="$ROOT/target/debug/tlog"
     section "e2e: sigstore-js (tests/e2e/js)"
     "$ROOT/tests/e2e/js/run.sh" 2>&1 | tee "$LOGDIR/e2e.log" || E2E_RC=$?
