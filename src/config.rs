@@ -20,8 +20,10 @@ pub const DEFAULT_HOSTNAME: &str = "localhost";
 pub const DEFAULT_KEY_FILE: &str = "tlog-key.pem";
 /// Default largest batch the sequencer commits at once.
 pub const DEFAULT_BATCH_MAX_ENTRIES: usize = 512;
-/// Default time the sequencer waits for a batch to fill after its first entry.
-pub const DEFAULT_BATCH_INTERVAL_MS: u64 = 25;
+/// Default time the sequencer lingers for a batch to fill after taking what was
+/// queued. 0 is pure group commit: the next batch is whatever arrived while
+/// the previous one was committing.
+pub const DEFAULT_BATCH_INTERVAL_MS: u64 = 0;
 /// Default number of submissions waiting for the sequencer before 503.
 pub const DEFAULT_POOL_CAPACITY: usize = 4096;
 /// Default request body limit: 32 MiB (rekor-v1.md G-12).
@@ -101,7 +103,8 @@ pub struct BatchConfig {
     /// Largest number of entries committed in one transaction.
     #[serde(default = "default_batch_max_entries")]
     pub max_entries: usize,
-    /// Milliseconds to wait for more entries after the first one arrives.
+    /// Milliseconds to linger for more entries after taking what was queued;
+    /// 0 commits as soon as the sequencer is free.
     #[serde(default = "default_batch_interval_ms")]
     pub interval_ms: u64,
 }
@@ -212,8 +215,10 @@ impl Config {
         {
             return invalid("hostname must be a non-empty name without whitespace or '+'");
         }
-        if self.batch.max_entries == 0 || self.batch.interval_ms == 0 {
-            return invalid("batch.max_entries and batch.interval_ms must be positive");
+        if self.batch.max_entries == 0 || self.batch.interval_ms > 10_000 {
+            return invalid(
+                "batch.max_entries must be positive and batch.interval_ms at most 10000",
+            );
         }
         if self.pool.capacity == 0 {
             return invalid("pool.capacity must be positive");

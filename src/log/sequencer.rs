@@ -57,16 +57,23 @@ impl<S: LogWriter + 'static> Sequencer<S> {
         tracing::info!("sequencer stopped");
     }
 
-    /// Waits for the first submission, gathers more until the batch is full or
-    /// the batch interval has passed, and commits them. Returns `false` once
-    /// the pool is closed and empty.
+    /// Waits for the first submission, takes everything already queued (group
+    /// commit: whatever arrived while the previous batch was committing), then
+    /// lingers up to the batch interval for more while the batch is not full.
+    /// Commits them. Returns `false` once the pool is closed and empty.
     pub async fn sequence_once(&mut self) -> bool {
         let Some(first) = self.pool.recv().await else {
             return false;
         };
-        let deadline = Instant::now() + self.batch.interval();
         let mut batch = vec![first];
         while batch.len() < self.batch.max_entries {
+            match self.pool.try_recv() {
+                Ok(item) => batch.push(item),
+                Err(_) => break,
+            }
+        }
+        let deadline = Instant::now() + self.batch.interval();
+        while batch.len() < self.batch.max_entries && Instant::now() < deadline {
             match tokio::time::timeout_at(deadline, self.pool.recv()).await {
                 Ok(Some(item)) => batch.push(item),
                 Ok(None) | Err(_) => break,
