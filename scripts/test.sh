@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# The test command: Rust tests and the sigstore-js end-to-end suite against a
+# throwaway PostgreSQL cluster that is removed again on exit (also on failure).
+#
+#   scripts/test.sh              everything
+#   scripts/test.sh --no-e2e     cargo test only
+#   scripts/test.sh --e2e-only   the end-to-end suite only (builds the binary)
+#
+# Environment: CARGO_TEST_ARGS (extra args for cargo test, e.g. a filter after --),
+# TLOG_KEEP_PG=1 keeps the cluster directory for inspection.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+RUN_CARGO=1
+RUN_E2E=1
+for arg in "$@"; do
+  case "$arg" in
+    --no-e2e) RUN_E2E=0 ;;
+    --e2e-only) RUN_CARGO=0 ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    *) echo "unknown argument: $arg" >&2; exit 2 ;;
+  esac
+done
+
+section() { printf '\n======== %s ========\n' "$*"; }
+
+# sqlx's query! macros must not look at the (empty) test database while compiling:
+# they use the committed .sqlx/ data instead (cargo sqlx prepare).
+export SQLX_OFFLINE="${SQLX_OFFLINE:-true}"
+
+LOCKED=()
+if [ "${CI:-}" = "true" ]; then LOCKED=(--locked); fi
+
+START=$(date +%s)
+
+# Is PID a live process (zombies count as dead)?
+alive() {
+  [ -r "/proc/$1/stat" ] || return 1
+  [ "$(sed -E 's/^[0-9]+ \(.*\) ([A-Za-z]).*/\1/' "/proc/$1/stat" 2>/dev/null)" != Z ]
+}
+
+# Clusters left behind by runs that were killed (SIGKILL skips our trap): stop them.
+for old in "${TMPDIR:-/tmp}"/tlog-test-pg.*; do
+  [ -d "$old" ] || continue
+  owner="$(cat "$old/owner.pid" 2>/dev/null || true)"
+  # No owner recorded (yet): leave it alone; a live owner: another run in progress.
+  if [ -z "$owner" ] || alive "$owner"; then continue; fi
+  echo "cleaning up $old from an earlier run"
+  "$ROOT/scripts/pg.sh" stop "$old" >/dev/null 2>&1 || true
+  rm -rf "$old"
+done
+
+PGDIR="$(mktemp -d "${TMPDIR:-/tmp}/tlog-test-pg.XXXXXX")"
+echo $$ >"$PGDIR/owner.pid"
+LOGDIR="$(mktemp -d "${TMPDIR:-/tmp}/tlog-test-logs.XXXXXX")"
+
+PG_STOPPED=0
+stop_pg() {
+  [ "$PG_STOPPED" = 0 ] || return 0
+  PG_STOPPED=1
+  section "Stopping PostgreSQL"
+  "$ROOT/scripts/pg.sh" stop "$PGDIR" || true
+  if [ "${TLOG_KEEP_PG:-}" = "1" ]; then
+    echo "kept $PGDIR"
+  else
+    rm -rf "$PGDIR"
+  fi
+}
+
+cleanup() {
+  local rc=$?
+  set +e
+  stop_pg
+  rm -rf "$LOGDIR"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+section "PostgreSQL (throwaway cluster)"
+"$ROOT/scripts/pg.sh" start "$PGDIR"
+set -a
+# shellcheck disable=SC1091
+. "$PGDIR/env"
+set +a
+export DATABASE_URL PG_BINDIR
+
+CARGO_RC=0
+E2E_RC=0
+CARGO_PASSED=0
+CARGO_FAILED=0
+E2E_PASSED=0
+E2E_FAILED=0
+
+if [ "$RUN_CARGO" = 1 ]; then
+  section "cargo test"
+  # shellcheck disable=SC2086
+  cargo test "${LOCKED[@]}" ${CARGO_TEST_ARGS:-} 2>&1 | tee "$LOGDIR/cargo.log" || CARGO_RC=$?
+  CARGO_PASSED=$(sed -nE 's/^test result: [a-zA-Z]+\. ([0-9]+) passed; ([0-9]+) failed.*/\1/p' "$LOGDIR/cargo.log" | awk '{s+=$1} END {print s+0}')
+  CARGO_FAILED=$(sed -nE 's/^test result: [a-zA-Z]+\. ([0-9]+) passed; ([0-9]+) failed.*/\2/p' "$LOGDIR/cargo.log" | awk '{s+=$1} END {print s+0}')
+  if [ "$CARGO_RC" != 0 ] && [ "$CARGO_FAILED" = 0 ]; then CARGO_FAILED=1; fi # build failure
+fi
+
+if [ "$RUN_E2E" = 1 ]; then
+  section "e2e: build tlog"
+  # --tests: the same feature set as cargo test, so the binary it built is reused.
+  if cargo build "${LOCKED[@]}" --bins --tests; then
+    export TLOG_BIN="$ROOT/target/debug/tlog"
+    section "e2e: sigstore-js (tests/e2e/js)"
+    "$ROOT/tests/e2e/js/run.sh" 2>&1 | tee "$LOGDIR/e2e.log" || E2E_RC=$?
+    # node's spec reporter ends with "ℹ pass N" / "ℹ fail N".
+    E2E_PASSED=$(sed -nE 's/^[^a-z]{0,6}pass ([0-9]+)$/\1/p' "$LOGDIR/e2e.log" | tail -n1)
+    E2E_FAILED=$(sed -nE 's/^[^a-z]{0,6}fail ([0-9]+)$/\1/p' "$LOGDIR/e2e.log" | tail -n1)
+    E2E_PASSED=${E2E_PASSED:-0}
+    E2E_FAILED=${E2E_FAILED:-0}
+    if [ "$E2E_RC" != 0 ] && [ "$E2E_FAILED" = 0 ]; then E2E_FAILED=1; fi
+  else
+    E2E_RC=1
+    E2E_FAILED=1
+  fi
+fi
+
+stop_pg
+
+section "Summary ($(( $(date +%s) - START ))s)"
+[ "$RUN_CARGO" = 1 ] && echo "cargo test: $CARGO_PASSED passed, $CARGO_FAILED failed (exit $CARGO_RC)"
+[ "$RUN_E2E" = 1 ] && echo "e2e (sigstore-js): $E2E_PASSED passed, $E2E_FAILED failed (exit $E2E_RC)"
+echo "tests: $(( CARGO_PASSED + E2E_PASSED )) passed, $(( CARGO_FAILED + E2E_FAILED )) failed"
+if [ "$CARGO_RC" != 0 ] || [ "$E2E_RC" != 0 ]; then exit 1; fi

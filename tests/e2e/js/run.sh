@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs the sigstore-js end-to-end tests with Node's built-in test runner.
+# Needs DATABASE_URL (a superuser URL of a throwaway cluster; scripts/test.sh sets it)
+# and the tlog binary (TLOG_BIN, default target/debug/tlog).
+# Dependencies are pinned by package-lock.json and installed with `npm ci` only when
+# the lock file changed since the last install (node_modules/ is ignored by git).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+
+command -v node >/dev/null 2>&1 || { echo "node is required for the e2e tests" >&2; exit 1; }
+command -v npm >/dev/null 2>&1 || { echo "npm is required for the e2e tests" >&2; exit 1; }
+
+stamp=node_modules/.tlog-lock-sha256
+want="$( (sha256sum package-lock.json; node --version) | sha256sum | cut -d' ' -f1)"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  echo "npm ci (tests/e2e/js)"
+  npm ci --no-audit --no-fund --engine-strict --loglevel=error
+  echo "$want" >"$stamp"
+fi
+
+exec node --test --test-reporter=spec --test-concurrency=1 test/*.test.js
