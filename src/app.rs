@@ -13,6 +13,7 @@ use crate::api::{app_with_api, ApiState};
 use crate::config::Config;
 use crate::log::{Log, Options, SystemClock};
 use crate::signing::LogSigner;
+use crate::storage::file::FileStore;
 use crate::storage::postgres::{PgStore, WriterLock};
 use crate::storage::Store;
 
@@ -21,25 +22,22 @@ pub struct Application {
     port: u16,
     server: Server,
     log: Arc<Log<Store>>,
-    _writer_lock: WriterLock,
+    _writer_lock: Option<WriterLock>,
 }
 
 impl Application {
-    /// Loads the key, connects to and migrates the database, opens the log,
-    /// starts the sequencer and binds the listener.
+    /// Loads the key, opens the store (Postgres when `database_url` is set,
+    /// else the embedded journal in `data_dir`), opens the log, starts the
+    /// sequencer and binds the listener.
     ///
     /// # Errors
     /// A missing or wrong key, an unreachable database, a log that fails its
     /// consistency check, or an address that cannot be bound; each with a hint.
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
         let signer = load_signer(&config.key_file)?;
-        let store = connect(config).await?;
-        let writer_lock = store
-            .lock_writer()
-            .await
-            .context("couldn't take the writer lock")?;
+        let (store, writer_lock) = open_store(config).await?;
         let (log, sequencer) = Log::open(
-            Store::Postgres(store),
+            store,
             signer,
             Options {
                 hostname: config.hostname.clone(),
@@ -55,10 +53,7 @@ impl Application {
         let listener = TcpListener::bind(config.listen_addr())
             .with_context(|| format!("couldn't listen on {}", config.listen))?;
         let port = listener.local_addr()?.port();
-        let state = web::Data::new(ApiState {
-            log: Arc::clone(&log),
-            max_request_body: config.max_request_body,
-        });
+        let state = web::Data::new(ApiState::new(Arc::clone(&log), config.max_request_body));
         let server = HttpServer::new(move || app_with_api(state.clone()))
             .listen(listener)?
             .run();
@@ -107,6 +102,109 @@ impl Application {
         } = self;
         server.await
     }
+}
+
+/// Opens the configured store for writing: Postgres (migrated, with the
+/// writer lock held) or, without a database URL, the embedded journal.
+///
+/// # Errors
+/// An unreachable database, a lock held by another server, or a journal
+/// that fails its checks.
+pub async fn open_store(config: &Config) -> anyhow::Result<(Store, Option<WriterLock>)> {
+    if config.database_url.is_some() {
+        let store = connect(config).await?;
+        let lock = store
+            .lock_writer()
+            .await
+            .context("couldn't take the writer lock")?;
+        return Ok((Store::Postgres(store), Some(lock)));
+    }
+    let dir = config.data_dir.clone();
+    tracing::info!(data_dir = %dir.display(), "no database_url: using the embedded log");
+    let store = tokio::task::spawn_blocking(move || FileStore::open(&dir))
+        .await?
+        .with_context(|| {
+            format!(
+                "couldn't open the embedded log in {}",
+                config.data_dir.display()
+            )
+        })?;
+    Ok((Store::File(store), None))
+}
+
+/// `tlog export`: writes the configured log to `out` (`-` for stdout),
+/// through a temporary file that is renamed into place when complete.
+///
+/// # Errors
+/// The store cannot be opened or read, or the file cannot be written.
+pub async fn export(config: &Config, out: &Path) -> anyhow::Result<()> {
+    let store = if config.database_url.is_some() {
+        Store::Postgres(connect(config).await?)
+    } else {
+        let path = config.data_dir.join(crate::storage::file::JOURNAL_FILE);
+        let store = tokio::task::spawn_blocking(move || {
+            FileStore::open_snapshot(&path, crate::storage::jsonl::KeyPolicy::Unchecked)
+        })
+        .await?
+        .context(
+            "couldn't read the embedded log; hint: stop `tlog serve` first, or set database_url",
+        )?;
+        Store::File(store)
+    };
+    let mut progress = crate::export::Progress::new("export", 0);
+    let started = std::time::Instant::now();
+    let checkpoint = if out == Path::new("-") {
+        let stdout = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+        crate::export::export(&store, stdout, &mut progress).await?
+    } else {
+        let tmp = out.with_extension("partial");
+        let file = std::fs::File::create(&tmp)
+            .with_context(|| format!("couldn't create {}", tmp.display()))?;
+        let mut writer = std::io::BufWriter::with_capacity(1 << 20, file);
+        let checkpoint = crate::export::export(&store, &mut writer, &mut progress).await?;
+        let file = writer
+            .into_inner()
+            .map_err(std::io::IntoInnerError::into_error)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, out)
+            .with_context(|| format!("couldn't rename {} to {}", tmp.display(), out.display()))?;
+        checkpoint
+    };
+    tracing::info!(
+        size = checkpoint.size,
+        elapsed_ms = started.elapsed().as_millis(),
+        "export written"
+    );
+    Ok(())
+}
+
+/// `tlog import`: verifies `input` under `key_file`'s public key and loads it
+/// into the empty Postgres log named by `database_url`, all or nothing.
+///
+/// # Errors
+/// No database configured, a file that does not verify, a database that
+/// already holds a log, or a storage failure.
+pub async fn import(config: &Config, input: &Path) -> anyhow::Result<()> {
+    if config.database_url.is_none() {
+        bail!("import writes to Postgres; hint: set TLOG_DATABASE_URL");
+    }
+    let verifier = load_signer(&config.key_file)?.verifier();
+    let store = connect(config).await?;
+    let _lock = store
+        .lock_writer()
+        .await
+        .context("couldn't take the writer lock; hint: stop `tlog serve` first")?;
+    let mut progress = crate::export::Progress::new("import", 0);
+    let started = std::time::Instant::now();
+    let checkpoint = crate::export::import(&store, input, &verifier, &mut progress)
+        .await
+        .with_context(|| format!("couldn't import {}", input.display()))?;
+    tracing::info!(
+        size = checkpoint.size,
+        elapsed_ms = started.elapsed().as_millis(),
+        "import committed"
+    );
+    Ok(())
 }
 
 /// Reads the signing key, with a hint when it is missing.
