@@ -254,3 +254,111 @@ fn read_batches(
         ScanOutcome::Empty => Err(TransferError::Format("the file holds no log".to_owned())),
     }
 }
+
+/// Writes a signed `db.jsonl` directly from entry bodies, without a server:
+/// for tests, fixtures and benchmark files. Assigns indexes, signs each SET
+/// and the final checkpoint with the log key.
+pub struct SnapshotWriter<W: Write> {
+    out: W,
+    signer: crate::signing::LogSigner,
+    hostname: String,
+    origin: String,
+    tree: Tree,
+    buf: Vec<u8>,
+}
+
+impl<W: Write> SnapshotWriter<W> {
+    /// Starts a file for the log `tree_id`, signed by `signer` as `hostname`.
+    ///
+    /// # Errors
+    /// Writing the header fails.
+    pub fn new(
+        mut out: W,
+        signer: crate::signing::LogSigner,
+        hostname: &str,
+        tree_id: i64,
+    ) -> std::io::Result<Self> {
+        let origin = format!("{hostname} - {tree_id}");
+        out.write_all(&jsonl::encode_header(&Header {
+            tree_id,
+            origin: origin.clone(),
+            hostname: hostname.to_owned(),
+            public_key: signer.public_key_der().to_vec(),
+        }))?;
+        Ok(Self {
+            out,
+            signer,
+            hostname: hostname.to_owned(),
+            origin,
+            tree: Tree::default(),
+            buf: Vec::new(),
+        })
+    }
+
+    /// Appends an entry integrated at `integrated_time`; returns its index.
+    ///
+    /// # Errors
+    /// Writing fails.
+    pub fn push(
+        &mut self,
+        body: Vec<u8>,
+        integrated_time: i64,
+        index_keys: &[String],
+    ) -> std::io::Result<u64> {
+        use base64::prelude::{Engine, BASE64_STANDARD};
+        let index = self.tree.size() + self.buf.len() as u64 / 32;
+        let set = self
+            .signer
+            .sign_set(&BASE64_STANDARD.encode(&body), integrated_time, index);
+        self.buf.extend(crate::merkle::leaf_hash(&body).0);
+        let entry = crate::storage::StoredEntry {
+            index,
+            body,
+            integrated_time,
+            set,
+        };
+        self.out.write_all(&jsonl::encode_entry(
+            &entry,
+            &jsonl::normalize_keys(index_keys),
+        ))?;
+        Ok(index)
+    }
+
+    /// Writes a checkpoint covering everything so far and returns it.
+    ///
+    /// # Errors
+    /// Writing fails.
+    pub fn checkpoint(&mut self) -> std::io::Result<StoredCheckpoint> {
+        let leaves: Vec<crate::merkle::Hash> = self
+            .buf
+            .chunks_exact(32)
+            .map(|c| crate::merkle::Hash(c.try_into().expect("32 bytes")))
+            .collect();
+        self.buf.clear();
+        let staged = self.tree.stage(&leaves);
+        self.tree.apply(staged);
+        let size = self.tree.size();
+        let root = self.tree.root(size).expect("size is the tree's");
+        let note = self.signer.sign_checkpoint(
+            &crate::note::Checkpoint {
+                origin: self.origin.clone(),
+                size,
+                root,
+            },
+            &self.hostname,
+        );
+        let checkpoint = StoredCheckpoint { size, root, note };
+        self.out.write_all(&jsonl::encode_checkpoint(&checkpoint))?;
+        Ok(checkpoint)
+    }
+
+    /// Writes the final checkpoint, flushes, and returns the writer.
+    ///
+    /// # Errors
+    /// Writing fails.
+    pub fn finish(mut self) -> std::io::Result<(W, StoredCheckpoint)> {
+        let checkpoint = self.checkpoint()?;
+        self.out.flush()?;
+        Ok((self.out, checkpoint))
+    }
+}

@@ -636,10 +636,14 @@ impl<'k> Walk<'k> {
         };
         let Some(checkpoint) = self.checkpoint else {
             if policy == TailPolicy::Refuse {
-                return Err(FormatError {
-                    line: last_line,
-                    reason: "the file has no checkpoint (it is truncated)".to_owned(),
-                });
+                let (line, reason) = match tail {
+                    Some(tail) => (tail.line, tail.reason),
+                    None => (
+                        last_line,
+                        "the file has no checkpoint (it is truncated)".to_owned(),
+                    ),
+                };
+                return Err(FormatError { line, reason });
             }
             return Ok(ScanOutcome::Empty);
         };

@@ -5,6 +5,8 @@
 mod helpers;
 
 mod architecture;
+mod conformance;
+mod replica;
 mod v1_entries;
 mod v1_errors;
 mod v1_log;
