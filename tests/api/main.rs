@@ -6,6 +6,7 @@ mod helpers;
 
 mod architecture;
 mod conformance;
+mod embedded;
 mod replica;
 mod v1_entries;
 mod v1_errors;
