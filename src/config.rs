@@ -275,6 +275,18 @@ mod tests {
         assert_eq!(config.batch.max_entries, DEFAULT_BATCH_MAX_ENTRIES);
         assert_eq!(config.pool.capacity, DEFAULT_POOL_CAPACITY);
         assert!(config.database_url.is_none());
+        assert_eq!(config.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+        assert!(config.replica.db.is_none() && !config.replica.trust_embedded_key);
+        assert_eq!(
+            config.replica.poll_interval_ms,
+            DEFAULT_REPLICA_POLL_INTERVAL_MS
+        );
+    }
+
+    #[test]
+    fn replica_section_rejects_unknown_keys() {
+        assert!(from_yaml("replica: {db: x.jsonl, public_key: k.pem}").is_ok());
+        assert!(from_yaml("replica: {trust_embeded_key: true}").is_err());
     }
 
     #[test]
