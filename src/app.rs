@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::log::{Log, Options, SystemClock};
 use crate::metrics::Metrics;
 use crate::signing::LogSigner;
+use crate::storage::file::FileStore;
 use crate::storage::postgres::{PgStore, WriterLock};
 use crate::storage::Store;
 
@@ -24,25 +25,22 @@ pub struct Application {
     server: Server,
     metrics_server: Server,
     log: Arc<Log<Store>>,
-    _writer_lock: WriterLock,
+    _writer_lock: Option<WriterLock>,
 }
 
 impl Application {
-    /// Loads the key, connects to and migrates the database, opens the log,
-    /// starts the sequencer and binds the listener.
+    /// Loads the key, opens the store (Postgres when `database_url` is set,
+    /// else the embedded journal in `data_dir`), opens the log, starts the
+    /// sequencer and binds the listener.
     ///
     /// # Errors
     /// A missing or wrong key, an unreachable database, a log that fails its
     /// consistency check, or an address that cannot be bound; each with a hint.
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
         let signer = load_signer(&config.key_file)?;
-        let store = connect(config).await?;
-        let writer_lock = store
-            .lock_writer()
-            .await
-            .context("couldn't take the writer lock")?;
+        let (store, writer_lock) = open_store(config).await?;
         let (log, sequencer) = Log::open(
-            Store::Postgres(store),
+            store,
             signer,
             Options {
                 hostname: config.hostname.clone(),
@@ -55,16 +53,18 @@ impl Application {
         )
         .await
         .context("couldn't open the log")?;
-        tokio::spawn(sequencer.run());
+        let sequencer = tokio::spawn(sequencer.run());
         let listener = TcpListener::bind(config.listen_addr())
             .with_context(|| format!("couldn't listen on {}", config.listen))?;
         let port = listener.local_addr()?.port();
-        let state = web::Data::new(ApiState {
-            log: Arc::clone(&log),
-            max_request_body: config.max_request_body,
-            disabled_kinds: config.entries.disabled(),
-        });
+        let state = web::Data::new(ApiState::new(
+            Arc::clone(&log),
+            config.max_request_body,
+            config.entries.disabled(),
+        ));
+        tokio::spawn(probe_readiness(state.clone(), sequencer));
         let grace = config.shutdown_grace_secs;
+        let state_for_metrics = state.clone();
         let server = HttpServer::new(move || app_with_api(state.clone()))
             .shutdown_timeout(grace)
             .client_request_timeout(std::time::Duration::from_millis(
@@ -73,7 +73,7 @@ impl Application {
             .keep_alive(std::time::Duration::from_secs(config.keep_alive_secs))
             .listen(listener)?
             .run();
-        let (metrics_server, metrics_port) = metrics_server(config, Arc::clone(&log))?;
+        let (metrics_server, metrics_port) = metrics_server(config, state_for_metrics)?;
         tracing::info!(
             port,
             tree_id = log.info().tree_id,
@@ -126,27 +126,59 @@ impl Application {
             _writer_lock,
             ..
         } = self;
-        // An actix server runs only while polled: serve metrics alongside.
-        let metrics = metrics_server.handle();
-        let metrics_task = tokio::spawn(metrics_server);
-        let served = server.await;
-        // The API has drained; the metrics port goes with it.
-        metrics.stop(true).await;
-        let _ = metrics_task.await;
-        served
+        serve_with_metrics(server, metrics_server).await
     }
+}
+
+/// How often readiness re-checks the database.
+const READINESS_PROBE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Keeps `/readyz` current without a request ever waiting on the database:
+/// ready while the sequencer runs and the store answers a ping in time.
+async fn probe_readiness(state: web::Data<ApiState>, sequencer: tokio::task::JoinHandle<()>) {
+    loop {
+        let log = state.log();
+        let reachable = match log.store() {
+            Store::Postgres(store) => tokio::time::timeout(READINESS_PROBE, store.ping())
+                .await
+                .is_ok_and(|r| r.is_ok()),
+            Store::File(_) => true,
+        };
+        state.set_ready(reachable && !sequencer.is_finished());
+        tokio::time::sleep(READINESS_PROBE).await;
+    }
+}
+
+/// Runs the API server and the metrics server until the API server stops
+/// (on SIGTERM, after draining), then stops the metrics server.
+///
+/// # Errors
+/// I/O errors from the API server.
+pub async fn serve_with_metrics(server: Server, metrics_server: Server) -> std::io::Result<()> {
+    // An actix server runs only while polled: serve metrics alongside.
+    let metrics = metrics_server.handle();
+    let metrics_task = tokio::spawn(metrics_server);
+    let served = server.await;
+    metrics.stop(true).await;
+    let _ = metrics_task.await;
+    served
 }
 
 /// The Prometheus endpoint on its own port, so that scraping never competes
 /// with the API's workers or ingress rules.
-fn metrics_server(config: &Config, log: Arc<Log<Store>>) -> anyhow::Result<(Server, u16)> {
+///
+/// # Errors
+/// The metrics address cannot be bound.
+pub fn metrics_server(
+    config: &Config,
+    state: web::Data<ApiState>,
+) -> anyhow::Result<(Server, u16)> {
     let listener = TcpListener::bind(&config.metrics_listen)
         .with_context(|| format!("couldn't listen on {} for metrics", config.metrics_listen))?;
     let port = listener.local_addr()?.port();
-    let log = web::Data::from(log);
     let server = HttpServer::new(move || {
         actix_web::App::new()
-            .app_data(log.clone())
+            .app_data(state.clone())
             .route("/metrics", web::get().to(render_metrics))
     })
     .workers(1)
@@ -155,7 +187,8 @@ fn metrics_server(config: &Config, log: Arc<Log<Store>>) -> anyhow::Result<(Serv
     Ok((server, port))
 }
 
-async fn render_metrics(log: web::Data<Log<Store>>) -> actix_web::HttpResponse {
+async fn render_metrics(state: web::Data<ApiState>) -> actix_web::HttpResponse {
+    let log = state.log();
     log.update_gauges();
     if let Some((idle, in_use)) = log.store().connection_stats() {
         let gauges = &log.metrics().db_connections;
@@ -165,6 +198,109 @@ async fn render_metrics(log: web::Data<Log<Store>>) -> actix_web::HttpResponse {
     actix_web::HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(log.metrics().render())
+}
+
+/// Opens the configured store for writing: Postgres (migrated, with the
+/// writer lock held) or, without a database URL, the embedded journal.
+///
+/// # Errors
+/// An unreachable database, a lock held by another server, or a journal
+/// that fails its checks.
+pub async fn open_store(config: &Config) -> anyhow::Result<(Store, Option<WriterLock>)> {
+    if config.database_url.is_some() {
+        let store = connect(config).await?;
+        let lock = store
+            .lock_writer()
+            .await
+            .context("couldn't take the writer lock")?;
+        return Ok((Store::Postgres(store), Some(lock)));
+    }
+    let dir = config.data_dir.clone();
+    tracing::info!(data_dir = %dir.display(), "no database_url: using the embedded log");
+    let store = tokio::task::spawn_blocking(move || FileStore::open(&dir))
+        .await?
+        .with_context(|| {
+            format!(
+                "couldn't open the embedded log in {}",
+                config.data_dir.display()
+            )
+        })?;
+    Ok((Store::File(store), None))
+}
+
+/// `tlog export`: writes the configured log to `out` (`-` for stdout),
+/// through a temporary file that is renamed into place when complete.
+///
+/// # Errors
+/// The store cannot be opened or read, or the file cannot be written.
+pub async fn export(config: &Config, out: &Path) -> anyhow::Result<()> {
+    let store = if config.database_url.is_some() {
+        Store::Postgres(connect(config).await?)
+    } else {
+        let path = config.data_dir.join(crate::storage::file::JOURNAL_FILE);
+        let store = tokio::task::spawn_blocking(move || {
+            FileStore::open_snapshot(&path, crate::storage::jsonl::KeyPolicy::Unchecked)
+        })
+        .await?
+        .context(
+            "couldn't read the embedded log; hint: stop `tlog serve` first, or set database_url",
+        )?;
+        Store::File(store)
+    };
+    let mut progress = crate::export::Progress::new("export", 0);
+    let started = std::time::Instant::now();
+    let checkpoint = if out == Path::new("-") {
+        let stdout = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+        crate::export::export(&store, stdout, &mut progress).await?
+    } else {
+        let tmp = out.with_extension("partial");
+        let file = std::fs::File::create(&tmp)
+            .with_context(|| format!("couldn't create {}", tmp.display()))?;
+        let mut writer = std::io::BufWriter::with_capacity(1 << 20, file);
+        let checkpoint = crate::export::export(&store, &mut writer, &mut progress).await?;
+        let file = writer
+            .into_inner()
+            .map_err(std::io::IntoInnerError::into_error)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, out)
+            .with_context(|| format!("couldn't rename {} to {}", tmp.display(), out.display()))?;
+        checkpoint
+    };
+    tracing::info!(
+        size = checkpoint.size,
+        elapsed_ms = started.elapsed().as_millis(),
+        "export written"
+    );
+    Ok(())
+}
+
+/// `tlog import`: verifies `input` under `key_file`'s public key and loads it
+/// into the empty Postgres log named by `database_url`, all or nothing.
+///
+/// # Errors
+/// No database configured, a file that does not verify, a database that
+/// already holds a log, or a storage failure.
+pub async fn import(config: &Config, input: &Path) -> anyhow::Result<()> {
+    if config.database_url.is_none() {
+        bail!("import writes to Postgres; hint: set TLOG_DATABASE_URL");
+    }
+    let verifier = load_signer(&config.key_file)?.verifier();
+    let store = connect(config).await?;
+    let _lock = store
+        .lock_writer()
+        .await
+        .context("couldn't take the writer lock; hint: stop `tlog serve` first")?;
+    let mut progress = crate::export::Progress::new("import", 0);
+    let started = std::time::Instant::now();
+    let checkpoint = crate::export::import(&store, input, &verifier, &mut progress)
+        .await
+        .with_context(|| format!("couldn't import {}", input.display()))?;
+    tracing::info!(
+        size = checkpoint.size,
+        elapsed_ms = started.elapsed().as_millis(),
+        "import committed"
+    );
+    Ok(())
 }
 
 /// Reads the signing key, with a hint when it is missing.

@@ -40,6 +40,10 @@ pub const DEFAULT_REQUEST_HEADER_TIMEOUT_MS: u64 = 5_000;
 pub const DEFAULT_KEEP_ALIVE_SECS: u64 = 75;
 /// Default memory budget for cached entries, in bytes.
 pub const DEFAULT_ENTRY_CACHE_BYTES: u64 = 256 << 20;
+/// Default directory of the embedded log, used when `database_url` is unset.
+pub const DEFAULT_DATA_DIR: &str = "./data";
+/// Default interval at which a replica checks its file for a new snapshot.
+pub const DEFAULT_REPLICA_POLL_INTERVAL_MS: u64 = 5000;
 
 /// Configuration of `tlog serve` and the commands that share its settings.
 #[derive(Debug, Deserialize)]
@@ -53,9 +57,14 @@ pub struct Config {
     /// it to be a substring of the URL clients use (rekor-v1.md C-12).
     #[serde(default = "default_hostname")]
     pub hostname: String,
-    /// Postgres URL. Required by `serve` and `migrate`.
+    /// Postgres URL. Without it, `serve` keeps the log in `data_dir`.
+    /// Required by `migrate` and `import`.
     #[serde(default)]
     pub database_url: Option<SecretString>,
+    /// Directory of the embedded log (its `db.jsonl` journal), used by
+    /// `serve` and `export` when `database_url` is not set.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
     /// Path of the PKCS#8 PEM ECDSA P-256 signing key (`tlog keygen` writes one).
     #[serde(default = "default_key_file")]
     pub key_file: PathBuf,
@@ -89,6 +98,9 @@ pub struct Config {
     /// Entry kinds.
     #[serde(default)]
     pub entries: EntriesConfig,
+    /// Read-only replica (`tlog replica`).
+    #[serde(default)]
+    pub replica: ReplicaConfig,
 }
 
 /// Which entry kinds may be written (rekor-v1.md T-01 `--enabled_entry_types`).
@@ -114,6 +126,26 @@ impl EntriesConfig {
             .map(|name| crate::entries::Kind::from_name(name).expect("validated kind name"))
             .collect()
     }
+}
+
+/// What `tlog replica` serves and which key it trusts.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicaConfig {
+    /// The `db.jsonl` snapshot to serve.
+    #[serde(default)]
+    pub db: Option<PathBuf>,
+    /// PEM public key the snapshot's checkpoints must verify under.
+    #[serde(default)]
+    pub public_key: Option<PathBuf>,
+    /// Trust the key written in the snapshot itself instead of `public_key`.
+    /// It proves only that the file is self-consistent, not who wrote it.
+    #[serde(default)]
+    pub trust_embedded_key: bool,
+    /// Milliseconds between checks of the file for a new snapshot
+    /// (0 to reload on SIGHUP only).
+    #[serde(default = "default_replica_poll_interval_ms")]
+    pub poll_interval_ms: u64,
 }
 
 /// How the sequencer forms batches.
@@ -147,6 +179,17 @@ impl Default for BatchConfig {
     }
 }
 
+impl Default for ReplicaConfig {
+    fn default() -> Self {
+        Self {
+            db: None,
+            public_key: None,
+            trust_embedded_key: false,
+            poll_interval_ms: DEFAULT_REPLICA_POLL_INTERVAL_MS,
+        }
+    }
+}
+
 impl Default for PoolConfig {
     fn default() -> Self {
         Self {
@@ -168,6 +211,12 @@ fn default_listen() -> String {
 }
 fn default_hostname() -> String {
     DEFAULT_HOSTNAME.to_owned()
+}
+fn default_data_dir() -> PathBuf {
+    PathBuf::from(DEFAULT_DATA_DIR)
+}
+fn default_replica_poll_interval_ms() -> u64 {
+    DEFAULT_REPLICA_POLL_INTERVAL_MS
 }
 fn default_key_file() -> PathBuf {
     PathBuf::from(DEFAULT_KEY_FILE)
@@ -310,6 +359,18 @@ mod tests {
         assert_eq!(config.batch.max_entries, DEFAULT_BATCH_MAX_ENTRIES);
         assert_eq!(config.pool.capacity, DEFAULT_POOL_CAPACITY);
         assert!(config.database_url.is_none());
+        assert_eq!(config.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+        assert!(config.replica.db.is_none() && !config.replica.trust_embedded_key);
+        assert_eq!(
+            config.replica.poll_interval_ms,
+            DEFAULT_REPLICA_POLL_INTERVAL_MS
+        );
+    }
+
+    #[test]
+    fn replica_section_rejects_unknown_keys() {
+        assert!(from_yaml("replica: {db: x.jsonl, public_key: k.pem}").is_ok());
+        assert!(from_yaml("replica: {trust_embeded_key: true}").is_err());
     }
 
     #[test]

@@ -30,6 +30,8 @@ pub mod tiles;
 pub mod api;
 pub mod app;
 pub mod config;
+pub mod export;
 pub mod log;
+pub mod replica;
 pub mod storage;
 pub mod telemetry;

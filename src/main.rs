@@ -16,8 +16,33 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the Rekor v1 API, reading and writing the log in Postgres.
+    /// Serve the Rekor v1 API, reading and writing the log in Postgres
+    /// (`database_url`) or, without one, in the embedded journal in `data_dir`.
     Serve,
+    /// Serve the read-only half of the API from a verified db.jsonl snapshot.
+    Replica {
+        /// The snapshot (replica.db).
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// PEM public key of the log (replica.public_key).
+        #[arg(long)]
+        public_key: Option<PathBuf>,
+        /// Trust the key written in the snapshot (replica.trust_embedded_key).
+        #[arg(long)]
+        trust_embedded_key: bool,
+    },
+    /// Write the configured log (Postgres or embedded) to a db.jsonl file.
+    Export {
+        /// Where to write; `-` for standard output.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Load a db.jsonl file into the empty Postgres log named by database_url.
+    Import {
+        /// The file to import; it must verify under key_file's public key.
+        #[arg(long = "in")]
+        input: PathBuf,
+    },
     /// Apply database migrations and exit.
     Migrate,
     /// Write a new ECDSA P-256 signing key (PKCS#8 PEM, mode 0600).
@@ -39,6 +64,27 @@ async fn main() -> anyhow::Result<()> {
             tlog::app::connect(&config).await?;
             tracing::info!("migrations applied");
             Ok(())
+        }
+        Command::Replica {
+            db,
+            public_key,
+            trust_embedded_key,
+        } => {
+            let mut config = tlog::config::Config::load(cli.config.as_deref())?;
+            config.replica.db = db.or(config.replica.db);
+            config.replica.public_key = public_key.or(config.replica.public_key);
+            config.replica.trust_embedded_key |= trust_embedded_key;
+            let replica = tlog::replica::Replica::build(&config).await?;
+            replica.run_until_stopped().await?;
+            Ok(())
+        }
+        Command::Export { out } => {
+            let config = tlog::config::Config::load(cli.config.as_deref())?;
+            tlog::app::export(&config, &out).await
+        }
+        Command::Import { input } => {
+            let config = tlog::config::Config::load(cli.config.as_deref())?;
+            tlog::app::import(&config, &input).await
         }
         Command::Serve => {
             let config = tlog::config::Config::load(cli.config.as_deref())?;

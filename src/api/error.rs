@@ -60,6 +60,9 @@ pub enum ApiError {
     /// 503 with `Retry-After`: storage is unavailable.
     #[error("the log is temporarily unavailable; retry later")]
     Unavailable,
+    /// 405: the server is a read-only replica.
+    #[error("this server is a read-only replica of the log; it does not accept new entries")]
+    ReadOnly,
     /// 500.
     #[error("{0}")]
     Internal(&'static str),
@@ -77,7 +80,9 @@ impl ResponseError for ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::EntryNotFound | ApiError::PathNotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::MethodNotAllowed { .. } | ApiError::ReadOnly => {
+                StatusCode::METHOD_NOT_ALLOWED
+            }
             ApiError::Duplicate { .. } => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -96,6 +101,9 @@ impl ResponseError for ApiError {
             }
             ApiError::MethodNotAllowed { allowed, .. } => {
                 response.insert_header((header::ALLOW, *allowed));
+            }
+            ApiError::ReadOnly => {
+                response.insert_header((header::ALLOW, "GET"));
             }
             ApiError::Pushback | ApiError::Unavailable => {
                 response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS));
@@ -139,6 +147,7 @@ impl From<StoreError> for ApiError {
         match err {
             StoreError::Unavailable(_) | StoreError::Conflict(_) => ApiError::Unavailable,
             StoreError::Corrupt(_) => ApiError::Internal("unexpected error reading the log"),
+            StoreError::ReadOnly => ApiError::ReadOnly,
         }
     }
 }
@@ -150,6 +159,7 @@ impl ApiError {
         match err {
             AppendError::Duplicate(index) => duplicate(index),
             AppendError::Pushback => ApiError::Pushback,
+            AppendError::ReadOnly => ApiError::ReadOnly,
             AppendError::Unavailable(reason) => {
                 tracing::warn!(%reason, "append failed");
                 ApiError::Unavailable

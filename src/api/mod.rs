@@ -2,9 +2,13 @@
 //! `error`) the single mapping from errors to Rekor's status codes and bodies.
 
 pub mod error;
+pub mod health;
 pub mod v1;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+use parking_lot::RwLock;
 
 use actix_cors::Cors;
 use actix_web::body::MessageBody;
@@ -21,12 +25,53 @@ use crate::storage::Store;
 
 /// What every handler shares.
 pub struct ApiState {
-    /// The log.
-    pub log: Arc<Log<Store>>,
+    /// The log; a replica swaps in a newer snapshot at run time.
+    log: RwLock<Arc<Log<Store>>>,
     /// Largest accepted request body, in bytes.
     pub max_request_body: usize,
     /// Kinds refused on create (reads and search still serve them).
     pub disabled_kinds: Vec<crate::entries::Kind>,
+    /// Whether the server can answer from a loaded, verified log (`/readyz`).
+    ready: AtomicBool,
+}
+
+impl ApiState {
+    /// State for `log`, ready to serve.
+    #[must_use]
+    pub fn new(
+        log: Arc<Log<Store>>,
+        max_request_body: usize,
+        disabled_kinds: Vec<crate::entries::Kind>,
+    ) -> Self {
+        Self {
+            log: RwLock::new(log),
+            max_request_body,
+            disabled_kinds,
+            ready: AtomicBool::new(true),
+        }
+    }
+
+    /// The log being served; a handler takes it once and uses that snapshot.
+    #[must_use]
+    pub fn log(&self) -> Arc<Log<Store>> {
+        Arc::clone(&self.log.read())
+    }
+
+    /// Serves `log` from now on (a replica's reload).
+    pub fn replace_log(&self, log: Arc<Log<Store>>) {
+        *self.log.write() = log;
+    }
+
+    /// Whether `/readyz` answers 200.
+    #[must_use]
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    /// Sets what `/readyz` answers.
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Relaxed);
+    }
 }
 
 /// Registers the Rekor v1 API and the auxiliary routes on an actix `App`.
@@ -51,7 +96,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(
             resource("/api/v1/index/retrieve", "POST").route(web::post().to(index::search_index)),
         )
-        .service(resource("/ping", "GET").route(web::get().to(ping)));
+        .service(resource("/ping", "GET").route(web::get().to(ping)))
+        .service(resource("/healthz", "GET").route(web::get().to(health::healthz)))
+        .service(resource("/readyz", "GET").route(web::get().to(health::readyz)));
 }
 
 /// Middleware for the whole API: path cleaning (G-02), CORS (G-10), no-cache
@@ -119,7 +166,8 @@ async fn record_metrics(
         let route = response.request().match_pattern();
         let route = route.as_deref().unwrap_or("unmatched");
         let status = response.status();
-        let metrics = state.log.metrics();
+        let log = state.log();
+        let metrics = log.metrics();
         metrics
             .http_requests
             .with_label_values(&[route, method, status.as_str()])

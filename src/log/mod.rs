@@ -24,7 +24,10 @@ use crate::merkle::{self, Hash, ProofError, Tree};
 use crate::metrics::Metrics;
 use crate::note::Checkpoint;
 use crate::signing::LogSigner;
-use crate::storage::{LogIdentity, LogWriter, StoreError, StoredCheckpoint, StoredEntry};
+use crate::signing::LogVerifier;
+use crate::storage::{
+    LogIdentity, LogReader, LogWriter, StoreError, StoredCheckpoint, StoredEntry,
+};
 
 /// Leaves read from storage per query while rebuilding the tree.
 const REBUILD_CHUNK: u64 = 1 << 16;
@@ -60,6 +63,9 @@ pub enum AppendError {
     /// Storage failed; nothing was acknowledged.
     #[error("couldn't commit the batch: {0}")]
     Unavailable(String),
+    /// The log is a read-only replica: it has no key and no sequencer.
+    #[error("this log is read-only")]
+    ReadOnly,
 }
 
 /// Why the log could not be opened.
@@ -112,20 +118,32 @@ pub(crate) struct Submission {
     reply: oneshot::Sender<Result<u64, AppendError>>,
 }
 
-/// The log: in-memory read state plus the handle to the sequencer's pool.
+/// The log: in-memory read state plus, unless it is read-only, the signing
+/// key and the handle to the sequencer's pool.
 pub struct Log<S> {
     store: S,
-    signer: LogSigner,
+    writer: Option<Writer>,
     info: LogInfo,
     state: RwLock<State>,
     cache: Cache<u64, Arc<StoredEntry>, EntryWeighter>,
-    pool: mpsc::Sender<Submission>,
     metrics: Arc<Metrics>,
     clock: Arc<dyn Clock>,
     /// Set while storage is failing: appends answer 503 at once instead of queueing.
     degraded: AtomicBool,
-    /// Unix seconds when the served checkpoint was published.
+    /// Unix seconds when the served checkpoint was published (or loaded).
     checkpoint_at: AtomicI64,
+}
+
+/// Where a log reports, and the clock it reads.
+struct Observe {
+    metrics: Arc<Metrics>,
+    clock: Arc<dyn Clock>,
+}
+
+/// What only a writable log has.
+struct Writer {
+    signer: LogSigner,
+    pool: mpsc::Sender<Submission>,
 }
 
 #[derive(Clone)]
@@ -171,29 +189,23 @@ impl<S: LogWriter + 'static> Log<S> {
             .checkpoint()
             .await?
             .ok_or_else(|| StoreError::Corrupt("log has an identity but no checkpoint".into()))?;
-        let tree = rebuild_tree(&store, &checkpoint).await?;
-        let leaves = (0..tree.size())
-            .map(|i| (tree.leaf(i).expect("leaf in range").0, i))
-            .collect();
         let (tx, rx) = mpsc::channel(options.pool.capacity);
-        let weight = options.entry_cache_bytes;
-        let estimated_items = usize::try_from(weight / 1024).unwrap_or(usize::MAX).max(16);
-        let log = Arc::new(Self {
-            store,
-            signer,
-            info,
-            state: RwLock::new(State {
-                tree,
-                checkpoint: Arc::new(checkpoint),
-                leaves,
-            }),
-            cache: Cache::with_weighter(estimated_items, weight, EntryWeighter),
-            pool: tx,
+        let writer = Writer { signer, pool: tx };
+        let observe = Observe {
             metrics: options.metrics,
-            checkpoint_at: AtomicI64::new(options.clock.now_unix()),
             clock: Arc::clone(&options.clock),
-            degraded: AtomicBool::new(false),
-        });
+        };
+        let log = Arc::new(
+            Self::load(
+                store,
+                Some(writer),
+                info,
+                checkpoint,
+                options.entry_cache_bytes,
+                observe,
+            )
+            .await?,
+        );
         log.resign_if_origin_changed().await?;
         let sequencer = Sequencer::new(Arc::clone(&log), rx, options.batch, options.clock);
         Ok((log, sequencer))
@@ -226,13 +238,110 @@ impl<S: LogWriter + 'static> Log<S> {
             root,
         };
         let note = self
-            .signer
+            .signer()
             .sign_checkpoint(&checkpoint, &self.info.hostname);
         StoredCheckpoint { size, root, note }
     }
+
+    /// The signing key; only writable logs have a sequencer that asks.
+    fn signer(&self) -> &LogSigner {
+        &self
+            .writer
+            .as_ref()
+            .expect("only a writable log signs")
+            .signer
+    }
 }
 
-impl<S: LogWriter> Log<S> {
+impl<S: LogReader> Log<S> {
+    /// Opens a read-only log over `store`: no key, no sequencer. Rebuilds the
+    /// tree and checks that the stored checkpoint matches it and verifies
+    /// under `verifier`, the log's public key.
+    ///
+    /// # Errors
+    /// Storage failures, corrupt state, a store made with another key, or a
+    /// checkpoint that does not verify.
+    pub async fn open_read_only(
+        store: S,
+        verifier: &LogVerifier,
+        entry_cache_bytes: u64,
+        metrics: Arc<Metrics>,
+    ) -> Result<Arc<Self>, OpenError> {
+        let corrupt = |why: String| OpenError::Store(StoreError::Corrupt(why));
+        let identity = store
+            .identity()
+            .await?
+            .ok_or_else(|| corrupt("the store holds no log".into()))?;
+        if identity.public_key != verifier.public_key_der() {
+            return Err(OpenError::WrongKey {
+                configured: hex::encode(verifier.log_id()),
+            });
+        }
+        let checkpoint = store
+            .checkpoint()
+            .await?
+            .ok_or_else(|| corrupt("log has an identity but no checkpoint".into()))?;
+        let signed = verifier
+            .verify_checkpoint(&checkpoint.note)
+            .map_err(|e| corrupt(format!("the checkpoint does not verify: {e}")))?;
+        if signed.size != checkpoint.size || signed.root != checkpoint.root {
+            return Err(corrupt("the signed checkpoint names another tree".into()));
+        }
+        let hostname = crate::storage::jsonl::hostname_of(&signed.origin, identity.tree_id)
+            .map_err(corrupt)?;
+        let info = LogInfo {
+            tree_id: identity.tree_id,
+            origin: signed.origin,
+            hostname,
+            log_id: hex::encode(verifier.log_id()),
+            public_key_pem: verifier.public_key_pem(),
+        };
+        let observe = Observe {
+            metrics,
+            clock: Arc::new(SystemClock),
+        };
+        Ok(Arc::new(
+            Self::load(store, None, info, checkpoint, entry_cache_bytes, observe).await?,
+        ))
+    }
+
+    async fn load(
+        store: S,
+        writer: Option<Writer>,
+        info: LogInfo,
+        checkpoint: StoredCheckpoint,
+        entry_cache_bytes: u64,
+        observe: Observe,
+    ) -> Result<Self, StoreError> {
+        let tree = rebuild_tree(&store, &checkpoint).await?;
+        let leaves = (0..tree.size())
+            .map(|i| (tree.leaf(i).expect("leaf in range").0, i))
+            .collect();
+        let estimated_items = usize::try_from(entry_cache_bytes / 1024)
+            .unwrap_or(usize::MAX)
+            .max(16);
+        Ok(Self {
+            store,
+            writer,
+            info,
+            state: RwLock::new(State {
+                tree,
+                checkpoint: Arc::new(checkpoint),
+                leaves,
+            }),
+            cache: Cache::with_weighter(estimated_items, entry_cache_bytes, EntryWeighter),
+            checkpoint_at: AtomicI64::new(observe.clock.now_unix()),
+            metrics: observe.metrics,
+            clock: observe.clock,
+            degraded: AtomicBool::new(false),
+        })
+    }
+
+    /// Whether this log accepts appends.
+    pub fn is_read_only(&self) -> bool {
+        self.writer.is_none()
+    }
+
     /// Fixed facts about the log.
     pub fn info(&self) -> &LogInfo {
         &self.info
@@ -247,8 +356,12 @@ impl<S: LogWriter> Log<S> {
     ///
     /// # Errors
     /// `Duplicate` with the existing index, `Pushback` when the pool is full,
-    /// `Unavailable` when the batch could not be committed.
+    /// `Unavailable` when the batch could not be committed, `ReadOnly` for a
+    /// read-only log.
     pub async fn append(&self, entry: Entry) -> Result<u64, AppendError> {
+        let Some(writer) = &self.writer else {
+            return Err(AppendError::ReadOnly);
+        };
         let leaf = merkle::leaf_hash(&entry.canonical);
         if let Some(index) = self.find_leaf(&leaf) {
             return Err(AppendError::Duplicate(index));
@@ -257,7 +370,8 @@ impl<S: LogWriter> Log<S> {
             return Err(AppendError::Unavailable("storage is unavailable".into()));
         }
         let (reply, answer) = oneshot::channel();
-        self.pool
+        writer
+            .pool
             .try_send(Submission { leaf, entry, reply })
             .map_err(|_| {
                 self.metrics.pushbacks.inc();
@@ -280,7 +394,10 @@ impl<S: LogWriter> Log<S> {
 
     /// Sets the gauges that are read at scrape time.
     pub fn update_gauges(&self) {
-        let depth = self.pool.max_capacity() - self.pool.capacity();
+        let depth = self
+            .writer
+            .as_ref()
+            .map_or(0, |w| w.pool.max_capacity() - w.pool.capacity());
         self.metrics
             .pool_depth
             .set(i64::try_from(depth).unwrap_or(i64::MAX));
@@ -444,7 +561,7 @@ fn random_tree_id() -> i64 {
     }
 }
 
-async fn rebuild_tree<S: LogWriter>(
+async fn rebuild_tree<S: LogReader>(
     store: &S,
     checkpoint: &StoredCheckpoint,
 ) -> Result<Tree, StoreError> {

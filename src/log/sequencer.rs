@@ -135,7 +135,7 @@ impl<S: LogWriter + 'static> Sequencer<S> {
             let index = old_size + offset;
             let body = submission.entry.canonical;
             let set = log
-                .signer
+                .signer()
                 .sign_set(&BASE64_STANDARD.encode(&body), integrated_time, index);
             replies.push((index, submission.reply));
             entries.push(NewEntry {

@@ -11,6 +11,8 @@ use std::future::Future;
 use crate::merkle::Hash;
 use crate::tiles::TileId;
 
+pub mod file;
+pub mod jsonl;
 pub mod postgres;
 
 /// Errors sorted by what the caller must do.
@@ -26,6 +28,9 @@ pub enum StoreError {
     /// Stored data contradicts itself or the request; do not retry.
     #[error("storage corrupt: {0}")]
     Corrupt(String),
+    /// The store is a read-only snapshot; writes are refused.
+    #[error("the store is a read-only snapshot")]
+    ReadOnly,
 }
 
 /// Who the log is: fixed at initialisation.
@@ -106,6 +111,14 @@ pub trait LogReader: Send + Sync {
     ) -> impl Future<Output = Result<Vec<Hash>, StoreError>> + Send;
     /// Indexes of entries that wrote `key` to the search index, ascending.
     fn search(&self, key: &str) -> impl Future<Output = Result<Vec<u64>, StoreError>> + Send;
+    /// Entries `[start, end)` in index order, each with its search keys sorted
+    /// and deduplicated (what `tlog export` writes). Returns fewer only if the
+    /// log is smaller.
+    fn entry_page(
+        &self,
+        start: u64,
+        end: u64,
+    ) -> impl Future<Output = Result<Vec<(StoredEntry, Vec<String>)>, StoreError>> + Send;
 }
 
 /// Write access. There is one writer per log.
@@ -138,6 +151,8 @@ pub trait LogWriter: LogReader {
 pub enum Store {
     /// Postgres (production).
     Postgres(postgres::PgStore),
+    /// A `db.jsonl` journal (the embedded default), or a read-only snapshot.
+    File(file::FileStore),
 }
 
 impl Store {
@@ -146,6 +161,7 @@ impl Store {
     pub fn connection_stats(&self) -> Option<(u32, u32)> {
         match self {
             Store::Postgres(s) => Some(s.connection_stats()),
+            Store::File(_) => None,
         }
     }
 }
@@ -154,26 +170,41 @@ impl LogReader for Store {
     async fn identity(&self) -> Result<Option<LogIdentity>, StoreError> {
         match self {
             Store::Postgres(s) => s.identity().await,
+            Store::File(s) => s.identity().await,
         }
     }
     async fn checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
         match self {
             Store::Postgres(s) => s.checkpoint().await,
+            Store::File(s) => s.checkpoint().await,
         }
     }
     async fn entry(&self, index: u64) -> Result<Option<StoredEntry>, StoreError> {
         match self {
             Store::Postgres(s) => s.entry(index).await,
+            Store::File(s) => s.entry(index).await,
         }
     }
     async fn leaf_hashes(&self, start: u64, end: u64) -> Result<Vec<Hash>, StoreError> {
         match self {
             Store::Postgres(s) => s.leaf_hashes(start, end).await,
+            Store::File(s) => s.leaf_hashes(start, end).await,
         }
     }
     async fn search(&self, key: &str) -> Result<Vec<u64>, StoreError> {
         match self {
             Store::Postgres(s) => s.search(key).await,
+            Store::File(s) => s.search(key).await,
+        }
+    }
+    async fn entry_page(
+        &self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<(StoredEntry, Vec<String>)>, StoreError> {
+        match self {
+            Store::Postgres(s) => s.entry_page(start, end).await,
+            Store::File(s) => s.entry_page(start, end).await,
         }
     }
 }
@@ -186,6 +217,7 @@ impl LogWriter for Store {
     ) -> Result<(), StoreError> {
         match self {
             Store::Postgres(s) => s.init(identity, checkpoint).await,
+            Store::File(s) => s.init(identity, checkpoint).await,
         }
     }
     async fn commit(
@@ -196,6 +228,7 @@ impl LogWriter for Store {
     ) -> Result<(), StoreError> {
         match self {
             Store::Postgres(s) => s.commit(old_size, batch, new).await,
+            Store::File(s) => s.commit(old_size, batch, new).await,
         }
     }
 }

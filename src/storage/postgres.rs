@@ -206,6 +206,53 @@ impl LogReader for PgStore {
         .await?;
         rows.into_iter().map(to_u64).collect()
     }
+
+    async fn entry_page(
+        &self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<(StoredEntry, Vec<String>)>, StoreError> {
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        let (first, last) = (to_i64(start), to_i64(end - 1));
+        let rows = sqlx::query(
+            "SELECT idx, body, integrated_time, set_signature FROM entries \
+             WHERE idx BETWEEN $1 AND $2 ORDER BY idx",
+        )
+        .bind(first)
+        .bind(last)
+        .fetch_all(&self.pool)
+        .await?;
+        let keys = sqlx::query(
+            "SELECT entry_idx, key FROM index_keys WHERE entry_idx BETWEEN $1 AND $2 \
+             ORDER BY entry_idx, key",
+        )
+        .bind(first)
+        .bind(last)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut keys = keys.into_iter().peekable();
+        let mut page = Vec::with_capacity(rows.len());
+        for (expected, row) in (start..).zip(rows) {
+            let index = to_u64(row.get(0))?;
+            if index != expected {
+                return Err(StoreError::Corrupt(format!("entry {expected} is missing")));
+            }
+            let mut entry_keys = Vec::new();
+            while let Some(key) = keys.next_if(|k| k.get::<i64, _>(0) == row.get::<i64, _>(0)) {
+                entry_keys.push(key.get(1));
+            }
+            let entry = StoredEntry {
+                index,
+                body: row.get(1),
+                integrated_time: row.get(2),
+                set: row.get(3),
+            };
+            page.push((entry, entry_keys));
+        }
+        Ok(page)
+    }
 }
 
 impl LogWriter for PgStore {
@@ -260,6 +307,70 @@ impl LogWriter for PgStore {
             upsert_tiles(&mut tx, batch).await?;
         }
         tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// An import in progress: one transaction, so it lands whole or not at all.
+pub struct Import {
+    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+}
+
+impl PgStore {
+    /// Starts an import into this database, which must hold no log.
+    ///
+    /// # Errors
+    /// `Conflict` if a log is already there; `Unavailable` if unreachable.
+    pub async fn begin_import(&self, identity: &LogIdentity) -> Result<Import, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // Any concurrent init conflicts on the singleton row and waits for us.
+        sqlx::query("LOCK TABLE log_identity, checkpoint IN EXCLUSIVE MODE")
+            .execute(&mut *tx)
+            .await?;
+        let existing: i64 = sqlx::query_scalar("SELECT count(*) FROM log_identity")
+            .fetch_one(&mut *tx)
+            .await?;
+        if existing != 0 {
+            return Err(StoreError::Conflict(
+                "the database already holds a log; import needs an empty one".to_owned(),
+            ));
+        }
+        sqlx::query("INSERT INTO log_identity (tree_id, public_key) VALUES ($1, $2)")
+            .bind(identity.tree_id)
+            .bind(&identity.public_key)
+            .execute(&mut *tx)
+            .await?;
+        Ok(Import { tx })
+    }
+}
+
+impl Import {
+    /// Writes a batch of entries, index keys and tiles.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Corrupt` from the database.
+    pub async fn write(&mut self, batch: &Batch) -> Result<(), StoreError> {
+        if !batch.entries.is_empty() {
+            insert_entries(&mut self.tx, batch).await?;
+        }
+        if !batch.tiles.is_empty() {
+            upsert_tiles(&mut self.tx, batch).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes the final checkpoint and commits everything.
+    ///
+    /// # Errors
+    /// `Unavailable` or `Corrupt` from the database; nothing is kept then.
+    pub async fn finish(mut self, checkpoint: &StoredCheckpoint) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO checkpoint (size, root, note) VALUES ($1, $2, $3)")
+            .bind(to_i64(checkpoint.size))
+            .bind(&checkpoint.root.0[..])
+            .bind(&checkpoint.note)
+            .execute(&mut *self.tx)
+            .await?;
+        self.tx.commit().await?;
         Ok(())
     }
 }

@@ -6,8 +6,11 @@ mod helpers;
 
 mod architecture;
 mod cluster;
+mod conformance;
 mod crash;
+mod embedded;
 mod operations;
+mod replica;
 mod v1_entries;
 mod v1_errors;
 mod v1_kinds;

@@ -83,6 +83,9 @@ async fn a_stopped_database_gives_503_quickly_reads_keep_working_and_writes_reco
             started.elapsed()
         );
     }
+    // Not ready while storage fails; liveness still answers.
+    assert_eq!(app.get("/readyz").await.status(), 503);
+    assert_eq!(app.get("/healthz").await.status(), 200);
     // Reads of committed data are served from memory.
     let read = app.get(&format!("/api/v1/log/entries/{id}")).await;
     assert_eq!(read.status(), 200);

@@ -26,7 +26,7 @@ pub async fn create_entry(
     let body = read_json_body(&req, payload, state.max_request_body).await?;
     let entry = entries::parse_for_insert(&body, |kind| !state.disabled_kinds.contains(&kind))?;
     let leaf = merkle::leaf_hash(&entry.canonical);
-    let log = &state.log;
+    let log = &state.log();
     let location = |id: &str| format!("{}/{id}", req.path());
     let index = log.append(entry).await.map_err(|err| {
         ApiError::from_append(err, |_| {
@@ -59,8 +59,9 @@ pub async fn get_entry_by_index(
     let raw =
         query_value(&pairs, "logIndex").ok_or_else(|| ApiError::required("logIndex", "query"))?;
     let index = parse_index("logIndex", "query", raw)?;
-    let leaf = state.log.leaf_hash(index).ok_or(ApiError::EntryNotFound)?;
-    let (_, body) = entry_json(&state.log, index, &leaf).await?;
+    let log = state.log();
+    let leaf = log.leaf_hash(index).ok_or(ApiError::EntryNotFound)?;
+    let (_, body) = entry_json(&log, index, &leaf).await?;
     Ok(json_bytes(body))
 }
 
@@ -74,14 +75,12 @@ pub async fn get_entry_by_uuid(
 ) -> Result<HttpResponse, ApiError> {
     let uuid = EntryUuid::parse(&path)
         .ok_or_else(|| ApiError::pattern("entryUUID", "path", ENTRY_UUID_PATTERN))?;
-    if !uuid.is_for_tree(state.log.info().tree_id) {
+    let log = state.log();
+    if !uuid.is_for_tree(log.info().tree_id) {
         return Err(ApiError::EntryNotFound);
     }
-    let index = state
-        .log
-        .find_leaf(&uuid.leaf)
-        .ok_or(ApiError::EntryNotFound)?;
-    let (_, body) = entry_json(&state.log, index, &uuid.leaf).await?;
+    let index = log.find_leaf(&uuid.leaf).ok_or(ApiError::EntryNotFound)?;
+    let (_, body) = entry_json(&log, index, &uuid.leaf).await?;
     Ok(json_bytes(body))
 }
 
@@ -112,7 +111,7 @@ pub async fn search_log_query(
             message: format!("more than max allowed {MAX_SEARCH_ITEMS} entries in request"),
         });
     }
-    let log = &state.log;
+    let log = &state.log();
     let mut found: Vec<(u64, Hash)> = Vec::new();
     for (i, item) in uuids.iter().enumerate() {
         let uuid = item.as_str().and_then(EntryUuid::parse).ok_or_else(|| {

@@ -51,7 +51,8 @@ pub async fn search_index(
         Some("and") => true,
         Some(_) => return Err(enum_error("operator", &["and", "or"])),
     };
-    let store = state.log.store();
+    let log = state.log();
+    let store = log.store();
     let mut result: Option<BTreeSet<u64>> = None;
     for key in &keys {
         let found: BTreeSet<u64> = store.search(key).await?.into_iter().collect();
@@ -61,7 +62,6 @@ pub async fn search_index(
             Some(acc) => acc.union(&found).copied().collect(),
         });
     }
-    let log = &state.log;
     let ids: Vec<String> = result
         .unwrap_or_default()
         .into_iter()

@@ -8,8 +8,9 @@ use crate::api::{json_response, query_pairs, query_value, ApiError, ApiState};
 
 /// E-01: the current signed tree head.
 pub async fn get_log_info(state: web::Data<ApiState>) -> HttpResponse {
-    let checkpoint = state.log.checkpoint();
-    let info = state.log.info();
+    let log = state.log();
+    let checkpoint = log.checkpoint();
+    let info = log.info();
     json_response(
         StatusCode::OK,
         &LogInfoBody {
@@ -30,18 +31,19 @@ pub async fn get_public_key(
     req: HttpRequest,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
+    let log = state.log();
     let pairs = query_pairs(&req)?;
     if let Some(tree) = query_value(&pairs, "treeID") {
         if !tree.bytes().all(|b| b.is_ascii_digit()) {
             return Err(ApiError::pattern("treeID", "query", "^[0-9]+$"));
         }
-        if tree.parse::<i64>().ok() != Some(state.log.info().tree_id) {
+        if tree.parse::<i64>().ok() != Some(log.info().tree_id) {
             return Err(ApiError::BadRequest("Bad Request".to_owned()));
         }
     }
     Ok(HttpResponse::Ok()
         .content_type("application/x-pem-file")
-        .body(state.log.info().public_key_pem.clone()))
+        .body(log.info().public_key_pem.clone()))
 }
 
 /// E-03: a consistency proof between two sizes, with the latest root.
@@ -52,6 +54,7 @@ pub async fn get_log_proof(
     req: HttpRequest,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
+    let log = state.log();
     let pairs = query_pairs(&req)?;
     let last =
         query_value(&pairs, "lastSize").ok_or_else(|| ApiError::required("lastSize", "query"))?;
@@ -69,14 +72,14 @@ pub async fn get_log_proof(
         let id: i64 = tree
             .parse()
             .map_err(|_| ApiError::BadRequest(format!("invalid tree ID specified: {tree}")))?;
-        if id != state.log.info().tree_id {
+        if id != log.info().tree_id {
             return Err(ApiError::BadRequest(format!(
                 "no log range found for tree ID {id}"
             )));
         }
     }
-    let size = state.log.checkpoint().size;
-    let (hashes, checkpoint) = state.log.consistency_proof(first, last).map_err(|_| {
+    let size = log.checkpoint().size;
+    let (hashes, checkpoint) = log.consistency_proof(first, last).map_err(|_| {
         ApiError::BadRequest(format!(
             "the tree size requested({last}) was greater than what is currently observable({size})"
         ))

@@ -118,6 +118,7 @@ export async function startServer({ hostname = 'localhost' } = {}) {
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TLOG_')));
   Object.assign(env, {
     TLOG_LISTEN: `127.0.0.1:${port}`,
+    TLOG_METRICS_LISTEN: "127.0.0.1:0",
     TLOG_DATABASE_URL: databaseUrl(dbName),
     TLOG_KEY_FILE: keyFile,
     TLOG_HOSTNAME: hostname,

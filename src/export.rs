@@ -1,0 +1,364 @@
+//! `tlog export` and `tlog import`: a log to and from `db.jsonl`
+//! (docs/db-jsonl.md).
+//!
+//! Export pages through the entries of any [`LogReader`] in index order and
+//! writes the header, every entry and the latest checkpoint, so the same log
+//! always gives the same bytes. Import checks a whole file first (hashes,
+//! order, tree, checkpoint signatures under the log's key), then writes it
+//! into an empty Postgres log in one transaction: all of it or nothing.
+
+use std::io::{BufReader, IsTerminal, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::merkle::Tree;
+use crate::signing::LogVerifier;
+use crate::storage::jsonl::{self, EntryRecord, Header, KeyPolicy, ScanOutcome, TailPolicy};
+use crate::storage::postgres::PgStore;
+use crate::storage::{Batch, LogReader, NewEntry, StoreError, StoredCheckpoint};
+use crate::tiles;
+
+/// Entries read from storage per query.
+const PAGE: u64 = 8192;
+/// Entries written to Postgres per statement group during import.
+const IMPORT_CHUNK: usize = 8192;
+
+/// Why an export or import stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum TransferError {
+    /// The store failed or holds inconsistent data.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The file does not check out.
+    #[error("{0}")]
+    Format(String),
+    /// Writing or reading the file failed.
+    #[error("couldn't {0}: {1}")]
+    Io(&'static str, std::io::Error),
+}
+
+/// Entries/s and ETA on stderr, only when it is a terminal.
+pub struct Progress {
+    label: &'static str,
+    total: u64,
+    started: Instant,
+    last: Instant,
+    enabled: bool,
+}
+
+impl Progress {
+    /// Progress over `total` entries, shown only if stderr is a terminal.
+    #[must_use]
+    pub fn new(label: &'static str, total: u64) -> Self {
+        let now = Instant::now();
+        Self {
+            label,
+            total,
+            started: now,
+            last: now,
+            enabled: std::io::stderr().is_terminal(),
+        }
+    }
+
+    /// Reports `done` entries; redraws at most five times a second.
+    pub fn update(&mut self, done: u64) {
+        if !self.enabled || (self.last.elapsed() < Duration::from_millis(200) && done < self.total)
+        {
+            return;
+        }
+        self.last = Instant::now();
+        let secs = self.started.elapsed().as_secs_f64().max(1e-3);
+        #[allow(clippy::cast_precision_loss)]
+        let rate = done as f64 / secs;
+        #[allow(clippy::cast_precision_loss)]
+        let eta = if rate > 0.0 {
+            (self.total - done) as f64 / rate
+        } else {
+            0.0
+        };
+        eprint!(
+            "\r{}: {done}/{} entries, {rate:.0} entries/s, ETA {eta:.0}s   ",
+            self.label, self.total
+        );
+        if done >= self.total {
+            eprintln!();
+        }
+    }
+}
+
+/// Writes `store`'s log to `out` as `db.jsonl`. Memory stays constant: one
+/// page of entries at a time. Returns the checkpoint the file ends with.
+///
+/// # Errors
+/// An empty or corrupt store, a storage failure, or a write failure.
+pub async fn export<S: LogReader>(
+    store: &S,
+    mut out: impl Write,
+    progress: &mut Progress,
+) -> Result<StoredCheckpoint, TransferError> {
+    let corrupt = |why: &str| TransferError::Store(StoreError::Corrupt(why.to_owned()));
+    let identity = store
+        .identity()
+        .await?
+        .ok_or_else(|| corrupt("the store holds no log"))?;
+    // Entries never change, so everything below the checkpoint read now is a
+    // consistent snapshot even while a server keeps appending.
+    let checkpoint = store
+        .checkpoint()
+        .await?
+        .ok_or_else(|| corrupt("the log has no checkpoint"))?;
+    let header = Header::for_log(&identity, &checkpoint).map_err(TransferError::Format)?;
+    let write = |out: &mut dyn Write, bytes: &[u8]| {
+        out.write_all(bytes)
+            .map_err(|e| TransferError::Io("write the export", e))
+    };
+    write(&mut out, &jsonl::encode_header(&header))?;
+    progress.total = checkpoint.size;
+    let mut buf = Vec::with_capacity(1 << 20);
+    let mut next = 0;
+    while next < checkpoint.size {
+        let end = (next + PAGE).min(checkpoint.size);
+        let page = store.entry_page(next, end).await?;
+        if page.len() as u64 != end - next {
+            return Err(corrupt(&format!("entries {next}..{end} are incomplete")));
+        }
+        buf.clear();
+        for (entry, keys) in &page {
+            buf.extend(jsonl::encode_entry(entry, &jsonl::normalize_keys(keys)));
+        }
+        write(&mut out, &buf)?;
+        next = end;
+        progress.update(next);
+    }
+    write(&mut out, &jsonl::encode_checkpoint(&checkpoint))?;
+    out.flush()
+        .map_err(|e| TransferError::Io("write the export", e))?;
+    progress.update(checkpoint.size);
+    Ok(checkpoint)
+}
+
+/// Checks `path` as a snapshot of the log signed by `verifier`.
+///
+/// # Errors
+/// The first problem in the file, with its line.
+pub fn verify_file(
+    path: &Path,
+    verifier: &LogVerifier,
+) -> Result<Box<jsonl::Scanned>, TransferError> {
+    let file = std::fs::File::open(path).map_err(|e| TransferError::Io("open the file", e))?;
+    let reader = BufReader::with_capacity(1 << 20, file);
+    match jsonl::scan(
+        reader,
+        KeyPolicy::Trusted(verifier),
+        TailPolicy::Refuse,
+        |_| {},
+    ) {
+        Ok(ScanOutcome::Log(scanned)) => Ok(scanned),
+        Ok(ScanOutcome::Empty) => Err(TransferError::Format(format!(
+            "{}: the file holds no log",
+            path.display()
+        ))),
+        Err(e) => Err(TransferError::Format(format!("{}: {e}", path.display()))),
+    }
+}
+
+/// Imports `path` into `store`, which must hold no log: verifies the whole
+/// file, then writes entries, search keys, tiles and the final checkpoint in
+/// one transaction. Returns the imported checkpoint.
+///
+/// # Errors
+/// A file that does not verify under `verifier`, a database that already
+/// holds a log, or a storage failure; nothing is written in any case.
+pub async fn import(
+    store: &PgStore,
+    path: &Path,
+    verifier: &LogVerifier,
+    progress: &mut Progress,
+) -> Result<StoredCheckpoint, TransferError> {
+    // Pass 1: verify everything before touching the database.
+    let owned = (path.to_owned(), verifier.clone());
+    let verified = tokio::task::spawn_blocking(move || verify_file(&owned.0, &owned.1))
+        .await
+        .map_err(|e| TransferError::Format(format!("verification task failed: {e}")))??;
+    progress.total = verified.checkpoint.size;
+    let mut import = store.begin_import(&verified.header.identity()).await?;
+
+    // Pass 2: read again (re-checking, in case the file changed) and write.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Batch>(2);
+    let owned = (path.to_owned(), verifier.clone());
+    let reader = tokio::task::spawn_blocking(move || read_batches(&owned.0, &owned.1, &tx));
+    let mut written = 0;
+    while let Some(batch) = rx.recv().await {
+        import.write(&batch).await?;
+        written += batch.entries.len() as u64;
+        progress.update(written);
+    }
+    let reread = reader
+        .await
+        .map_err(|e| TransferError::Format(format!("reader task failed: {e}")))??;
+    if reread != verified.checkpoint || written != verified.checkpoint.size {
+        return Err(TransferError::Format(format!(
+            "{}: the file changed during the import",
+            path.display()
+        )));
+    }
+    import.finish(&verified.checkpoint).await?;
+    Ok(verified.checkpoint)
+}
+
+/// Scans the file again, sending entries with their tiles in chunks.
+fn read_batches(
+    path: &Path,
+    verifier: &LogVerifier,
+    tx: &tokio::sync::mpsc::Sender<Batch>,
+) -> Result<StoredCheckpoint, TransferError> {
+    let file = std::fs::File::open(path).map_err(|e| TransferError::Io("open the file", e))?;
+    let reader = BufReader::with_capacity(1 << 20, file);
+    let mut tree = Tree::default();
+    let mut pending: Vec<NewEntry> = Vec::with_capacity(IMPORT_CHUNK);
+    let mut closed = false;
+    let mut flush = |pending: &mut Vec<NewEntry>, tree: &mut Tree| {
+        if pending.is_empty() || closed {
+            return;
+        }
+        let leaves: Vec<_> = pending.iter().map(|e| e.leaf_hash).collect();
+        let staged = tree.stage(&leaves);
+        let tiles = tiles::changed_tiles(tree, &staged);
+        tree.apply(staged);
+        let batch = Batch {
+            entries: std::mem::take(pending),
+            tiles,
+        };
+        closed = tx.blocking_send(batch).is_err();
+    };
+    let outcome = jsonl::scan(
+        reader,
+        KeyPolicy::Trusted(verifier),
+        TailPolicy::Refuse,
+        |v| {
+            let EntryRecord { entry, index_keys } = v.record.clone();
+            pending.push(NewEntry {
+                entry,
+                leaf_hash: v.leaf,
+                index_keys,
+            });
+            if pending.len() >= IMPORT_CHUNK {
+                flush(&mut pending, &mut tree);
+            }
+        },
+    )
+    .map_err(|e| TransferError::Format(format!("{}: {e}", path.display())))?;
+    flush(&mut pending, &mut tree);
+    match outcome {
+        ScanOutcome::Log(scanned) => Ok(scanned.checkpoint),
+        ScanOutcome::Empty => Err(TransferError::Format("the file holds no log".to_owned())),
+    }
+}
+
+/// Writes a signed `db.jsonl` directly from entry bodies, without a server:
+/// for tests, fixtures and benchmark files. Assigns indexes, signs each SET
+/// and the final checkpoint with the log key.
+pub struct SnapshotWriter<W: Write> {
+    out: W,
+    signer: crate::signing::LogSigner,
+    hostname: String,
+    origin: String,
+    tree: Tree,
+    buf: Vec<u8>,
+}
+
+impl<W: Write> SnapshotWriter<W> {
+    /// Starts a file for the log `tree_id`, signed by `signer` as `hostname`.
+    ///
+    /// # Errors
+    /// Writing the header fails.
+    pub fn new(
+        mut out: W,
+        signer: crate::signing::LogSigner,
+        hostname: &str,
+        tree_id: i64,
+    ) -> std::io::Result<Self> {
+        let origin = format!("{hostname} - {tree_id}");
+        out.write_all(&jsonl::encode_header(&Header {
+            tree_id,
+            origin: origin.clone(),
+            hostname: hostname.to_owned(),
+            public_key: signer.public_key_der().to_vec(),
+        }))?;
+        Ok(Self {
+            out,
+            signer,
+            hostname: hostname.to_owned(),
+            origin,
+            tree: Tree::default(),
+            buf: Vec::new(),
+        })
+    }
+
+    /// Appends an entry integrated at `integrated_time`; returns its index.
+    ///
+    /// # Errors
+    /// Writing fails.
+    pub fn push(
+        &mut self,
+        body: Vec<u8>,
+        integrated_time: i64,
+        index_keys: &[String],
+    ) -> std::io::Result<u64> {
+        use base64::prelude::{Engine, BASE64_STANDARD};
+        let index = self.tree.size() + self.buf.len() as u64 / 32;
+        let set = self
+            .signer
+            .sign_set(&BASE64_STANDARD.encode(&body), integrated_time, index);
+        self.buf.extend(crate::merkle::leaf_hash(&body).0);
+        let entry = crate::storage::StoredEntry {
+            index,
+            body,
+            integrated_time,
+            set,
+        };
+        self.out.write_all(&jsonl::encode_entry(
+            &entry,
+            &jsonl::normalize_keys(index_keys),
+        ))?;
+        Ok(index)
+    }
+
+    /// Writes a checkpoint covering everything so far and returns it.
+    ///
+    /// # Errors
+    /// Writing fails.
+    pub fn checkpoint(&mut self) -> std::io::Result<StoredCheckpoint> {
+        let leaves: Vec<crate::merkle::Hash> = self
+            .buf
+            .chunks_exact(32)
+            .map(|c| crate::merkle::Hash(c.try_into().expect("32 bytes")))
+            .collect();
+        self.buf.clear();
+        let staged = self.tree.stage(&leaves);
+        self.tree.apply(staged);
+        let size = self.tree.size();
+        let root = self.tree.root(size).expect("size is the tree's");
+        let note = self.signer.sign_checkpoint(
+            &crate::note::Checkpoint {
+                origin: self.origin.clone(),
+                size,
+                root,
+            },
+            &self.hostname,
+        );
+        let checkpoint = StoredCheckpoint { size, root, note };
+        self.out.write_all(&jsonl::encode_checkpoint(&checkpoint))?;
+        Ok(checkpoint)
+    }
+
+    /// Writes the final checkpoint, flushes, and returns the writer.
+    ///
+    /// # Errors
+    /// Writing fails.
+    pub fn finish(mut self) -> std::io::Result<(W, StoredCheckpoint)> {
+        let checkpoint = self.checkpoint()?;
+        self.out.flush()?;
+        Ok((self.out, checkpoint))
+    }
+}

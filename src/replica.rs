@@ -1,0 +1,360 @@
+//! The read-only replica: serves the read half of the v1 API from a
+//! `db.jsonl` snapshot, with no database and no private key.
+//!
+//! Start-up loads the file read-only, recomputes every leaf hash and the
+//! tree, and checks every checkpoint against it and against the trusted key;
+//! any mismatch refuses to start, naming the line. The served log is swapped
+//! for a newer snapshot on SIGHUP or when the file changes, but only if the
+//! new one verifies the same way AND is consistent with the one being served
+//! (a consistency proof from the new tree checks out against the old root):
+//! a replica never follows a log that rewrote history. A refused snapshot is
+//! logged and the old one stays.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use actix_web::dev::Server;
+use actix_web::{web, HttpServer};
+use anyhow::{bail, Context};
+
+use crate::api::{app_with_api, ApiState};
+use crate::config::Config;
+use crate::log::Log;
+use crate::merkle;
+use crate::metrics::Metrics;
+use crate::signing::LogVerifier;
+use crate::storage::file::FileStore;
+use crate::storage::jsonl::KeyPolicy;
+use crate::storage::{LogReader, Store};
+
+/// Which key snapshots must be signed with.
+#[derive(Debug, Clone)]
+pub enum TrustedKey {
+    /// The configured public key.
+    Configured(LogVerifier),
+    /// Whatever key the first snapshot names (explicit opt-in); later
+    /// snapshots must name the same one.
+    Embedded,
+}
+
+/// Loads and verifies one snapshot into a read-only log.
+///
+/// # Errors
+/// The file's first problem, with its line; or a key that is not trusted.
+pub async fn load_snapshot(
+    path: &Path,
+    key: &TrustedKey,
+    entry_cache_bytes: u64,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<Arc<Log<Store>>> {
+    let (owned_path, owned_key) = (path.to_owned(), key.clone());
+    let store = tokio::task::spawn_blocking(move || {
+        let policy = match &owned_key {
+            TrustedKey::Configured(v) => KeyPolicy::Trusted(v),
+            TrustedKey::Embedded => KeyPolicy::Embedded,
+        };
+        FileStore::open_snapshot(&owned_path, policy)
+    })
+    .await?
+    .with_context(|| format!("couldn't load the snapshot {}", path.display()))?;
+    let verifier = match key {
+        TrustedKey::Configured(v) => v.clone(),
+        TrustedKey::Embedded => {
+            let identity = store
+                .identity()
+                .await?
+                .context("the snapshot holds no log")?;
+            LogVerifier::from_spki_der(&identity.public_key)?
+        }
+    };
+    let log = Log::open_read_only(Store::File(store), &verifier, entry_cache_bytes, metrics)
+        .await
+        .with_context(|| format!("couldn't open the snapshot {}", path.display()))?;
+    Ok(log)
+}
+
+/// Checks that `new` may replace `old`: same log, same key, not smaller, and
+/// consistent (the new tree's consistency proof verifies against the old root).
+///
+/// # Errors
+/// Why `new` is refused.
+pub fn check_successor(old: &Log<Store>, new: &Log<Store>) -> anyhow::Result<()> {
+    let (a, b) = (old.info(), new.info());
+    if a.tree_id != b.tree_id || a.log_id != b.log_id {
+        bail!(
+            "the new snapshot is another log (tree ID {}, log ID {}; serving tree ID {}, log ID {})",
+            b.tree_id,
+            b.log_id,
+            a.tree_id,
+            a.log_id
+        );
+    }
+    let (old_head, new_head) = (old.checkpoint(), new.checkpoint());
+    if new_head.size < old_head.size {
+        bail!(
+            "the new snapshot has {} entries, fewer than the {} being served",
+            new_head.size,
+            old_head.size
+        );
+    }
+    let proof = if old_head.size == 0 || old_head.size == new_head.size {
+        Vec::new()
+    } else {
+        new.consistency_proof(old_head.size, new_head.size)
+            .map_err(|e| anyhow::anyhow!("couldn't compute a consistency proof: {e}"))?
+            .0
+    };
+    merkle::verify_consistency(
+        old_head.size,
+        old_head.root,
+        new_head.size,
+        new_head.root,
+        &proof,
+    )
+    .map_err(|_| {
+        anyhow::anyhow!(
+            "the new snapshot (size {}) is not consistent with the served one (size {}, root {}): \
+             the log rewrote history",
+            new_head.size,
+            old_head.size,
+            hex::encode(old_head.root.0)
+        )
+    })
+}
+
+/// The snapshot file's identity as seen by `stat`, to notice replacement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileStamp {
+    len: u64,
+    modified: Option<SystemTime>,
+    inode: u64,
+}
+
+fn stamp(path: &Path) -> Option<FileStamp> {
+    use std::os::unix::fs::MetadataExt;
+    // `metadata` follows symlinks, as a Kubernetes ConfigMap mount needs.
+    let meta = std::fs::metadata(path).ok()?;
+    Some(FileStamp {
+        len: meta.len(),
+        modified: meta.modified().ok(),
+        inode: meta.ino(),
+    })
+}
+
+/// A replica bound to its port, serving one verified snapshot.
+pub struct Replica {
+    port: u16,
+    metrics_port: u16,
+    server: Server,
+    metrics_server: Server,
+    state: web::Data<ApiState>,
+    reloader: Reloader,
+}
+
+/// Swaps in newer snapshots that pass [`check_successor`].
+#[derive(Clone)]
+pub struct Reloader {
+    path: PathBuf,
+    key: TrustedKey,
+    entry_cache_bytes: u64,
+    state: web::Data<ApiState>,
+    lock: Arc<tokio::sync::Mutex<Option<FileStamp>>>,
+    metrics: Arc<Metrics>,
+}
+
+impl Reloader {
+    /// Loads the file now and serves it if it is a consistent successor.
+    /// Returns the served tree size.
+    ///
+    /// # Errors
+    /// Why the new snapshot was refused; the old one is still served.
+    pub async fn reload(&self) -> anyhow::Result<u64> {
+        let mut seen = self.lock.lock().await;
+        *seen = stamp(&self.path);
+        let new = load_snapshot(
+            &self.path,
+            &self.key,
+            self.entry_cache_bytes,
+            Arc::clone(&self.metrics),
+        )
+        .await?;
+        let old = self.state.log();
+        check_successor(&old, &new)?;
+        let size = new.checkpoint().size;
+        self.state.replace_log(new);
+        record_snapshot(&self.metrics, &self.path, size);
+        Ok(size)
+    }
+
+    async fn reload_and_log(&self, why: &str) {
+        let result = self.reload().await;
+        let label = if result.is_ok() { "ok" } else { "rejected" };
+        self.metrics
+            .replica_reloads
+            .with_label_values(&[label])
+            .inc();
+        match result {
+            Ok(size) => tracing::info!(size, why, "serving the reloaded snapshot"),
+            Err(err) => tracing::error!(
+                error = format!("{err:#}"),
+                why,
+                "kept serving the old snapshot: the new one was refused"
+            ),
+        }
+    }
+
+    async fn changed(&self) -> bool {
+        let seen = self.lock.lock().await;
+        let now = stamp(&self.path);
+        now.is_some() && now != *seen
+    }
+
+    /// Reloads on SIGHUP and whenever the file changes, polled every `every`.
+    async fn watch(self, every: Option<Duration>) {
+        let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        {
+            Ok(s) => Some(s),
+            Err(err) => {
+                tracing::warn!(error = %err, "couldn't listen for SIGHUP");
+                None
+            }
+        };
+        let mut tick = every.map(tokio::time::interval);
+        loop {
+            tokio::select! {
+                Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
+                    self.reload_and_log("SIGHUP").await;
+                }
+                _ = async { match tick.as_mut() { Some(t) => { t.tick().await; } None => std::future::pending().await } } => {
+                    if self.changed().await {
+                        self.reload_and_log("file changed").await;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Sets the snapshot gauges after a snapshot is served.
+fn record_snapshot(metrics: &Metrics, path: &Path, size: u64) {
+    metrics
+        .replica_snapshot_entries
+        .set(i64::try_from(size).unwrap_or(i64::MAX));
+    let bytes = std::fs::metadata(path).map_or(0, |m| m.len());
+    metrics
+        .replica_snapshot_bytes
+        .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+}
+
+impl Replica {
+    /// Loads and verifies the configured snapshot and binds the listener.
+    ///
+    /// # Errors
+    /// No snapshot or key configured, a snapshot that fails verification
+    /// (naming the line), or an address that cannot be bound.
+    pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        let settings = &config.replica;
+        let Some(path) = settings.db.clone() else {
+            bail!("no snapshot to serve; hint: pass --db FILE or set replica.db");
+        };
+        let key = match (&settings.public_key, settings.trust_embedded_key) {
+            (Some(file), _) => {
+                let pem = std::fs::read_to_string(file)
+                    .with_context(|| format!("couldn't read the public key {}", file.display()))?;
+                TrustedKey::Configured(
+                    LogVerifier::from_pem(&pem).with_context(|| format!("in {}", file.display()))?,
+                )
+            }
+            (None, true) => {
+                tracing::warn!("trusting the key embedded in the snapshot (--trust-embedded-key)");
+                TrustedKey::Embedded
+            }
+            (None, false) => bail!(
+                "no public key to verify the snapshot with; hint: pass --public-key FILE \
+                 (the log's /api/v1/log/publicKey), or --trust-embedded-key to trust the file's own key"
+            ),
+        };
+        let started = std::time::Instant::now();
+        let first_stamp = stamp(&path);
+        let metrics = Arc::new(Metrics::new());
+        let log =
+            load_snapshot(&path, &key, config.entry_cache_bytes, Arc::clone(&metrics)).await?;
+        record_snapshot(&metrics, &path, log.checkpoint().size);
+        tracing::info!(
+            path = %path.display(),
+            size = log.checkpoint().size,
+            elapsed_ms = started.elapsed().as_millis(),
+            "snapshot verified"
+        );
+        let listener = TcpListener::bind(config.listen_addr())
+            .with_context(|| format!("couldn't listen on {}", config.listen))?;
+        let port = listener.local_addr()?.port();
+        let state = web::Data::new(ApiState::new(log, config.max_request_body, Vec::new()));
+        let server_state = state.clone();
+        let server = HttpServer::new(move || app_with_api(server_state.clone()))
+            .shutdown_timeout(config.shutdown_grace_secs)
+            .listen(listener)?
+            .run();
+        let (metrics_server, metrics_port) = crate::app::metrics_server(config, state.clone())?;
+        let reloader = Reloader {
+            path,
+            key,
+            entry_cache_bytes: config.entry_cache_bytes,
+            state: state.clone(),
+            lock: Arc::new(tokio::sync::Mutex::new(first_stamp)),
+            metrics,
+        };
+        let every = (settings.poll_interval_ms > 0)
+            .then(|| Duration::from_millis(settings.poll_interval_ms));
+        tokio::spawn(reloader.clone().watch(every));
+        tracing::info!(port, "tlog replica serving (read-only)");
+        Ok(Self {
+            port,
+            metrics_port,
+            server,
+            metrics_server,
+            state,
+            reloader,
+        })
+    }
+
+    /// The bound port.
+    #[must_use]
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle that stops the server.
+    #[must_use]
+    pub fn server_handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// The shared state: the served log.
+    #[must_use]
+    pub fn state(&self) -> &web::Data<ApiState> {
+        &self.state
+    }
+
+    /// Reloads now, as SIGHUP does.
+    #[must_use]
+    pub fn reloader(&self) -> &Reloader {
+        &self.reloader
+    }
+
+    /// Serves until stopped.
+    ///
+    /// # Errors
+    /// I/O errors from the server.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        crate::app::serve_with_metrics(self.server, self.metrics_server).await
+    }
+
+    /// The bound metrics port.
+    #[must_use]
+    pub fn metrics_port(&self) -> u16 {
+        self.metrics_port
+    }
+}

@@ -1,0 +1,416 @@
+//! The embedded store: the log in one `db.jsonl` journal (docs/db-jsonl.md)
+//! plus an in-memory index, and the same file opened read-only as a
+//! replica's snapshot.
+//!
+//! Each commit appends the batch's entry lines and then its checkpoint line
+//! in one positioned write, and fsyncs once before returning, so an
+//! acknowledged batch is on disk. On open the journal is replayed and checked
+//! against every checkpoint; a tail that no checkpoint covers (a crash
+//! mid-batch) is truncated, and a covered line that does not match refuses
+//! the open with its line number.
+//!
+//! In memory: each entry's line position, the level-0 leaf hashes and the
+//! search keys. Entries are read back from the file on demand (the log keeps
+//! its own cache) and checked against their leaf hash, so a file rewritten
+//! under a running reader gives an error, never a wrong entry.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::BufReader;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+
+use super::jsonl::{self, KeyPolicy, Record, ScanOutcome, TailPolicy};
+use super::{Batch, LogIdentity, LogReader, LogWriter, StoreError, StoredCheckpoint, StoredEntry};
+use crate::merkle::{self, Hash};
+
+/// The journal's name inside the data directory.
+pub const JOURNAL_FILE: &str = "db.jsonl";
+
+/// A log kept in one journal file.
+#[derive(Clone)]
+pub struct FileStore {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for FileStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileStore")
+            .field("path", &self.inner.path)
+            .field("read_only", &self.inner.read_only)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    path: PathBuf,
+    file: File,
+    read_only: bool,
+    index: RwLock<Index>,
+    /// Serialises writers; held across the write and the fsync.
+    writer: Mutex<()>,
+}
+
+#[derive(Default)]
+struct Index {
+    identity: Option<LogIdentity>,
+    checkpoint: Option<StoredCheckpoint>,
+    /// (offset, length) of each entry's line, newline included.
+    lines: Vec<(u64, u32)>,
+    leaves: Vec<Hash>,
+    keys: HashMap<String, Vec<u64>>,
+    /// End of the committed journal.
+    end: u64,
+}
+
+impl Index {
+    fn add(&mut self, index: u64, leaf: Hash, keys: &[String], offset: u64, len: u64) {
+        debug_assert_eq!(index, self.leaves.len() as u64);
+        self.leaves.push(leaf);
+        self.lines
+            .push((offset, u32::try_from(len).expect("lines stay below 4 GiB")));
+        for key in keys {
+            self.keys.entry(key.clone()).or_default().push(index);
+        }
+    }
+}
+
+fn io_error(path: &Path, what: &str, err: &std::io::Error) -> StoreError {
+    StoreError::Unavailable(format!("couldn't {what} {}: {err}", path.display()))
+}
+
+impl FileStore {
+    /// Opens (creating if needed) the journal `dir/db.jsonl` for writing,
+    /// takes an exclusive lock on it, replays it, and truncates a torn tail.
+    ///
+    /// # Errors
+    /// `Conflict` if another process holds the lock; `Corrupt` naming the
+    /// line if a covered entry or checkpoint does not match; `Unavailable`
+    /// for I/O failures.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| io_error(dir, "create", &e))?;
+        let path = dir.join(JOURNAL_FILE);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| io_error(&path, "open", &e))?;
+        match fs4::FileExt::try_lock(&file) {
+            Ok(()) => {}
+            Err(fs4::TryLockError::WouldBlock) => {
+                return Err(StoreError::Conflict(format!(
+                    "another tlog server is writing to {}",
+                    path.display()
+                )))
+            }
+            Err(fs4::TryLockError::Error(e)) => return Err(io_error(&path, "lock", &e)),
+        }
+        let index = load(&file, &path, KeyPolicy::Unchecked, TailPolicy::Allow)?;
+        let len = file
+            .metadata()
+            .map_err(|e| io_error(&path, "stat", &e))?
+            .len();
+        if len != index.end {
+            tracing::warn!(
+                path = %path.display(),
+                kept = index.end,
+                dropped = len - index.end,
+                "truncating the journal's torn tail, which no checkpoint covers"
+            );
+            file.set_len(index.end)
+                .and_then(|()| file.sync_all())
+                .map_err(|e| io_error(&path, "truncate", &e))?;
+        }
+        Ok(Self::new(path, file, index, false))
+    }
+
+    /// Opens `path` read-only as a snapshot: every line must check out, the
+    /// last line must be a checkpoint covering every entry, and checkpoints
+    /// must verify under `keys`.
+    ///
+    /// # Errors
+    /// `Corrupt` naming the line and the reason; `Unavailable` for I/O.
+    pub fn open_snapshot(path: &Path, keys: KeyPolicy<'_>) -> Result<Self, StoreError> {
+        let file = File::open(path).map_err(|e| io_error(path, "open", &e))?;
+        let index = load(&file, path, keys, TailPolicy::Refuse)?;
+        if index.checkpoint.is_none() {
+            return Err(StoreError::Corrupt(format!(
+                "{}: the file is empty",
+                path.display()
+            )));
+        }
+        Ok(Self::new(path.to_owned(), file, index, true))
+    }
+
+    fn new(path: PathBuf, file: File, index: Index, read_only: bool) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                path,
+                file,
+                read_only,
+                index: RwLock::new(index),
+                writer: Mutex::new(()),
+            }),
+        }
+    }
+
+    /// The file behind the store.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Reads and checks one entry line.
+    fn read_entry(&self, index: u64) -> Result<Option<(StoredEntry, Vec<String>)>, StoreError> {
+        let (offset, len, leaf) = {
+            let state = self.inner.index.read();
+            let Some(&(offset, len)) = usize::try_from(index).ok().and_then(|i| state.lines.get(i))
+            else {
+                return Ok(None);
+            };
+            (
+                offset,
+                len,
+                state.leaves[usize::try_from(index).expect("in range")],
+            )
+        };
+        let mut buf = vec![0u8; len as usize];
+        self.inner
+            .file
+            .read_exact_at(&mut buf, offset)
+            .map_err(|e| io_error(&self.inner.path, "read", &e))?;
+        let corrupt = |why: &str| {
+            StoreError::Corrupt(format!(
+                "{}: entry {index} at byte {offset} {why}; was the file changed?",
+                self.inner.path.display()
+            ))
+        };
+        let Some(line) = buf.strip_suffix(b"\n") else {
+            return Err(corrupt("is not a whole line"));
+        };
+        match jsonl::parse_record(line) {
+            Ok(Record::Entry(r))
+                if r.entry.index == index && merkle::leaf_hash(&r.entry.body) == leaf =>
+            {
+                Ok(Some((r.entry, r.index_keys)))
+            }
+            _ => Err(corrupt("no longer matches its leaf hash")),
+        }
+    }
+
+    fn check_writable(&self) -> Result<(), StoreError> {
+        if self.inner.read_only {
+            Err(StoreError::ReadOnly)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Appends `bytes` at the committed end and fsyncs; on failure, cuts the
+    /// file back so that no partial batch stays behind.
+    fn append(&self, end: u64, bytes: &[u8]) -> Result<(), StoreError> {
+        let file = &self.inner.file;
+        let result = file
+            .write_all_at(bytes, end)
+            .and_then(|()| file.sync_data());
+        if let Err(err) = result {
+            let _ = file.set_len(end);
+            return Err(io_error(&self.inner.path, "append to", &err));
+        }
+        Ok(())
+    }
+}
+
+/// Replays the file into an index.
+fn load(
+    file: &File,
+    path: &Path,
+    keys: KeyPolicy<'_>,
+    tail: TailPolicy,
+) -> Result<Index, StoreError> {
+    let started = std::time::Instant::now();
+    let mut index = Index::default();
+    let reader = BufReader::with_capacity(1 << 20, file);
+    let outcome = jsonl::scan(reader, keys, tail, |v| {
+        index.add(
+            v.record.entry.index,
+            v.leaf,
+            &v.record.index_keys,
+            v.offset,
+            v.len,
+        );
+    })
+    .map_err(|e| StoreError::Corrupt(format!("{}: {e}", path.display())))?;
+    let ScanOutcome::Log(scanned) = outcome else {
+        return Ok(Index::default());
+    };
+    // Drop whatever the tail added past the last checkpoint.
+    let size = usize::try_from(scanned.checkpoint.size).expect("size fits memory");
+    if index.leaves.len() > size {
+        index.leaves.truncate(size);
+        index.lines.truncate(size);
+        let cut = scanned.checkpoint.size;
+        index.keys.retain(|_, v| {
+            v.retain(|&i| i < cut);
+            !v.is_empty()
+        });
+    }
+    if let Some(tail) = &scanned.tail {
+        tracing::warn!(path = %path.display(), line = tail.line, reason = %tail.reason, "journal tail is not covered by a checkpoint");
+    }
+    index.identity = Some(scanned.header.identity());
+    index.end = scanned.covered_bytes;
+    tracing::info!(
+        path = %path.display(),
+        size = scanned.checkpoint.size,
+        elapsed_ms = started.elapsed().as_millis(),
+        "loaded log file"
+    );
+    index.checkpoint = Some(scanned.checkpoint);
+    Ok(index)
+}
+
+impl LogReader for FileStore {
+    async fn identity(&self) -> Result<Option<LogIdentity>, StoreError> {
+        Ok(self.inner.index.read().identity.clone())
+    }
+
+    async fn checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+        Ok(self.inner.index.read().checkpoint.clone())
+    }
+
+    async fn entry(&self, index: u64) -> Result<Option<StoredEntry>, StoreError> {
+        Ok(self.read_entry(index)?.map(|(entry, _)| entry))
+    }
+
+    async fn leaf_hashes(&self, start: u64, end: u64) -> Result<Vec<Hash>, StoreError> {
+        let state = self.inner.index.read();
+        let len = state.leaves.len();
+        let clamp = |n: u64| usize::try_from(n).unwrap_or(usize::MAX).min(len);
+        let (start, end) = (clamp(start), clamp(end));
+        Ok(state.leaves.get(start..end).unwrap_or_default().to_vec())
+    }
+
+    async fn search(&self, key: &str) -> Result<Vec<u64>, StoreError> {
+        Ok(self
+            .inner
+            .index
+            .read()
+            .keys
+            .get(key)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn entry_page(
+        &self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<(StoredEntry, Vec<String>)>, StoreError> {
+        let mut page = Vec::new();
+        for index in start..end {
+            match self.read_entry(index)? {
+                Some(found) => page.push(found),
+                None => break,
+            }
+        }
+        Ok(page)
+    }
+}
+
+impl LogWriter for FileStore {
+    async fn init(
+        &self,
+        identity: &LogIdentity,
+        checkpoint: &StoredCheckpoint,
+    ) -> Result<(), StoreError> {
+        self.check_writable()?;
+        let header = jsonl::Header::for_log(identity, checkpoint).map_err(StoreError::Corrupt)?;
+        let mut bytes = jsonl::encode_header(&header);
+        bytes.extend(jsonl::encode_checkpoint(checkpoint));
+        let store = self.clone();
+        let (identity, checkpoint) = (identity.clone(), checkpoint.clone());
+        run_blocking(move || {
+            let _writer = store.inner.writer.lock();
+            if store.inner.index.read().identity.is_some() {
+                return Err(StoreError::Conflict(
+                    "the log is already initialised".into(),
+                ));
+            }
+            store.append(0, &bytes)?;
+            let mut state = store.inner.index.write();
+            state.identity = Some(identity);
+            state.checkpoint = Some(checkpoint);
+            state.end = bytes.len() as u64;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn commit(
+        &self,
+        old_size: u64,
+        batch: &Batch,
+        new: &StoredCheckpoint,
+    ) -> Result<(), StoreError> {
+        self.check_writable()?;
+        // Encode on the caller's thread; write and fsync on a blocking one.
+        let mut bytes = Vec::with_capacity(batch.entries.len() * 1024 + 512);
+        let mut added = Vec::with_capacity(batch.entries.len());
+        for new_entry in &batch.entries {
+            let keys = jsonl::normalize_keys(&new_entry.index_keys);
+            let line = jsonl::encode_entry(&new_entry.entry, &keys);
+            added.push((
+                new_entry.entry.index,
+                new_entry.leaf_hash,
+                keys,
+                bytes.len() as u64,
+                line.len() as u64,
+            ));
+            bytes.extend(line);
+        }
+        bytes.extend(jsonl::encode_checkpoint(new));
+        let store = self.clone();
+        let new = new.clone();
+        run_blocking(move || {
+            let _writer = store.inner.writer.lock();
+            let end = {
+                let state = store.inner.index.read();
+                let current = state.checkpoint.as_ref().map(|c| c.size);
+                if current != Some(old_size) {
+                    return Err(StoreError::Conflict(format!(
+                        "checkpoint is no longer at size {old_size}"
+                    )));
+                }
+                if added.first().is_some_and(|a| a.0 != old_size) {
+                    return Err(StoreError::Corrupt(
+                        "batch does not start at the tree size".into(),
+                    ));
+                }
+                state.end
+            };
+            store.append(end, &bytes)?;
+            let mut state = store.inner.index.write();
+            for (index, leaf, keys, offset, len) in added {
+                state.add(index, leaf, &keys, end + offset, len);
+            }
+            state.checkpoint = Some(new);
+            state.end = end + bytes.len() as u64;
+            Ok(())
+        })
+        .await
+    }
+}
+
+async fn run_blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("journal writer task failed: {e}")))?
+}

@@ -1,0 +1,664 @@
+//! The `db.jsonl` format (docs/db-jsonl.md): one JSON object per line, a
+//! header, entries in index order and signed checkpoints. The embedded store
+//! appends to it as a journal, `tlog export` writes it, `tlog import` and the
+//! replica read it.
+//!
+//! This module encodes records and walks a file, checking it line by line:
+//! index order, leaf hashes, and every checkpoint against the tree rebuilt so
+//! far (and its signature, when a key is given). It does not keep entries;
+//! callers see each entry through a visitor and keep what they need.
+
+use std::borrow::Cow;
+use std::io::BufRead;
+
+use base64::prelude::{Engine, BASE64_STANDARD};
+use serde::{Deserialize, Serialize};
+
+use super::{LogIdentity, StoredCheckpoint, StoredEntry};
+use crate::merkle::{self, Hash, Tree};
+use crate::note::SignedCheckpoint;
+use crate::signing::LogVerifier;
+
+/// The format version this code writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The first line: who the log is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    /// Tree ID (rekor-v1.md C-01).
+    pub tree_id: i64,
+    /// `<hostname> - <treeID>`.
+    pub origin: String,
+    /// The checkpoint signer name.
+    pub hostname: String,
+    /// DER SubjectPublicKeyInfo of the log key.
+    pub public_key: Vec<u8>,
+}
+
+impl Header {
+    /// The header for `identity`, named after `checkpoint`'s origin and signer.
+    ///
+    /// # Errors
+    /// The checkpoint note does not parse.
+    pub fn for_log(identity: &LogIdentity, checkpoint: &StoredCheckpoint) -> Result<Self, String> {
+        let signed = SignedCheckpoint::parse(&checkpoint.note).map_err(|e| e.to_string())?;
+        let hostname = hostname_of(&signed.checkpoint.origin, identity.tree_id)?;
+        Ok(Self {
+            tree_id: identity.tree_id,
+            origin: signed.checkpoint.origin,
+            hostname,
+            public_key: identity.public_key.clone(),
+        })
+    }
+
+    /// The identity it names.
+    #[must_use]
+    pub fn identity(&self) -> LogIdentity {
+        LogIdentity {
+            tree_id: self.tree_id,
+            public_key: self.public_key.clone(),
+        }
+    }
+}
+
+/// `<hostname>` of a Rekor origin `<hostname> - <treeID>`.
+///
+/// # Errors
+/// The origin does not end in this tree's ID.
+pub fn hostname_of(origin: &str, tree_id: i64) -> Result<String, String> {
+    origin
+        .strip_suffix(&format!(" - {tree_id}"))
+        .filter(|h| !h.is_empty())
+        .map(str::to_owned)
+        .ok_or_else(|| format!("checkpoint origin {origin:?} is not \"<hostname> - {tree_id}\""))
+}
+
+/// An entry with the search keys it wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryRecord {
+    /// The entry.
+    pub entry: StoredEntry,
+    /// Search-index keys, sorted and deduplicated.
+    pub index_keys: Vec<String>,
+}
+
+/// One parsed line.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    /// `"type":"log"`.
+    Header(Header),
+    /// `"type":"entry"`.
+    Entry(EntryRecord),
+    /// `"type":"checkpoint"`.
+    Checkpoint(StoredCheckpoint),
+}
+
+// Serialisation structs: field order here is the byte order on disk.
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct HeaderOut<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    version: u32,
+    tree_id: i64,
+    origin: &'a str,
+    hostname: &'a str,
+    public_key: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EntryOut<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    index: u64,
+    integrated_time: i64,
+    body: String,
+    set: String,
+    index_keys: &'a [String],
+}
+
+#[derive(Serialize)]
+struct CheckpointOut<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    size: u64,
+    root: String,
+    note: &'a str,
+}
+
+/// Every field any record may have; which are required depends on `type`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct LineIn<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    version: Option<u32>,
+    tree_id: Option<i64>,
+    #[serde(borrow)]
+    origin: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    hostname: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    public_key: Option<Cow<'a, str>>,
+    index: Option<u64>,
+    integrated_time: Option<i64>,
+    #[serde(borrow)]
+    body: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    set: Option<Cow<'a, str>>,
+    index_keys: Option<Vec<String>>,
+    size: Option<u64>,
+    #[serde(borrow)]
+    root: Option<Cow<'a, str>>,
+    note: Option<String>,
+}
+
+fn line(value: &impl Serialize) -> Vec<u8> {
+    let mut out = serde_json::to_vec(value).expect("record serialises");
+    out.push(b'\n');
+    out
+}
+
+/// The header line, newline included.
+#[must_use]
+pub fn encode_header(header: &Header) -> Vec<u8> {
+    line(&HeaderOut {
+        kind: "log",
+        version: FORMAT_VERSION,
+        tree_id: header.tree_id,
+        origin: &header.origin,
+        hostname: &header.hostname,
+        public_key: BASE64_STANDARD.encode(&header.public_key),
+    })
+}
+
+/// An entry line, newline included. `index_keys` must be sorted and unique.
+#[must_use]
+pub fn encode_entry(entry: &StoredEntry, index_keys: &[String]) -> Vec<u8> {
+    line(&EntryOut {
+        kind: "entry",
+        index: entry.index,
+        integrated_time: entry.integrated_time,
+        body: BASE64_STANDARD.encode(&entry.body),
+        set: BASE64_STANDARD.encode(&entry.set),
+        index_keys,
+    })
+}
+
+/// A checkpoint line, newline included.
+#[must_use]
+pub fn encode_checkpoint(checkpoint: &StoredCheckpoint) -> Vec<u8> {
+    line(&CheckpointOut {
+        kind: "checkpoint",
+        size: checkpoint.size,
+        root: hex::encode(checkpoint.root.0),
+        note: &checkpoint.note,
+    })
+}
+
+/// Sorted, deduplicated keys: the one order the format allows.
+#[must_use]
+pub fn normalize_keys(keys: &[String]) -> Vec<String> {
+    let mut keys = keys.to_vec();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
+/// Parses one line (without its newline).
+///
+/// # Errors
+/// A reason naming the field, for anything that is not a well-formed record.
+pub fn parse_record(bytes: &[u8]) -> Result<Record, String> {
+    let line: LineIn<'_> =
+        serde_json::from_slice(bytes).map_err(|e| format!("not a JSON record: {e}"))?;
+    let need = |v: bool, field: &str| {
+        if v {
+            Ok(())
+        } else {
+            Err(format!("{} record without {field}", line.kind))
+        }
+    };
+    let b64 = |field: &str, v: &Option<Cow<'_, str>>| -> Result<Vec<u8>, String> {
+        let v = v
+            .as_deref()
+            .ok_or_else(|| format!("{} record without {field}", line.kind))?;
+        BASE64_STANDARD
+            .decode(v)
+            .map_err(|e| format!("{field} is not base64: {e}"))
+    };
+    match &*line.kind {
+        "log" => {
+            let version = line.version.ok_or("log record without version")?;
+            if version != FORMAT_VERSION {
+                return Err(format!(
+                    "format version {version} is not supported (this tlog reads {FORMAT_VERSION})"
+                ));
+            }
+            need(line.tree_id.is_some(), "treeId")?;
+            Ok(Record::Header(Header {
+                tree_id: line.tree_id.unwrap_or_default(),
+                origin: line
+                    .origin
+                    .as_deref()
+                    .ok_or("log record without origin")?
+                    .to_owned(),
+                hostname: line
+                    .hostname
+                    .as_deref()
+                    .ok_or("log record without hostname")?
+                    .to_owned(),
+                public_key: b64("publicKey", &line.public_key)?,
+            }))
+        }
+        "entry" => {
+            let keys = line
+                .index_keys
+                .clone()
+                .ok_or("entry record without indexKeys")?;
+            if keys.windows(2).any(|w| w[0] >= w[1]) {
+                return Err("indexKeys are not sorted and unique".to_owned());
+            }
+            Ok(Record::Entry(EntryRecord {
+                entry: StoredEntry {
+                    index: line.index.ok_or("entry record without index")?,
+                    body: b64("body", &line.body)?,
+                    integrated_time: line
+                        .integrated_time
+                        .ok_or("entry record without integratedTime")?,
+                    set: b64("set", &line.set)?,
+                },
+                index_keys: keys,
+            }))
+        }
+        "checkpoint" => {
+            let root = line
+                .root
+                .as_deref()
+                .ok_or("checkpoint record without root")?;
+            let mut bytes = [0u8; 32];
+            hex::decode_to_slice(root, &mut bytes)
+                .map_err(|_| "root is not 64 hex digits".to_owned())?;
+            Ok(Record::Checkpoint(StoredCheckpoint {
+                size: line.size.ok_or("checkpoint record without size")?,
+                root: Hash(bytes),
+                note: line.note.clone().ok_or("checkpoint record without note")?,
+            }))
+        }
+        other => Err(format!("unknown record type {other:?}")),
+    }
+}
+
+/// Which key checkpoint signatures must verify under.
+#[derive(Debug, Clone, Copy)]
+pub enum KeyPolicy<'a> {
+    /// Don't check signatures (the store's own journal: it signed them).
+    Unchecked,
+    /// This key, which must also be the header's.
+    Trusted(&'a LogVerifier),
+    /// The key in the header (an explicit opt-in: it proves nothing about who wrote the file).
+    Embedded,
+}
+
+/// What to do with lines after the last checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TailPolicy {
+    /// Report them: the embedded store truncates a torn journal tail.
+    Allow,
+    /// Refuse the file: a snapshot must end with a checkpoint covering everything.
+    Refuse,
+}
+
+/// Why a file was refused: the 1-based line and the reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {reason}")]
+pub struct FormatError {
+    /// 1-based line number.
+    pub line: u64,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// An entry as the scan saw it.
+#[derive(Debug)]
+pub struct Visited<'a> {
+    /// 1-based line number.
+    pub line: u64,
+    /// Byte offset of the line in the file.
+    pub offset: u64,
+    /// Length of the line, newline included.
+    pub len: u64,
+    /// The entry.
+    pub record: &'a EntryRecord,
+    /// `SHA256(0x00 || body)`.
+    pub leaf: Hash,
+}
+
+/// The lines after the last checkpoint, which no checkpoint covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tail {
+    /// First line of the tail.
+    pub line: u64,
+    /// Why it is not part of the log.
+    pub reason: String,
+}
+
+/// The verified content of a file.
+#[derive(Debug)]
+pub struct Scanned {
+    /// The header.
+    pub header: Header,
+    /// The last checkpoint; it covers exactly the entries before it.
+    pub checkpoint: StoredCheckpoint,
+    /// The tree at the checkpoint's size.
+    pub tree: Tree,
+    /// Bytes up to and including the last checkpoint line.
+    pub covered_bytes: u64,
+    /// Lines after it, with [`TailPolicy::Allow`].
+    pub tail: Option<Tail>,
+}
+
+/// A file that holds no checkpoint at all (a journal torn during creation).
+#[derive(Debug)]
+pub enum ScanOutcome {
+    /// A log.
+    Log(Box<Scanned>),
+    /// Nothing committed: empty, or a header without a checkpoint.
+    Empty,
+}
+
+/// Reads a whole file, checking each line and every checkpoint, and calls
+/// `visit` for each entry in order (including any that end up in the tail;
+/// the caller keeps the first `checkpoint.size`).
+///
+/// # Errors
+/// The first problem, with its line: malformed records, entries out of
+/// order, a checkpoint whose size, root or note disagrees with the entries
+/// before it, a signature that does not verify, a key that is not the
+/// trusted one, an I/O failure; and with [`TailPolicy::Refuse`], anything
+/// after the last checkpoint.
+#[allow(clippy::too_many_lines)]
+pub fn scan(
+    mut reader: impl BufRead,
+    keys: KeyPolicy<'_>,
+    tail_policy: TailPolicy,
+    mut visit: impl FnMut(Visited<'_>),
+) -> Result<ScanOutcome, FormatError> {
+    let mut walk = Walk::new(keys);
+    let mut buf = Vec::with_capacity(4096);
+    let mut offset = 0u64;
+    let mut line_no = 0u64;
+    loop {
+        buf.clear();
+        let n = reader
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| FormatError {
+                line: line_no + 1,
+                reason: format!("couldn't read: {e}"),
+            })?;
+        if n == 0 {
+            break;
+        }
+        line_no += 1;
+        let complete = buf.last() == Some(&b'\n');
+        let result = if complete {
+            walk.step(&buf[..n - 1], line_no, offset, n as u64, &mut visit)
+        } else {
+            Err(Problem::Tail(
+                "incomplete last line (no newline at the end of the file)".to_owned(),
+            ))
+        };
+        offset += n as u64;
+        match result {
+            Ok(()) => {}
+            Err(Problem::Fatal(reason)) => {
+                return Err(FormatError {
+                    line: line_no,
+                    reason,
+                })
+            }
+            Err(Problem::Tail(reason)) => {
+                // A bad entry line is a torn tail only if no checkpoint
+                // follows it: a checkpoint would cover it.
+                if let Some(covering) = find_checkpoint_line(&mut reader, line_no) {
+                    return Err(FormatError {
+                        line: line_no,
+                        reason: format!("{reason} (covered by the checkpoint on line {covering})"),
+                    });
+                }
+                walk.note_tail(line_no, reason);
+                break;
+            }
+        }
+    }
+    walk.finish(tail_policy, line_no)
+}
+
+/// Skips to the end, returning the first later line that is a checkpoint record.
+fn find_checkpoint_line(reader: &mut impl BufRead, mut line_no: u64) -> Option<u64> {
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf) {
+            Ok(0) | Err(_) => return None,
+            Ok(_) => {}
+        }
+        line_no += 1;
+        if buf.ends_with(b"\n")
+            && matches!(
+                parse_record(&buf[..buf.len() - 1]),
+                Ok(Record::Checkpoint(_))
+            )
+        {
+            return Some(line_no);
+        }
+    }
+}
+
+enum Problem {
+    /// The file is wrong where a checkpoint covers it.
+    Fatal(String),
+    /// The line cannot be part of the log; fatal only if a checkpoint follows.
+    Tail(String),
+}
+
+struct Walk<'k> {
+    keys: KeyPolicy<'k>,
+    embedded: Option<LogVerifier>,
+    header: Option<Header>,
+    tree: Tree,
+    pending: Vec<Hash>,
+    checkpoint: Option<StoredCheckpoint>,
+    covered_bytes: u64,
+    tail: Option<Tail>,
+}
+
+impl<'k> Walk<'k> {
+    fn new(keys: KeyPolicy<'k>) -> Self {
+        Self {
+            keys,
+            embedded: None,
+            header: None,
+            tree: Tree::default(),
+            pending: Vec::new(),
+            checkpoint: None,
+            covered_bytes: 0,
+            tail: None,
+        }
+    }
+
+    fn next_index(&self) -> u64 {
+        self.tree.size() + self.pending.len() as u64
+    }
+
+    fn step(
+        &mut self,
+        bytes: &[u8],
+        line: u64,
+        offset: u64,
+        len: u64,
+        visit: &mut impl FnMut(Visited<'_>),
+    ) -> Result<(), Problem> {
+        let record = parse_record(bytes).map_err(|reason| {
+            if self.header.is_none() {
+                Problem::Fatal(reason)
+            } else {
+                Problem::Tail(reason)
+            }
+        })?;
+        match (record, &self.header) {
+            (Record::Header(header), None) => self.on_header(header),
+            (_, None) => Err(Problem::Fatal(
+                "the first line must be the log record (\"type\":\"log\")".to_owned(),
+            )),
+            (Record::Header(_), Some(_)) => Err(Problem::Fatal("a second log record".to_owned())),
+            (Record::Entry(record), Some(_)) => {
+                let expected = self.next_index();
+                if record.entry.index != expected {
+                    return Err(Problem::Fatal(format!(
+                        "expected entry {expected}, found entry {} (a line is missing, repeated or out of order)",
+                        record.entry.index
+                    )));
+                }
+                let leaf = merkle::leaf_hash(&record.entry.body);
+                self.pending.push(leaf);
+                visit(Visited {
+                    line,
+                    offset,
+                    len,
+                    record: &record,
+                    leaf,
+                });
+                Ok(())
+            }
+            (Record::Checkpoint(checkpoint), Some(_)) => {
+                self.on_checkpoint(checkpoint)?;
+                self.covered_bytes = offset + len;
+                Ok(())
+            }
+        }
+    }
+
+    fn on_header(&mut self, header: Header) -> Result<(), Problem> {
+        if header.tree_id <= 0 {
+            return Err(Problem::Fatal(format!(
+                "invalid tree ID {}",
+                header.tree_id
+            )));
+        }
+        let ours = LogVerifier::from_spki_der(&header.public_key)
+            .map_err(|e| Problem::Fatal(format!("publicKey: {e}")))?;
+        match self.keys {
+            KeyPolicy::Trusted(trusted) if trusted.public_key_der() != header.public_key => {
+                return Err(Problem::Fatal(format!(
+                    "the file's public key (log ID {}) is not the trusted key (log ID {})",
+                    hex::encode(ours.log_id()),
+                    hex::encode(trusted.log_id())
+                )));
+            }
+            KeyPolicy::Embedded => self.embedded = Some(ours),
+            _ => {}
+        }
+        self.header = Some(header);
+        Ok(())
+    }
+
+    fn on_checkpoint(&mut self, checkpoint: StoredCheckpoint) -> Result<(), Problem> {
+        let fatal = |reason: String| Err(Problem::Fatal(reason));
+        let expected = self.next_index();
+        if checkpoint.size != expected {
+            return fatal(format!(
+                "checkpoint of size {} follows {expected} entries",
+                checkpoint.size
+            ));
+        }
+        if !self.pending.is_empty() {
+            let staged = self.tree.stage(&self.pending);
+            self.tree.apply(staged);
+            self.pending.clear();
+        }
+        let root = self.tree.root(checkpoint.size).expect("size is the tree's");
+        if root != checkpoint.root {
+            return fatal(format!(
+                "the {} entries before this line hash to root {}, but the checkpoint says {} \
+                 (an entry was altered)",
+                checkpoint.size,
+                hex::encode(root.0),
+                hex::encode(checkpoint.root.0)
+            ));
+        }
+        let signed = SignedCheckpoint::parse(&checkpoint.note)
+            .map_err(|e| Problem::Fatal(format!("note: {e}")))?;
+        let header = self.header.as_ref().expect("checked by step");
+        if signed.checkpoint.size != checkpoint.size || signed.checkpoint.root != checkpoint.root {
+            return fatal("the signed note names another size or root than its record".to_owned());
+        }
+        if let Err(e) = hostname_of(&signed.checkpoint.origin, header.tree_id) {
+            return fatal(e);
+        }
+        let verifier = match self.keys {
+            KeyPolicy::Unchecked => None,
+            KeyPolicy::Trusted(v) => Some(v),
+            KeyPolicy::Embedded => self.embedded.as_ref(),
+        };
+        if let Some(verifier) = verifier {
+            if signed.verify(verifier).is_err() {
+                return fatal(format!(
+                    "the checkpoint is not signed by the log key (log ID {})",
+                    hex::encode(verifier.log_id())
+                ));
+            }
+        }
+        self.checkpoint = Some(checkpoint);
+        Ok(())
+    }
+
+    fn note_tail(&mut self, line: u64, reason: String) {
+        self.tail = Some(Tail { line, reason });
+    }
+
+    fn finish(self, policy: TailPolicy, last_line: u64) -> Result<ScanOutcome, FormatError> {
+        let Some(header) = self.header else {
+            return Ok(ScanOutcome::Empty);
+        };
+        let tail = match self.tail {
+            Some(tail) => Some(tail),
+            None if !self.pending.is_empty() => Some(Tail {
+                line: last_line - self.pending.len() as u64 + 1,
+                reason: format!(
+                    "{} entries after the last checkpoint (the file is truncated or still being written)",
+                    self.pending.len()
+                ),
+            }),
+            None => None,
+        };
+        let Some(checkpoint) = self.checkpoint else {
+            if policy == TailPolicy::Refuse {
+                let (line, reason) = match tail {
+                    Some(tail) => (tail.line, tail.reason),
+                    None => (
+                        last_line,
+                        "the file has no checkpoint (it is truncated)".to_owned(),
+                    ),
+                };
+                return Err(FormatError { line, reason });
+            }
+            return Ok(ScanOutcome::Empty);
+        };
+        if let (Some(tail), TailPolicy::Refuse) = (&tail, policy) {
+            return Err(FormatError {
+                line: tail.line,
+                reason: tail.reason.clone(),
+            });
+        }
+        Ok(ScanOutcome::Log(Box::new(Scanned {
+            header,
+            checkpoint,
+            tree: self.tree,
+            covered_bytes: self.covered_bytes,
+            tail,
+        })))
+    }
+}

@@ -1,0 +1,258 @@
+//! The storage contract (src/storage/mod.rs), run against every store:
+//! Postgres (a fresh database) and the embedded journal (a temp dir).
+
+use std::future::Future;
+
+use tlog::merkle::{self, Tree};
+use tlog::note::Checkpoint;
+use tlog::signing::LogSigner;
+use tlog::storage::file::FileStore;
+use tlog::storage::postgres::PgStore;
+use tlog::storage::{
+    Batch, LogIdentity, LogReader, LogWriter, NewEntry, StoreError, StoredCheckpoint, StoredEntry,
+};
+use tlog::tiles;
+
+use crate::helpers::create_database;
+
+struct Fixture {
+    signer: LogSigner,
+    identity: LogIdentity,
+    tree: Tree,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let signer = LogSigner::from_pkcs8_pem(&LogSigner::generate_pkcs8_pem().unwrap()).unwrap();
+        let identity = LogIdentity {
+            tree_id: 1_234_567,
+            public_key: signer.public_key_der().to_vec(),
+        };
+        Self {
+            signer,
+            identity,
+            tree: Tree::default(),
+        }
+    }
+
+    fn sign(&self, size: u64, root: merkle::Hash) -> StoredCheckpoint {
+        let note = self.signer.sign_checkpoint(
+            &Checkpoint {
+                origin: format!("conformance - {}", self.identity.tree_id),
+                size,
+                root,
+            },
+            "conformance",
+        );
+        StoredCheckpoint { size, root, note }
+    }
+
+    /// A batch of `n` entries after the current tree, and its checkpoint.
+    fn batch(&mut self, n: u64) -> (u64, Batch, StoredCheckpoint) {
+        let old = self.tree.size();
+        let entries: Vec<NewEntry> = (old..old + n)
+            .map(|i| {
+                let body = format!("{{\"entry\":{i}}}").into_bytes();
+                NewEntry {
+                    leaf_hash: merkle::leaf_hash(&body),
+                    entry: StoredEntry {
+                        index: i,
+                        set: self.signer.sign_set("eA==", 1_700_000_000 + i as i64, i),
+                        body,
+                        integrated_time: 1_700_000_000 + i as i64,
+                    },
+                    // Unsorted, with a repeat and a key shared by every entry.
+                    index_keys: vec![format!("key-{i}"), "shared".into(), format!("key-{i}")],
+                }
+            })
+            .collect();
+        let leaves: Vec<_> = entries.iter().map(|e| e.leaf_hash).collect();
+        let staged = self.tree.stage(&leaves);
+        let tiles = tiles::changed_tiles(&self.tree, &staged);
+        let checkpoint = self.sign(staged.size(), staged.root());
+        self.tree.apply(staged);
+        (old, Batch { entries, tiles }, checkpoint)
+    }
+}
+
+/// The suite. `reopen` gives a new handle on the same durable state.
+async fn run<S, F, Fut>(store: S, reopen: F)
+where
+    S: LogWriter,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    let mut fx = Fixture::new();
+    // A fresh store is empty, and "not found" is not an error.
+    assert_eq!(store.identity().await.unwrap(), None);
+    assert_eq!(store.checkpoint().await.unwrap(), None);
+    assert_eq!(store.entry(0).await.unwrap(), None);
+    assert!(store.search("shared").await.unwrap().is_empty());
+
+    // init, then a second init conflicts.
+    let empty = fx.sign(0, merkle::empty_root());
+    store.init(&fx.identity, &empty).await.unwrap();
+    assert_eq!(store.identity().await.unwrap(), Some(fx.identity.clone()));
+    assert_eq!(store.checkpoint().await.unwrap(), Some(empty.clone()));
+    assert!(matches!(
+        store.init(&fx.identity, &empty).await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    // Two batches, the second crossing a tile boundary.
+    let (old, first, cp1) = fx.batch(200);
+    store.commit(old, &first, &cp1).await.unwrap();
+    let (old, second, cp2) = fx.batch(100);
+    // A stale old size conflicts and writes nothing.
+    assert!(matches!(
+        store.commit(old - 1, &second, &cp2).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.checkpoint().await.unwrap(), Some(cp1.clone()));
+    assert_eq!(store.entry(200).await.unwrap(), None);
+    store.commit(old, &second, &cp2).await.unwrap();
+
+    // An empty batch re-signs the head at the same size.
+    let resigned = fx.sign(cp2.size, cp2.root);
+    assert_ne!(resigned.note, cp2.note, "ECDSA signatures are randomised");
+    store
+        .commit(300, &Batch::default(), &resigned)
+        .await
+        .unwrap();
+
+    check_contents(&store, &fx, &resigned).await;
+    let reopened = reopen().await;
+    check_contents(&reopened, &fx, &resigned).await;
+}
+
+async fn check_contents<S: LogReader>(store: &S, fx: &Fixture, head: &StoredCheckpoint) {
+    assert_eq!(store.checkpoint().await.unwrap().as_ref(), Some(head));
+    assert_eq!(store.identity().await.unwrap(), Some(fx.identity.clone()));
+    let entry = store.entry(250).await.unwrap().unwrap();
+    assert_eq!(entry.index, 250);
+    assert_eq!(entry.body, b"{\"entry\":250}");
+    assert_eq!(entry.integrated_time, 1_700_000_250);
+    assert_eq!(store.entry(300).await.unwrap(), None);
+    let leaves = store.leaf_hashes(0, 1000).await.unwrap();
+    assert_eq!(leaves.len(), 300, "fewer only because the log is smaller");
+    assert_eq!(Tree::from_leaves(leaves).root(300).unwrap(), head.root);
+    assert_eq!(store.leaf_hashes(250, 260).await.unwrap().len(), 10);
+    assert_eq!(store.search("key-7").await.unwrap(), vec![7]);
+    assert_eq!(
+        store.search("shared").await.unwrap(),
+        (0..300).collect::<Vec<_>>()
+    );
+    let page = store.entry_page(298, 310).await.unwrap();
+    assert_eq!(page.len(), 2);
+    assert_eq!(page[0].0.index, 298);
+    assert_eq!(
+        page[0].1,
+        vec!["key-298".to_owned(), "shared".to_owned()],
+        "keys sorted and unique"
+    );
+}
+
+async fn pg_store(url: &str) -> PgStore {
+    let store = PgStore::connect_lazy(url, 4).unwrap();
+    store.migrate().await.unwrap();
+    store
+}
+
+#[tokio::test]
+async fn postgres_store_keeps_the_contract() {
+    let url = create_database().await;
+    let store = pg_store(&url).await;
+    run(store, || pg_store(&url)).await;
+}
+
+#[tokio::test]
+async fn file_store_keeps_the_contract() {
+    let dir = tempdir();
+    let store = FileStore::open(&dir).unwrap();
+    let reopen_dir = dir.clone();
+    // The first handle holds the journal's lock; a second writer is refused.
+    assert!(matches!(
+        FileStore::open(&dir),
+        Err(StoreError::Conflict(_))
+    ));
+    let first = store.clone();
+    run(store, move || {
+        let dir = reopen_dir.clone();
+        let _ = &first;
+        async move {
+            FileStore::open_snapshot(
+                &dir.join("db.jsonl"),
+                tlog::storage::jsonl::KeyPolicy::Unchecked,
+            )
+            .unwrap()
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn file_store_reopens_for_writing_after_close() {
+    let dir = tempdir();
+    let mut fx = Fixture::new();
+    {
+        let store = FileStore::open(&dir).unwrap();
+        store
+            .init(&fx.identity, &fx.sign(0, merkle::empty_root()))
+            .await
+            .unwrap();
+        let (old, batch, cp) = fx.batch(10);
+        store.commit(old, &batch, &cp).await.unwrap();
+    }
+    let store = FileStore::open(&dir).unwrap();
+    assert_eq!(store.checkpoint().await.unwrap().unwrap().size, 10);
+    let (old, batch, cp) = fx.batch(5);
+    store.commit(old, &batch, &cp).await.unwrap();
+    assert_eq!(store.entry(14).await.unwrap().unwrap().index, 14);
+}
+
+/// A torn tail (a batch cut mid-write) is dropped on open; a covered
+/// entry that does not match refuses the open, naming the line.
+#[tokio::test]
+async fn file_store_truncates_a_torn_tail_and_refuses_covered_damage() {
+    let dir = tempdir();
+    let path = dir.join("db.jsonl");
+    let mut fx = Fixture::new();
+    {
+        let store = FileStore::open(&dir).unwrap();
+        store
+            .init(&fx.identity, &fx.sign(0, merkle::empty_root()))
+            .await
+            .unwrap();
+        let (old, batch, cp) = fx.batch(3);
+        store.commit(old, &batch, &cp).await.unwrap();
+    }
+    let good = std::fs::read(&path).unwrap();
+    // Entries after the last checkpoint, the last one cut in the middle.
+    let mut torn = good.clone();
+    torn.extend_from_slice(b"{\"type\":\"entry\",\"index\":3,\"integratedTime\":1,\"body\":\"eA==\",\"set\":\"eA==\",\"indexKeys\":[]}\n");
+    torn.extend_from_slice(b"{\"type\":\"entry\",\"index\":4,\"integr");
+    std::fs::write(&path, &torn).unwrap();
+    let store = FileStore::open(&dir).unwrap();
+    assert_eq!(store.checkpoint().await.unwrap().unwrap().size, 3);
+    assert_eq!(store.entry(3).await.unwrap(), None);
+    drop(store);
+    assert_eq!(std::fs::read(&path).unwrap(), good, "tail truncated");
+
+    // A flipped byte in a covered entry's body.
+    let text = String::from_utf8(good).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    lines[3] = lines[3].replacen("\"body\":\"ey", "\"body\":\"fy", 1);
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    let err = FileStore::open(&dir).unwrap_err().to_string();
+    assert!(
+        err.contains("line 6"),
+        "names the covering checkpoint's line: {err}"
+    );
+    assert!(err.contains("an entry was altered"), "{err}");
+}
+
+pub fn tempdir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("tlog-test-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

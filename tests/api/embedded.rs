@@ -1,0 +1,186 @@
+//! The embedded default: `tlog serve` with no database keeps the log in
+//! `data_dir`, and every acknowledged entry survives `kill -9`.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use serde_json::Value;
+use tlog::signing::{LogSigner, LogVerifier};
+
+use crate::conformance::tempdir;
+use crate::helpers::{only_entry, ClientKey};
+
+struct Server {
+    child: Child,
+    address: String,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+// The caller kills and waits for the child; a panic before that leaks it until the test binary exits.
+#[allow(clippy::zombie_processes)]
+async fn start(dir: &std::path::Path, key: &std::path::Path, port: u16) -> Server {
+    let child = Command::new(env!("CARGO_BIN_EXE_tlog"))
+        .arg("serve")
+        .env_clear()
+        .env("TLOG_DATA_DIR", dir)
+        .env("TLOG_KEY_FILE", key)
+        .env("TLOG_LISTEN", format!("127.0.0.1:{port}"))
+        .env("TLOG_METRICS_LISTEN", "127.0.0.1:0")
+        .env("TLOG_BATCH__INTERVAL_MS", "5")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let address = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if client
+            .get(format!("{address}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            return Server { child, address };
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("tlog serve did not start");
+}
+
+/// Checks an entry as a client does: SET, inclusion proof and checkpoint.
+fn verify(verifier: &LogVerifier, entry: &Value) {
+    use base64::prelude::{Engine, BASE64_STANDARD};
+    use tlog::merkle::{leaf_hash, verify_inclusion, Hash};
+    let body_b64 = entry["body"].as_str().unwrap();
+    let index = entry["logIndex"].as_u64().unwrap();
+    let set = BASE64_STANDARD
+        .decode(
+            entry["verification"]["signedEntryTimestamp"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+    verifier
+        .verify_set(
+            body_b64,
+            entry["integratedTime"].as_i64().unwrap(),
+            index,
+            &set,
+        )
+        .expect("SET verifies");
+    let proof = &entry["verification"]["inclusionProof"];
+    let checkpoint = verifier
+        .verify_checkpoint(proof["checkpoint"].as_str().unwrap())
+        .expect("checkpoint verifies");
+    let hashes: Vec<Hash> = proof["hashes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            Hash(
+                hex::decode(h.as_str().unwrap())
+                    .unwrap()
+                    .try_into()
+                    .unwrap(),
+            )
+        })
+        .collect();
+    let leaf = leaf_hash(&BASE64_STANDARD.decode(body_b64).unwrap());
+    verify_inclusion(leaf, index, checkpoint.size, &hashes, checkpoint.root)
+        .expect("inclusion proof verifies");
+}
+
+#[tokio::test]
+async fn embedded_server_keeps_every_acknowledged_entry_through_kill_9() {
+    let dir = tempdir();
+    let key = dir.join("key.pem");
+    let pem = LogSigner::generate_pkcs8_pem().unwrap();
+    std::fs::write(&key, &pem).unwrap();
+    let verifier = LogSigner::from_pkcs8_pem(&pem).unwrap().verifier();
+    let port = free_port();
+    let mut server = start(&dir.join("data"), &key, port).await;
+
+    // Writers post until the server dies under them.
+    let acked: Arc<Mutex<Vec<(String, u64)>>> = Arc::default();
+    let mut writers = Vec::new();
+    for w in 0..16 {
+        let (acked, address) = (Arc::clone(&acked), server.address.clone());
+        writers.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let key = ClientKey::new();
+            for i in 0.. {
+                let proposal = key.hashedrekord(format!("{w}/{i}").as_bytes());
+                let Ok(r) = client
+                    .post(format!("{address}/api/v1/log/entries"))
+                    .json(&proposal)
+                    .send()
+                    .await
+                else {
+                    return;
+                };
+                if r.status() != 201 {
+                    continue;
+                }
+                let Ok(body) = r.json::<Value>().await else {
+                    return;
+                };
+                let (id, entry) = only_entry(&body);
+                acked.lock().push((id, entry["logIndex"].as_u64().unwrap()));
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    server.child.kill().unwrap(); // SIGKILL
+    server.child.wait().unwrap();
+    for w in writers {
+        let _ = w.await;
+    }
+    let acked = acked.lock().clone();
+    assert!(acked.len() > 20, "the writers got going: {}", acked.len());
+
+    let mut server = start(&dir.join("data"), &key, port).await;
+    let client = reqwest::Client::new();
+    let info: Value = client
+        .get(format!("{}/api/v1/log", server.address))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(info["treeSize"].as_u64().unwrap() >= acked.len() as u64);
+    verifier
+        .verify_checkpoint(info["signedTreeHead"].as_str().unwrap())
+        .expect("the restarted log's checkpoint verifies");
+    for (id, index) in &acked {
+        let r = client
+            .get(format!("{}/api/v1/log/entries/{id}", server.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "acknowledged entry {id} survived");
+        let (_, entry) = only_entry(&r.json().await.unwrap());
+        assert_eq!(entry["logIndex"].as_u64(), Some(*index));
+        verify(&verifier, &entry);
+    }
+    // And the log still takes writes.
+    let r = client
+        .post(format!("{}/api/v1/log/entries", server.address))
+        .json(&ClientKey::new().hashedrekord(b"after the crash"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+}

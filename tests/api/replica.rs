@@ -1,0 +1,597 @@
+//! The read-only replica: a log with entries of every key type, exported,
+//! served by `tlog replica`, must answer every read exactly as the
+//! read-write server did; tampered files and forked snapshots are refused.
+
+use std::path::{Path, PathBuf};
+
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::rsa::KeySize;
+use aws_lc_rs::signature::{self, EcdsaKeyPair, KeyPair, RsaKeyPair};
+use base64::prelude::{Engine, BASE64_STANDARD};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256, Sha384, Sha512};
+use tlog::config::Config;
+use tlog::export::{Progress, SnapshotWriter};
+use tlog::replica::{load_snapshot, Replica, TrustedKey};
+use tlog::signing::{LogSigner, LogVerifier};
+
+use crate::conformance::tempdir;
+use crate::helpers::{only_entry, spawn_app, verify_entry, TestApp};
+
+/// One client key of each kind hashedrekord accepts, with its hash.
+enum AnyKey {
+    Ecdsa(EcdsaKeyPair, &'static str),
+    Rsa(RsaKeyPair),
+    Ed25519(ed25519_dalek::SigningKey),
+}
+
+impl AnyKey {
+    fn all() -> Vec<AnyKey> {
+        let mut seed = [0u8; 32];
+        aws_lc_rs::rand::fill(&mut seed).unwrap();
+        vec![
+            AnyKey::Ecdsa(
+                EcdsaKeyPair::generate(&signature::ECDSA_P256_SHA256_ASN1_SIGNING).unwrap(),
+                "sha256",
+            ),
+            AnyKey::Ecdsa(
+                EcdsaKeyPair::generate(&signature::ECDSA_P384_SHA384_ASN1_SIGNING).unwrap(),
+                "sha384",
+            ),
+            AnyKey::Ecdsa(
+                EcdsaKeyPair::generate(&signature::ECDSA_P521_SHA512_ASN1_SIGNING).unwrap(),
+                "sha512",
+            ),
+            AnyKey::Rsa(RsaKeyPair::generate(KeySize::Rsa2048).unwrap()),
+            AnyKey::Ed25519(ed25519_dalek::SigningKey::from_bytes(&seed)),
+        ]
+    }
+
+    fn spki(&self) -> Vec<u8> {
+        use aws_lc_rs::encoding::AsDer;
+        match self {
+            AnyKey::Ecdsa(k, _) => k.public_key().as_der().unwrap().as_ref().to_vec(),
+            AnyKey::Rsa(k) => k.public_key().as_der().unwrap().as_ref().to_vec(),
+            AnyKey::Ed25519(k) => {
+                let mut der = vec![
+                    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+                ];
+                der.extend_from_slice(k.verifying_key().as_bytes());
+                der
+            }
+        }
+    }
+
+    fn hashedrekord(&self, artifact: &[u8]) -> Value {
+        let rng = SystemRandom::new();
+        let (algorithm, digest, sig) = match self {
+            AnyKey::Ecdsa(k, alg) => {
+                let digest = match *alg {
+                    "sha256" => Sha256::digest(artifact).to_vec(),
+                    "sha384" => Sha384::digest(artifact).to_vec(),
+                    _ => Sha512::digest(artifact).to_vec(),
+                };
+                (
+                    *alg,
+                    digest,
+                    k.sign(&rng, artifact).unwrap().as_ref().to_vec(),
+                )
+            }
+            AnyKey::Rsa(k) => {
+                let mut sig = vec![0; k.public_modulus_len()];
+                k.sign(&signature::RSA_PKCS1_SHA256, &rng, artifact, &mut sig)
+                    .unwrap();
+                ("sha256", Sha256::digest(artifact).to_vec(), sig)
+            }
+            AnyKey::Ed25519(k) => {
+                let mut pre = Sha512::new();
+                pre.update(artifact);
+                let sig = k.sign_prehashed(pre, None).unwrap().to_bytes().to_vec();
+                ("sha512", Sha512::digest(artifact).to_vec(), sig)
+            }
+        };
+        let pem = pem::encode_config(
+            &pem::Pem::new("PUBLIC KEY", self.spki()),
+            pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+        );
+        json!({
+            "apiVersion": "0.0.1",
+            "kind": "hashedrekord",
+            "spec": {
+                "data": {"hash": {"algorithm": algorithm, "value": hex::encode(digest)}},
+                "signature": {
+                    "content": BASE64_STANDARD.encode(sig),
+                    "publicKey": {"content": BASE64_STANDARD.encode(pem)}
+                }
+            }
+        })
+    }
+}
+
+/// Exports `app`'s log to a new file.
+async fn export_app(app: &TestApp) -> PathBuf {
+    let path = tempdir().join("db.jsonl");
+    let mut out = Vec::new();
+    tlog::export::export(app.log.store(), &mut out, &mut Progress::new("test", 0))
+        .await
+        .unwrap();
+    std::fs::write(&path, out).unwrap();
+    path
+}
+
+fn replica_config(db: &Path, public_key: Option<&Path>) -> Config {
+    use figment::providers::{Format, Yaml};
+    let key = public_key.map_or(String::new(), |p| {
+        format!("  public_key: {}\n", p.display())
+    });
+    let yaml = format!(
+        "listen: 127.0.0.1:0\nmetrics_listen: 127.0.0.1:0\nreplica:\n  db: {}\n{key}  poll_interval_ms: 100\n",
+        db.display()
+    );
+    let config: Config = figment::Figment::new()
+        .merge(Yaml::string(&yaml))
+        .extract()
+        .unwrap();
+    config.validate().unwrap();
+    config
+}
+
+fn write_public_key(verifier: &LogVerifier) -> PathBuf {
+    let path = tempdir().join("log.pub");
+    std::fs::write(&path, verifier.public_key_pem()).unwrap();
+    path
+}
+
+struct RunningReplica {
+    address: String,
+    replica_state: actix_web::web::Data<tlog::api::ApiState>,
+    reloader: tlog::replica::Reloader,
+    handle: actix_web::dev::ServerHandle,
+}
+
+async fn spawn_replica(config: &Config) -> RunningReplica {
+    let replica = Replica::build(config).await.expect("replica starts");
+    let running = RunningReplica {
+        address: format!("http://127.0.0.1:{}", replica.port()),
+        replica_state: replica.state().clone(),
+        reloader: replica.reloader().clone(),
+        handle: replica.server_handle(),
+    };
+    tokio::spawn(replica.run_until_stopped());
+    running
+}
+
+async fn get(client: &reqwest::Client, url: String) -> (u16, Vec<u8>) {
+    let r = client.get(url).send().await.unwrap();
+    (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
+}
+
+async fn post(client: &reqwest::Client, url: String, body: &Value) -> (u16, Vec<u8>) {
+    let r = client.post(url).json(body).send().await.unwrap();
+    (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
+}
+
+#[tokio::test]
+async fn replica_answers_every_read_as_the_log_did() {
+    let app = spawn_app().await;
+    let mut proposals = Vec::new();
+    for (i, key) in AnyKey::all().iter().enumerate() {
+        for j in 0..2 {
+            let proposal = key.hashedrekord(format!("artifact {i}/{j}").as_bytes());
+            assert_eq!(app.create(&proposal).await.status(), 201, "key type {i}");
+            proposals.push(proposal);
+        }
+    }
+    let size = app.log.checkpoint().size;
+    assert_eq!(size, 10);
+    let db = export_app(&app).await;
+    let public_key = write_public_key(&app.verifier);
+    let replica = spawn_replica(&replica_config(&db, Some(&public_key))).await;
+    let client = reqwest::Client::new();
+    let both = |path: &str| (app.url(path), format!("{}{path}", replica.address));
+
+    let mut paths = vec![
+        "/api/v1/log".to_owned(),
+        "/api/v1/log/publicKey".to_owned(),
+        format!("/api/v1/log/publicKey?treeID={}", app.log.info().tree_id),
+        "/api/v1/log/entries?logIndex=10".to_owned(),
+        "/api/v1/log/proof?lastSize=11".to_owned(),
+    ];
+    for first in 1..=size {
+        paths.push(format!(
+            "/api/v1/log/proof?firstSize={first}&lastSize={size}"
+        ));
+    }
+    let mut ids = Vec::new();
+    for index in 0..size {
+        paths.push(format!("/api/v1/log/entries?logIndex={index}"));
+        let (status, body) = get(
+            &client,
+            both("").1 + &format!("/api/v1/log/entries?logIndex={index}"),
+        )
+        .await;
+        assert_eq!(status, 200);
+        let (id, entry) = only_entry(&serde_json::from_slice(&body).unwrap());
+        verify_entry(&app, &id, &entry);
+        paths.push(format!("/api/v1/log/entries/{id}"));
+        paths.push(format!("/api/v1/log/entries/{}", &id[16..]));
+        ids.push(id);
+    }
+    for path in &paths {
+        let (rw, ro) = both(path);
+        let (a, b) = (get(&client, rw).await, get(&client, ro).await);
+        assert_eq!(a, b, "GET {path} differs");
+    }
+    let mut searches = vec![
+        (
+            "/api/v1/log/entries/retrieve",
+            json!({"entryUUIDs": ids[..5]}),
+        ),
+        (
+            "/api/v1/log/entries/retrieve",
+            json!({"logIndexes": [0, 3, 9, 10]}),
+        ),
+        (
+            "/api/v1/log/entries/retrieve",
+            json!({"entries": proposals[..3]}),
+        ),
+    ];
+    for proposal in &proposals {
+        let hash = &proposal["spec"]["data"]["hash"];
+        let algorithm = hash["algorithm"].as_str().unwrap();
+        // Rekor's search schema takes SHA-1, SHA-256 and SHA-512 digests only.
+        if algorithm != "sha384" {
+            let value = format!("{algorithm}:{}", hash["value"].as_str().unwrap());
+            searches.push(("/api/v1/index/retrieve", json!({"hash": value})));
+        }
+        searches.push((
+            "/api/v1/index/retrieve",
+            json!({"publicKey": {"format": "x509", "content": proposal["spec"]["signature"]["publicKey"]["content"]}}),
+        ));
+    }
+    for (path, body) in &searches {
+        let (rw, ro) = both(path);
+        let (a, b) = (post(&client, rw, body).await, post(&client, ro, body).await);
+        assert_eq!(a.0, 200, "{path} {body}");
+        assert_eq!(a, b, "POST {path} {body} differs");
+        assert_ne!(a.1, b"[]\n", "{path} {body} found something");
+    }
+
+    // Writes are refused with a JSON 405.
+    let r = client
+        .post(format!("{}/api/v1/log/entries", replica.address))
+        .json(&AnyKey::all()[0].hashedrekord(b"new"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["code"], 405);
+    assert!(
+        body["message"].as_str().unwrap().contains("read-only"),
+        "{body}"
+    );
+    for probe in ["/healthz", "/readyz"] {
+        assert_eq!(
+            get(&client, format!("{}{probe}", replica.address)).await.0,
+            200
+        );
+    }
+    replica.handle.stop(true).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn postgres_export_import_export_is_byte_identical() {
+    let app = spawn_app().await;
+    for (i, key) in AnyKey::all().iter().enumerate() {
+        assert_eq!(
+            app.create(&key.hashedrekord(format!("x{i}").as_bytes()))
+                .await
+                .status(),
+            201
+        );
+    }
+    let first = std::fs::read(export_app(&app).await).unwrap();
+    let path = tempdir().join("db.jsonl");
+    std::fs::write(&path, &first).unwrap();
+    let key_file = app.key_file.clone();
+    app.stop().await;
+
+    let url = crate::helpers::create_database().await;
+    let config = crate::helpers::config_for(&url, &key_file);
+    tlog::app::import(&config, &path).await.unwrap();
+    // Import into a log that is not empty is refused.
+    let again = tlog::app::import(&config, &path).await.unwrap_err();
+    assert!(
+        format!("{again:#}").contains("already holds a log"),
+        "{again:#}"
+    );
+    // The imported log opens (tiles rebuild the tree) and exports the same bytes.
+    let imported = crate::helpers::spawn_with(config).await;
+    let second = std::fs::read(export_app(&imported).await).unwrap();
+    assert_eq!(first, second);
+    let (_, body) = get(
+        &imported.client,
+        imported.url("/api/v1/log/entries?logIndex=4"),
+    )
+    .await;
+    let (id, entry) = only_entry(&serde_json::from_slice(&body).unwrap());
+    verify_entry(&imported, &id, &entry);
+    imported.stop().await;
+}
+
+#[tokio::test]
+async fn import_refuses_a_file_signed_by_another_key_and_writes_nothing() {
+    let (path, _) = write_snapshot(&new_key(), 42, 5);
+    let url = crate::helpers::create_database().await;
+    let other_key = tempdir().join("other.pem");
+    std::fs::write(&other_key, LogSigner::generate_pkcs8_pem().unwrap()).unwrap();
+    let config = crate::helpers::config_for(&url, &other_key);
+    let err = tlog::app::import(&config, &path).await.unwrap_err();
+    assert!(format!("{err:#}").contains("line 1"), "{err:#}");
+    let store = tlog::app::connect(&config).await.unwrap();
+    use tlog::storage::LogReader;
+    assert_eq!(store.identity().await.unwrap(), None);
+}
+
+fn new_key() -> String {
+    LogSigner::generate_pkcs8_pem().unwrap()
+}
+
+fn verifier_of(pem: &str) -> LogVerifier {
+    LogSigner::from_pkcs8_pem(pem).unwrap().verifier()
+}
+
+/// A signed snapshot of `n` synthetic entries; returns its path and lines.
+fn write_snapshot(key: &str, tree_id: i64, n: u64) -> (PathBuf, Vec<String>) {
+    write_snapshot_with(
+        key,
+        tree_id,
+        (0..n).map(|i| format!("{{\"n\":{i}}}")).collect(),
+    )
+}
+
+fn write_snapshot_with(key: &str, tree_id: i64, bodies: Vec<String>) -> (PathBuf, Vec<String>) {
+    let signer = LogSigner::from_pkcs8_pem(key).unwrap();
+    let mut writer = SnapshotWriter::new(Vec::new(), signer, "replica.test", tree_id).unwrap();
+    for body in bodies {
+        let digest = format!("sha256:{}", hex::encode(Sha256::digest(body.as_bytes())));
+        writer
+            .push(body.into_bytes(), 1_700_000_000, &[digest])
+            .unwrap();
+    }
+    let (bytes, _) = writer.finish().unwrap();
+    let path = tempdir().join("db.jsonl");
+    std::fs::write(&path, &bytes).unwrap();
+    let lines = String::from_utf8(bytes)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    (path, lines)
+}
+
+fn write_lines(path: &Path, lines: &[String]) {
+    std::fs::write(path, lines.join("\n") + "\n").unwrap();
+}
+
+async fn refusal(path: &Path, key: &str) -> String {
+    let trusted = TrustedKey::Configured(verifier_of(key));
+    match load_snapshot(path, &trusted, 1 << 20, Default::default()).await {
+        Ok(_) => panic!("{} was accepted", path.display()),
+        Err(err) => format!("{err:#}"),
+    }
+}
+
+#[tokio::test]
+async fn tampered_snapshots_are_refused_naming_the_line() {
+    let key = new_key();
+    let (path, lines) = write_snapshot(&key, 7, 6);
+    // Lines: 1 header, 2..=7 entries 0..=5, 8 checkpoint.
+    assert_eq!(lines.len(), 8);
+    let trusted = TrustedKey::Configured(verifier_of(&key));
+    let log = load_snapshot(&path, &trusted, 1 << 20, Default::default())
+        .await
+        .expect("the untouched file loads");
+    assert_eq!(log.checkpoint().size, 6);
+
+    let cases: Vec<(&str, Vec<String>, &str)> = vec![
+        (
+            "flipped body byte",
+            {
+                let mut l = lines.clone();
+                l[3] = l[3].replacen("\"body\":\"ey", "\"body\":\"fy", 1);
+                l
+            },
+            "line 8: the 6 entries before this line hash to root",
+        ),
+        (
+            "dropped line",
+            {
+                let mut l = lines.clone();
+                l.remove(4);
+                l
+            },
+            "line 5: expected entry 3, found entry 4",
+        ),
+        (
+            "duplicated line",
+            {
+                let mut l = lines.clone();
+                l.insert(4, l[3].clone());
+                l
+            },
+            "line 5: expected entry 3, found entry 2",
+        ),
+        (
+            "reordered lines",
+            {
+                let mut l = lines.clone();
+                l.swap(2, 3);
+                l
+            },
+            "line 3: expected entry 1, found entry 2",
+        ),
+        (
+            "truncated file",
+            {
+                let mut l = lines.clone();
+                l.pop();
+                l
+            },
+            "line 2: 6 entries after the last checkpoint",
+        ),
+        (
+            "header not first",
+            {
+                let mut l = lines.clone();
+                l.swap(0, 1);
+                l
+            },
+            "line 1: the first line must be the log record",
+        ),
+        (
+            "not JSON",
+            {
+                let mut l = lines.clone();
+                l[2] = "{\"type\":\"entry\",".into();
+                l
+            },
+            "line 3: not a JSON record",
+        ),
+    ];
+    for (what, tampered, expected) in cases {
+        write_lines(&path, &tampered);
+        let err = refusal(&path, &key).await;
+        assert!(err.contains(expected), "{what}: {err}");
+    }
+
+    // A file cut mid-line.
+    let whole = lines.join("\n") + "\n";
+    std::fs::write(&path, &whole[..whole.len() - 10]).unwrap();
+    let err = refusal(&path, &key).await;
+    assert!(err.contains("line 8: incomplete last line"), "{err}");
+
+    // The same entries signed by another key: refused under ours.
+    let other = new_key();
+    let (forged, _) = write_snapshot_with(
+        &other,
+        7,
+        (0..6).map(|i| format!("{{\"n\":{i}}}")).collect(),
+    );
+    let err = refusal(&forged, &key).await;
+    assert!(err.contains("line 1: the file's public key"), "{err}");
+    // ...and a checkpoint line from the other key spliced into our file.
+    let (_, other_lines) = write_snapshot_with(
+        &other,
+        7,
+        (0..6).map(|i| format!("{{\"n\":{i}}}")).collect(),
+    );
+    let mut spliced = lines.clone();
+    spliced[7] = other_lines[7].clone();
+    write_lines(&path, &spliced);
+    let err = refusal(&path, &key).await;
+    assert!(
+        err.contains("line 8: the checkpoint is not signed by the log key"),
+        "{err}"
+    );
+    // Trusting the embedded key is what accepts the other key's own file.
+    assert!(
+        load_snapshot(&forged, &TrustedKey::Embedded, 1 << 20, Default::default())
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn replica_refuses_to_start_without_a_trusted_key_or_on_a_bad_file() {
+    let key = new_key();
+    let (path, mut lines) = write_snapshot(&key, 9, 3);
+    let err = Replica::build(&replica_config(&path, None))
+        .await
+        .err()
+        .unwrap();
+    assert!(format!("{err:#}").contains("--public-key"), "{err:#}");
+    lines.remove(2);
+    write_lines(&path, &lines);
+    let public_key = write_public_key(&verifier_of(&key));
+    let err = Replica::build(&replica_config(&path, Some(&public_key)))
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        format!("{err:#}").contains("line 3: expected entry 1, found entry 2"),
+        "{err:#}"
+    );
+}
+
+#[tokio::test]
+async fn replica_reloads_only_consistent_successors() {
+    let key = new_key();
+    let bodies = |n: u64, fork_at: u64| -> Vec<String> {
+        (0..n)
+            .map(|i| {
+                if i >= fork_at {
+                    format!("{{\"fork\":{i}}}")
+                } else {
+                    format!("{{\"n\":{i}}}")
+                }
+            })
+            .collect()
+    };
+    let (path, _) = write_snapshot_with(&key, 11, bodies(5, 99));
+    let public_key = write_public_key(&verifier_of(&key));
+    let replica = spawn_replica(&replica_config(&path, Some(&public_key))).await;
+    let size = || replica.replica_state.log().checkpoint().size;
+    assert_eq!(size(), 5);
+    let replace = |bodies: Vec<String>| {
+        let (new, _) = write_snapshot_with(&key, 11, bodies);
+        std::fs::rename(new, &path).unwrap();
+    };
+
+    // A fork of the served history (same key and tree, entry 2 differs).
+    replace(bodies(8, 2));
+    let err = replica.reloader.reload().await.unwrap_err();
+    assert!(format!("{err:#}").contains("not consistent"), "{err:#}");
+    assert_eq!(size(), 5);
+    // A smaller snapshot, and another log, are refused too.
+    replace(bodies(4, 99));
+    assert!(format!("{:#}", replica.reloader.reload().await.unwrap_err()).contains("fewer"));
+    let (other, _) = write_snapshot_with(&key, 12, bodies(6, 99));
+    std::fs::rename(other, &path).unwrap();
+    assert!(format!("{:#}", replica.reloader.reload().await.unwrap_err()).contains("another log"));
+    // A tampered file is refused and the old snapshot keeps serving.
+    std::fs::write(&path, b"{}\n").unwrap();
+    assert!(replica.reloader.reload().await.is_err());
+    assert_eq!(size(), 5);
+    let client = reqwest::Client::new();
+    assert_eq!(
+        get(
+            &client,
+            format!("{}/api/v1/log/entries?logIndex=4", replica.address)
+        )
+        .await
+        .0,
+        200
+    );
+
+    // A consistent successor is picked up from the file change alone.
+    replace(bodies(9, 99));
+    for _ in 0..100 {
+        if size() == 9 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(size(), 9, "the poller reloaded the grown snapshot");
+    let (status, body) = get(
+        &client,
+        format!("{}/api/v1/log/entries?logIndex=8", replica.address),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, entry) = only_entry(&serde_json::from_slice(&body).unwrap());
+    assert_eq!(entry["verification"]["inclusionProof"]["treeSize"], 9);
+    replica.handle.stop(true).await;
+}
