@@ -108,6 +108,8 @@ pub(crate) struct Submission {
     leaf: Hash,
     entry: Entry,
     reply: oneshot::Sender<Result<u64, AppendError>>,
+    /// The span of the request that submitted it; the batch span links to it.
+    origin: opentelemetry::trace::SpanContext,
 }
 
 /// The log: in-memory read state plus the handle to the sequencer's pool.
@@ -240,8 +242,14 @@ impl<S: LogWriter> Log<S> {
             return Err(AppendError::Duplicate(index));
         }
         let (reply, answer) = oneshot::channel();
+        let origin = crate::telemetry::current_span_context();
         self.pool
-            .try_send(Submission { leaf, entry, reply })
+            .try_send(Submission {
+                leaf,
+                entry,
+                reply,
+                origin,
+            })
             .map_err(|_| AppendError::Pushback)?;
         answer
             .await
