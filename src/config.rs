@@ -101,6 +101,10 @@ pub struct Config {
     /// Read-only replica (`tlog replica`).
     #[serde(default)]
     pub replica: ReplicaConfig,
+    /// OTLP/gRPC endpoint spans are exported to, e.g. `http://collector:4317`.
+    /// Unset: `OTEL_EXPORTER_OTLP_ENDPOINT` decides; neither: no export.
+    #[serde(default)]
+    pub otlp_endpoint: Option<String>,
 }
 
 /// Which entry kinds may be written (rekor-v1.md T-01 `--enabled_entry_types`).

@@ -55,12 +55,15 @@ enum Command {
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
-    tlog::telemetry::init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Keygen { out } => tlog::app::keygen(&out),
+        Command::Keygen { out } => {
+            let _telemetry = tlog::telemetry::init(None)?;
+            tlog::app::keygen(&out)
+        }
         Command::Migrate => {
             let config = tlog::config::Config::load(cli.config.as_deref())?;
+            let _telemetry = tlog::telemetry::init(config.otlp_endpoint.as_deref())?;
             tlog::app::connect(&config).await?;
             tracing::info!("migrations applied");
             Ok(())
@@ -88,8 +91,11 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Serve => {
             let config = tlog::config::Config::load(cli.config.as_deref())?;
+            let telemetry = tlog::telemetry::init(config.otlp_endpoint.as_deref())?;
             let app = tlog::app::Application::build(&config).await?;
             app.run_until_stopped().await?;
+            // Flush the spans of the last requests before exiting.
+            telemetry.shutdown();
             Ok(())
         }
     }

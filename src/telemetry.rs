@@ -1,19 +1,298 @@
-//! Logging set-up: JSON lines when stderr is not a terminal, pretty otherwise.
-//! The filter comes from `RUST_LOG` (default `info`).
+//! Telemetry, in one place: the `tracing` subscriber that writes logs, and the
+//! OpenTelemetry pipeline that exports spans over OTLP.
+//!
+//! - Logs go to stderr: JSON lines when stderr is not a terminal, pretty text
+//!   when it is. The filter comes from `RUST_LOG` (default `info`). A line
+//!   written inside a span carries that span's trace ID (JSON:
+//!   `openTelemetry.traceId`/`spanId`; pretty: a `trace_id=` prefix).
+//! - Spans always get OpenTelemetry IDs, so logs and `traceparent` propagation
+//!   work without a collector. They are exported over OTLP/gRPC only when an
+//!   endpoint is configured: the `otlp_endpoint` config key, else
+//!   `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` or `OTEL_EXPORTER_OTLP_ENDPOINT`.
+//!   The SDK reads the other standard variables itself (`OTEL_SERVICE_NAME`,
+//!   `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER[_ARG]`,
+//!   `OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_EXPORTER_OTLP_TIMEOUT`, `OTEL_BSP_*`).
+//! - Incoming W3C `traceparent` headers become the parent of the request span
+//!   ([`RequestSpan`]).
+//!
+//! Span names and fields form a fixed vocabulary; no span records an entry
+//! body, a key, or a database URL.
 
 use std::io::IsTerminal;
 
-use tracing_subscriber::EnvFilter;
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use opentelemetry::propagation::Extractor;
+use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
+use opentelemetry::KeyValue;
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::Resource;
+use tracing_actix_web::{DefaultRootSpanBuilder, RootSpanBuilder};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
-/// Installs the global subscriber. Call once, from `main`.
-pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if std::io::stderr().is_terminal() {
-        builder.init();
+/// Instrumentation scope of every tlog span.
+const TRACER_NAME: &str = "tlog";
+/// `service.name` unless `OTEL_SERVICE_NAME` or `OTEL_RESOURCE_ATTRIBUTES` names one.
+const DEFAULT_SERVICE_NAME: &str = "tlog";
+/// Crates whose own spans must not be exported: the exporter's transport would
+/// otherwise trace itself (and at `debug`, without end).
+const UNEXPORTED_TARGETS: [&str; 6] = ["h2", "hyper", "tonic", "tower", "opentelemetry", "sqlx"];
+
+/// Why telemetry could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    /// The OTLP exporter refused its configuration.
+    #[error("couldn't build the OTLP exporter: {0}; hint: check otlp_endpoint and the OTEL_EXPORTER_OTLP_* variables")]
+    Exporter(String),
+    /// tlog exports over gRPC only.
+    #[error("OTEL_EXPORTER_OTLP_PROTOCOL={0} is not supported; hint: tlog exports OTLP over gRPC, use `grpc` and the collector's gRPC port (4317)")]
+    Protocol(String),
+    /// A global subscriber was already installed (e.g. `init` called twice).
+    #[error("couldn't install the tracing subscriber: {0}")]
+    Subscriber(String),
+}
+
+/// Keeps the trace pipeline alive. [`TelemetryGuard::shutdown`] (or dropping
+/// it) flushes the spans still queued and stops the exporter.
+pub struct TelemetryGuard {
+    provider: Option<SdkTracerProvider>,
+    /// The exporter's own runtime, so that flushing never waits on the runtime
+    /// that serves requests (a current-thread runtime would deadlock).
+    exporter_runtime: Option<tokio::runtime::Runtime>,
+}
+
+/// Installs the global subscriber and, when an OTLP endpoint is configured,
+/// the span exporter. `otlp_endpoint` (config key `otlp_endpoint`) takes
+/// precedence over the `OTEL_EXPORTER_OTLP_*ENDPOINT` variables.
+///
+/// # Errors
+/// A bad exporter configuration, or a subscriber already installed.
+pub fn init(otlp_endpoint: Option<&str>) -> Result<TelemetryGuard, TelemetryError> {
+    let mut guard = TelemetryGuard {
+        provider: None,
+        exporter_runtime: None,
+    };
+    let provider = if export_enabled(otlp_endpoint) {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("otlp-export")
+            .enable_all()
+            .build()
+            .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
+        let provider = exporting_provider(&runtime, otlp_endpoint)?;
+        guard.exporter_runtime = Some(runtime);
+        provider
     } else {
-        builder.json().init();
+        SdkTracerProvider::builder()
+            .with_resource(resource())
+            .build()
+    };
+    guard.provider = Some(provider.clone());
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    let otel = tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer(TRACER_NAME))
+        .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
+            !UNEXPORTED_TARGETS
+                .iter()
+                .any(|crate_name| meta.target().starts_with(crate_name))
+        }));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let registry = tracing_subscriber::registry().with(filter).with(otel);
+    let installed = if std::io::stderr().is_terminal() {
+        let pretty = tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .event_format(WithTraceId(tracing_subscriber::fmt::format()));
+        registry.with(pretty).try_init()
+    } else {
+        let json = json_subscriber::layer()
+            .with_writer(std::io::stderr)
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_opentelemetry_ids(true);
+        registry.with(json).try_init()
+    };
+    installed.map_err(|e| TelemetryError::Subscriber(e.to_string()))?;
+    Ok(guard)
+}
+
+impl TelemetryGuard {
+    /// Flushes queued spans to the collector and stops the exporter. Call it
+    /// after the server has stopped, so the last requests' spans go out.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        if let Some(provider) = self.provider.take() {
+            // Without an exporter there is nothing to flush; the SDK reports
+            // that as an error, which is not one here.
+            if self.exporter_runtime.is_some() {
+                if let Err(err) = provider.shutdown() {
+                    tracing::warn!(error = %err, "couldn't flush spans to the OTLP collector");
+                }
+            }
+        }
+        if let Some(runtime) = self.exporter_runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Whether spans are exported: a configured endpoint, or the standard variables.
+fn export_enabled(otlp_endpoint: Option<&str>) -> bool {
+    let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
+    otlp_endpoint.is_some_and(|e| !e.is_empty())
+        || set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        || set("OTEL_EXPORTER_OTLP_ENDPOINT")
+}
+
+/// A tracer provider with a batching OTLP/gRPC exporter built on `runtime`.
+fn exporting_provider(
+    runtime: &tokio::runtime::Runtime,
+    otlp_endpoint: Option<&str>,
+) -> Result<SdkTracerProvider, TelemetryError> {
+    for var in [
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+    ] {
+        if let Ok(protocol) = std::env::var(var) {
+            if !protocol.is_empty() && protocol != "grpc" {
+                return Err(TelemetryError::Protocol(protocol));
+            }
+        }
+    }
+    // The tonic channel spawns its connection task on the current runtime.
+    let _entered = runtime.enter();
+    let mut builder = opentelemetry_otlp::SpanExporter::builder().with_tonic();
+    if let Some(endpoint) = otlp_endpoint.filter(|e| !e.is_empty()) {
+        builder = builder.with_endpoint(endpoint);
+    }
+    let exporter = builder
+        .build()
+        .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
+    Ok(SdkTracerProvider::builder()
+        .with_resource(resource())
+        .with_batch_exporter(exporter)
+        .build())
+}
+
+/// The SDK's resource (from `OTEL_SERVICE_NAME` and `OTEL_RESOURCE_ATTRIBUTES`),
+/// named `tlog` unless those name the service, plus `service.version`.
+fn resource() -> Resource {
+    let service_name = opentelemetry::Key::from_static_str("service.name");
+    let detected = Resource::builder().build();
+    let unnamed = detected
+        .get(&service_name)
+        .is_none_or(|name| name.as_str().starts_with("unknown_service"));
+    let mut builder = Resource::builder();
+    if unnamed {
+        builder = builder.with_service_name(DEFAULT_SERVICE_NAME);
+    }
+    builder
+        .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// The OpenTelemetry span context of the current span (invalid outside any
+/// span); the sequencer links its batch span to these.
+#[must_use]
+pub fn current_span_context() -> opentelemetry::trace::SpanContext {
+    tracing::Span::current()
+        .context()
+        .span()
+        .span_context()
+        .clone()
+}
+
+/// Adds a link from the current span to each valid span context in `links`.
+pub fn link_current_span(links: impl IntoIterator<Item = opentelemetry::trace::SpanContext>) {
+    let span = tracing::Span::current();
+    for link in links {
+        span.add_link(link);
+    }
+}
+
+/// The root span of each HTTP request (`tracing-actix-web`'s fields:
+/// `http.method`, `http.route`, `http.status_code`, `otel.name` = "METHOD
+/// route", …), whose parent is the W3C `traceparent` of the request, if any.
+pub struct RequestSpan;
+
+impl RootSpanBuilder for RequestSpan {
+    fn on_request_start(request: &ServiceRequest) -> tracing::Span {
+        let span = tracing_actix_web::root_span!(request);
+        let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
+            propagator.extract(&HeaderExtractor(request.headers()))
+        });
+        if parent.span().span_context().is_valid() {
+            // Fails only when tracing is off for this span; nothing to do then.
+            let _ = span.set_parent(parent);
+        }
+        let context = span.context();
+        let span_context = context.span().span_context().clone();
+        if span_context.is_valid() {
+            span.record("trace_id", tracing::field::display(span_context.trace_id()));
+        }
+        span
+    }
+
+    fn on_request_end<B: MessageBody>(
+        span: tracing::Span,
+        outcome: &Result<ServiceResponse<B>, actix_web::Error>,
+    ) {
+        DefaultRootSpanBuilder::on_request_end(span, outcome);
+    }
+}
+
+struct HeaderExtractor<'a>(&'a actix_web::http::header::HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0
+            .keys()
+            .map(actix_web::http::header::HeaderName::as_str)
+            .collect()
+    }
+}
+
+/// Pretty log lines, prefixed with `trace_id=<hex>` inside a traced span.
+struct WithTraceId<F>(F);
+
+impl<S, N, F> FormatEvent<S, N> for WithTraceId<F>
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+    F: FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let context = opentelemetry::Context::current();
+        let span = context.span();
+        let span_context = span.span_context();
+        if span_context.is_valid() {
+            write!(writer, "trace_id={} ", span_context.trace_id())?;
+        }
+        self.0.format_event(ctx, writer, event)
     }
 }

@@ -102,7 +102,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// Middleware for the whole API: path cleaning (G-02), CORS (G-10), no-cache
-/// headers on GET (G-09), and a JSON 404 for unknown paths (G-07).
+/// headers on GET (G-09), a JSON 404 for unknown paths (G-07), and outermost
+/// a span per request (issue 5).
 pub fn app_with_api(
     state: web::Data<ApiState>,
 ) -> actix_web::App<
@@ -128,6 +129,9 @@ pub fn app_with_api(
         .wrap(from_fn(record_metrics))
         .wrap(cors)
         .wrap(NormalizePath::trim())
+        .wrap(tracing_actix_web::TracingLogger::<
+            crate::telemetry::RequestSpan,
+        >::new())
 }
 
 fn resource(path: &str, allowed: &'static str) -> actix_web::Resource {

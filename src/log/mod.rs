@@ -116,6 +116,8 @@ pub(crate) struct Submission {
     leaf: Hash,
     entry: Entry,
     reply: oneshot::Sender<Result<u64, AppendError>>,
+    /// The span of the request that submitted it; the batch span links to it.
+    origin: opentelemetry::trace::SpanContext,
 }
 
 /// The log: in-memory read state plus, unless it is read-only, the signing
@@ -370,9 +372,15 @@ impl<S: LogReader> Log<S> {
             return Err(AppendError::Unavailable("storage is unavailable".into()));
         }
         let (reply, answer) = oneshot::channel();
+        let origin = crate::telemetry::current_span_context();
         writer
             .pool
-            .try_send(Submission { leaf, entry, reply })
+            .try_send(Submission {
+                leaf,
+                entry,
+                reply,
+                origin,
+            })
             .map_err(|_| {
                 self.metrics.pushbacks.inc();
                 AppendError::Pushback

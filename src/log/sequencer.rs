@@ -99,8 +99,15 @@ impl<S: LogWriter + 'static> Sequencer<S> {
     /// unknown outcome (the connection dropped around COMMIT), the stored
     /// checkpoint is read back to settle it before anything else happens.
     #[allow(clippy::too_many_lines)]
+    #[tracing::instrument(
+        name = "sequencer.batch",
+        skip_all,
+        fields(batch.submissions = submissions.len(), batch.entries, tree.size)
+    )]
     async fn commit_batch(&mut self, submissions: Vec<Submission>) {
         let log = Arc::clone(&self.log);
+        // One trace per batch, linked to the request spans it answers.
+        crate::telemetry::link_current_span(submissions.iter().map(|s| s.origin.clone()));
 
         // 1. Duplicates. Only this task mutates the state, so what we read
         //    here stays true until we publish.
@@ -131,6 +138,9 @@ impl<S: LogWriter + 'static> Sequencer<S> {
         let mut replies = Vec::with_capacity(fresh.len());
         let mut entries = Vec::with_capacity(fresh.len());
         let kinds: Vec<&'static str> = fresh.iter().map(|s| s.entry.kind.name()).collect();
+        let span = tracing::Span::current();
+        span.record("batch.entries", fresh.len());
+        let sign_sets = tracing::info_span!("sign.set", entries = fresh.len()).entered();
         for (offset, submission) in (0u64..).zip(fresh) {
             let index = old_size + offset;
             let body = submission.entry.canonical;
@@ -150,6 +160,8 @@ impl<S: LogWriter + 'static> Sequencer<S> {
             });
         }
 
+        drop(sign_sets);
+
         // 3. Tree hashes, tiles and the signed checkpoint for the new size.
         let leaves: Vec<_> = entries.iter().map(|e| e.leaf_hash).collect();
         let (staged, tiles) = {
@@ -158,7 +170,9 @@ impl<S: LogWriter + 'static> Sequencer<S> {
             let tiles = tiles::changed_tiles(&state.tree, &staged);
             (staged, tiles)
         };
-        let new_checkpoint = log.sign(staged.size(), staged.root());
+        span.record("tree.size", staged.size());
+        let new_checkpoint = tracing::info_span!("sign.checkpoint", tree.size = staged.size())
+            .in_scope(|| log.sign(staged.size(), staged.root()));
         let batch = Batch { entries, tiles };
 
         // 4. One transaction. On error, settle what actually happened.

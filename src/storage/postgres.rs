@@ -69,6 +69,7 @@ impl PgStore {
     ///
     /// # Errors
     /// `Unavailable` with the driver's reason.
+    #[tracing::instrument(name = "db.ping", skip_all, fields(db.system = "postgresql"))]
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
@@ -85,6 +86,7 @@ impl PgStore {
     ///
     /// # Errors
     /// `Unavailable` if the database is unreachable or a migration fails.
+    #[tracing::instrument(name = "db.migrate", skip_all, fields(db.system = "postgresql"))]
     pub async fn migrate(&self) -> Result<(), StoreError> {
         MIGRATOR
             .run(&self.pool)
@@ -96,6 +98,7 @@ impl PgStore {
     ///
     /// # Errors
     /// `Conflict` if another process holds it; `Unavailable` if unreachable.
+    #[tracing::instrument(name = "db.lock_writer", skip_all, fields(db.system = "postgresql"))]
     pub async fn lock_writer(&self) -> Result<WriterLock, StoreError> {
         let options = self.pool.connect_options();
         let mut conn = PgConnection::connect_with(&options).await?;
@@ -128,6 +131,7 @@ fn to_hash(bytes: &[u8]) -> Result<Hash, StoreError> {
 }
 
 impl LogReader for PgStore {
+    #[tracing::instrument(name = "db.identity", skip_all, fields(db.system = "postgresql"))]
     async fn identity(&self) -> Result<Option<LogIdentity>, StoreError> {
         let row = sqlx::query("SELECT tree_id, public_key FROM log_identity")
             .fetch_optional(&self.pool)
@@ -138,6 +142,7 @@ impl LogReader for PgStore {
         }))
     }
 
+    #[tracing::instrument(name = "db.checkpoint", skip_all, fields(db.system = "postgresql"))]
     async fn checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
         let row = sqlx::query("SELECT size, root, note FROM checkpoint")
             .fetch_optional(&self.pool)
@@ -152,6 +157,7 @@ impl LogReader for PgStore {
         .transpose()
     }
 
+    #[tracing::instrument(name = "db.entry", skip_all, fields(db.system = "postgresql", index = index))]
     async fn entry(&self, index: u64) -> Result<Option<StoredEntry>, StoreError> {
         let row =
             sqlx::query("SELECT body, integrated_time, set_signature FROM entries WHERE idx = $1")
@@ -166,6 +172,7 @@ impl LogReader for PgStore {
         }))
     }
 
+    #[tracing::instrument(name = "db.leaf_hashes", skip_all, fields(db.system = "postgresql", start = start, end = end))]
     async fn leaf_hashes(&self, start: u64, end: u64) -> Result<Vec<Hash>, StoreError> {
         if start >= end {
             return Ok(Vec::new());
@@ -197,6 +204,7 @@ impl LogReader for PgStore {
         Ok(hashes)
     }
 
+    #[tracing::instrument(name = "db.search", skip_all, fields(db.system = "postgresql"))]
     async fn search(&self, key: &str) -> Result<Vec<u64>, StoreError> {
         let rows: Vec<i64> = sqlx::query_scalar(
             "SELECT entry_idx FROM index_keys WHERE key = $1 ORDER BY entry_idx",
@@ -256,6 +264,7 @@ impl LogReader for PgStore {
 }
 
 impl LogWriter for PgStore {
+    #[tracing::instrument(name = "db.init", skip_all, fields(db.system = "postgresql"))]
     async fn init(
         &self,
         identity: &LogIdentity,
@@ -277,6 +286,7 @@ impl LogWriter for PgStore {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.commit", skip_all, fields(db.system = "postgresql", old_size = old_size, new_size = new.size, entries = batch.entries.len(), tiles = batch.tiles.len()))]
     async fn commit(
         &self,
         old_size: u64,

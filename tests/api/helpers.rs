@@ -38,7 +38,9 @@ fn admin_url() -> String {
 fn init_logging() {
     static ONCE: AtomicBool = AtomicBool::new(false);
     if std::env::var_os("TEST_LOG").is_some() && !ONCE.swap(true, Ordering::SeqCst) {
-        tlog::telemetry::init();
+        // No exporter: dropping the guard stops nothing that logs need. Another
+        // test binary may have installed its own subscriber already.
+        drop(tlog::telemetry::init(None));
     }
 }
 

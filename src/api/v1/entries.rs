@@ -24,7 +24,11 @@ pub async fn create_entry(
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
     let body = read_json_body(&req, payload, state.max_request_body).await?;
-    let entry = entries::parse_for_insert(&body, |kind| !state.disabled_kinds.contains(&kind))?;
+    let validation = tracing::info_span!("entry.validate", entry.kind = tracing::field::Empty);
+    let entry = validation.in_scope(|| {
+        entries::parse_for_insert(&body, |kind| !state.disabled_kinds.contains(&kind))
+    })?;
+    validation.record("entry.kind", entry.kind.name());
     let leaf = merkle::leaf_hash(&entry.canonical);
     let log = &state.log();
     let location = |id: &str| format!("{}/{id}", req.path());
