@@ -3,6 +3,7 @@
   k8s FILE...                     kubernetes-validate --strict on each file, at the version in its name (x-1.30.0.yaml)
   split RENDERED BUILTIN CUSTOM   split a manifest stream into built-in kinds and custom resources
   crds CRD_DIR FILE...            validate custom resources against vendored CRDs (+ TrustRoot webhook rules)
+  crds-selftest CRD_DIR FILE...   check that the CRD check catches broken resources
   compose FILE                    parse with compose-spec and check every reference is defined
   compose-selftest FILE           check that the reference check catches dangling references
   pod RENDERED                    print the Deployment's pod (the Gatekeeper test fixture) as JSON
@@ -11,6 +12,7 @@
 
 import base64
 import copy
+import functools
 import json
 import pathlib
 import os
@@ -23,9 +25,12 @@ import yaml
 BUILTIN_GROUPS = {"", "apps", "batch", "policy", "autoscaling", "networking.k8s.io", "rbac.authorization.k8s.io"}
 
 
+Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def docs(path):
     with open(path) as f:
-        return [d for d in yaml.safe_load_all(f) if d]
+        return [d for d in yaml.load_all(f, Loader=Loader) if d]
 
 
 def group_of(doc):
@@ -37,8 +42,6 @@ def k8s(files):
     """kubernetes-validate's own validation, in one process: the CLI reloads
     the multi-megabyte definitions file for every resource. Any warning (an
     unknown kind or API version, e.g. a removed one) fails like an error."""
-    import functools
-
     import kubernetes_validate
     from kubernetes_validate import utils
 
@@ -85,6 +88,7 @@ def strict(schema):
     return schema
 
 
+@functools.lru_cache(maxsize=None)
 def load_crds(crd_dir):
     schemas = {}
     for p in sorted(pathlib.Path(crd_dir).glob("*.yaml")):
@@ -158,11 +162,12 @@ def cip_rules(doc, trustroots):
     return errs
 
 
-def crds(crd_dir, files):
+def crds(crd_dir, files, all_docs=None):
     import jsonschema
 
     schemas = load_crds(crd_dir)
-    all_docs = [(f, d) for f in files for d in docs(f)]
+    if all_docs is None:
+        all_docs = [(f, d) for f in files for d in docs(f)]
     trustroots = {d["metadata"]["name"] for _, d in all_docs if d.get("kind") == "TrustRoot"}
     templates = {
         d["spec"]["crd"]["spec"]["names"]["kind"]: d for _, d in all_docs if d.get("kind") == "ConstraintTemplate"
@@ -260,6 +265,44 @@ def compose(path, text=None):
     return 1 if errs else 0
 
 
+def crds_selftest(crd_dir, files):
+    """The CRD check must catch what the webhook or the API server would refuse."""
+    base = [(f, d) for f in files for d in docs(f)]
+
+    def find(kind):
+        return next(i for i, (_, d) in enumerate(base) if d.get("kind") == kind)
+
+    def tr(d):
+        return d["spec"]["sigstoreKeys"]
+
+    def cip_ctlog(d):
+        return d["spec"]["authorities"][0]["ctlog"]
+
+    mutations = {
+        "TrustRoot without CA or TSA": ("TrustRoot", lambda d: tr(d).pop("certificateAuthorities")),
+        "TrustRoot key that is not a PEM key": ("TrustRoot", lambda d: tr(d)["tLogs"][0].update(publicKey="aGVsbG8=")),
+        "TrustRoot misspelt field": ("TrustRoot", lambda d: tr(d)["tLogs"][0].update(baseUrl="x")),
+        "CIP without trustRootRef": ("ClusterImagePolicy", lambda d: cip_ctlog(d).pop("trustRootRef")),
+        "CIP naming an unknown TrustRoot": ("ClusterImagePolicy", lambda d: cip_ctlog(d).update(trustRootRef="nope")),
+        "CIP mode of the wrong type": ("ClusterImagePolicy", lambda d: d["spec"].update(mode=42)),
+        "Constraint with an unknown parameter": ("K8sHardenedPod", lambda d: d["spec"]["parameters"].update(x=1)),
+        "Application misspelt field": ("Application", lambda d: d["spec"].update(destinaton={})),
+    }
+    bad = 0
+    for name, (kind, mutate) in mutations.items():
+        docs_ = copy.deepcopy(base)
+        mutate(docs_[find(kind)][1])
+        with open(os.devnull, "w") as null:
+            saved, sys.stdout = sys.stdout, null
+            try:
+                rc = crds(crd_dir, None, docs_)
+            finally:
+                sys.stdout = saved
+        print(f"{'ok  ' if rc else 'FAIL'} {name} is {'caught' if rc else 'NOT caught'}")
+        bad += not rc
+    return 1 if bad else 0
+
+
 def compose_selftest(path):
     """The reference check must catch each kind of dangling reference."""
     text = open(path).read()
@@ -332,6 +375,8 @@ def main(argv):
         return crds(args[0], args[1:])
     if cmd == "compose":
         return compose(args[0])
+    if cmd == "crds-selftest":
+        return crds_selftest(args[0], args[1:])
     if cmd == "compose-selftest":
         return compose_selftest(args[0])
     if cmd == "pod":
