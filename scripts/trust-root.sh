@@ -11,8 +11,10 @@
 #                   sigstoreKeys without a CA or TSA; when you sign with keys
 #                   only, omit it and a throwaway self-signed CA (its private key
 #                   discarded, so it can vouch for nothing) fills the slot.
-# Env: TLOG_TRUST_ROOT_NAME (default tlog-trust-root), TLOG_VALID_FROM (RFC 3339,
-#      default now): the start of the key's validity in trusted_root.json.
+# Env: TLOG_TRUST_ROOT_NAME (default tlog-trust-root); TLOG_VALID_FROM (RFC 3339):
+#      the start of the key's validity in trusted_root.json. Clients refuse
+#      entries integrated before it, so the default is the integration time of
+#      the log's entry 0 (or now, for an empty or unreachable log).
 set -euo pipefail
 
 die() { echo "trust-root: $*" >&2; exit 2; }
@@ -25,7 +27,17 @@ out=$2
 key=${3:-}
 ca=${4:-}
 name=${TLOG_TRUST_ROOT_NAME:-tlog-trust-root}
-valid_from=${TLOG_VALID_FROM:-$(date -u +%Y-%m-%dT%H:%M:%SZ)}
+valid_from=${TLOG_VALID_FROM:-}
+if [[ -z $valid_from ]] && command -v curl >/dev/null &&
+  first=$(curl -fsS "$url/api/v1/log/entries?logIndex=0" 2>/dev/null); then
+  valid_from=$(python3 -c 'import json, sys, datetime
+(e,) = json.loads(sys.argv[1]).values()
+print(datetime.datetime.fromtimestamp(e["integratedTime"], datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))' "$first")
+fi
+if [[ -z $valid_from ]]; then
+  valid_from=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+  echo "trust-root: no entry 0 at $url; the key is valid from now ($valid_from); set TLOG_VALID_FROM to change it" >&2
+fi
 mkdir -p "$out"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
