@@ -5,6 +5,7 @@
 mod helpers;
 
 mod architecture;
+mod release;
 mod v1_entries;
 mod v1_errors;
 mod v1_log;
