@@ -11,6 +11,7 @@ mod crash;
 mod embedded;
 mod operations;
 mod replica;
+mod release;
 mod v1_entries;
 mod v1_errors;
 mod v1_kinds;

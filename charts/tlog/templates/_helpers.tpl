@@ -1,0 +1,132 @@
+{{/* Chart name, truncated to the 63 characters a label allows. */}}
+{{- define "tlog.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Fully qualified app name. */}}
+{{- define "tlog.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "tlog.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "tlog.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: {{ .Values.mode }}
+{{- end }}
+
+{{- define "tlog.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "tlog.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{- define "tlog.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "tlog.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* registry/repository:tag@digest; by digest when one is given. */}}
+{{- define "tlog.imageRef" -}}
+{{- $img := .image -}}
+{{- $tag := default .appVersion $img.tag -}}
+{{- if $img.digest -}}
+{{- printf "%s/%s@%s" $img.registry $img.repository $img.digest -}}
+{{- else -}}
+{{- printf "%s/%s:%s" $img.registry $img.repository $tag -}}
+{{- end -}}
+{{- end }}
+
+{{- define "tlog.image" -}}
+{{- include "tlog.imageRef" (dict "image" .Values.image "appVersion" .Chart.AppVersion) }}
+{{- end }}
+
+{{- define "tlog.dataImage" -}}
+{{- include "tlog.imageRef" (dict "image" .Values.replica.db.image "appVersion" "latest") }}
+{{- end }}
+
+{{- define "tlog.publicKeyConfigMap" -}}
+{{- default (printf "%s-public-key" (include "tlog.fullname" .)) .Values.replica.publicKey.existingConfigMap }}
+{{- end }}
+
+{{- define "tlog.dbConfigMap" -}}
+{{- default (printf "%s-db" (include "tlog.fullname" .)) .Values.replica.db.configMap.existingConfigMap }}
+{{- end }}
+
+{{/* Refuses value combinations the schema cannot express. */}}
+{{- define "tlog.validate" -}}
+{{- if not .Values.server.hostname }}
+{{- fail "server.hostname is required: the public host name clients use (it is the checkpoint signer name and the Ingress host)" }}
+{{- end }}
+{{- if eq .Values.mode "readwrite" }}
+{{- if not .Values.signer.existingSecret }}
+{{- fail "readwrite mode needs signer.existingSecret: a Secret holding the PKCS#8 PEM key from `tlog keygen`" }}
+{{- end }}
+{{- if and (not .Values.database.existingSecret) (not .Values.persistence.enabled) }}
+{{- fail "readwrite mode needs database.existingSecret (Postgres) or persistence.enabled (embedded file store)" }}
+{{- end }}
+{{- if .Values.autoscaling.enabled }}
+{{- fail "autoscaling is for replica mode: a read-write log has a single writer" }}
+{{- end }}
+{{- else }}
+{{- if and (not .Values.replica.publicKey.pem) (not .Values.replica.publicKey.existingConfigMap) }}
+{{- fail "replica mode needs replica.publicKey.pem or replica.publicKey.existingConfigMap" }}
+{{- end }}
+{{- $db := .Values.replica.db }}
+{{- if and (eq $db.source "configMap") (not $db.configMap.data) (not $db.configMap.existingConfigMap) }}
+{{- fail "replica.db.source=configMap needs replica.db.configMap.data (--set-file) or existingConfigMap" }}
+{{- end }}
+{{- if and (eq $db.source "configMap") (gt (len $db.configMap.data) 1000000) }}
+{{- fail "replica.db.configMap.data exceeds what a ConfigMap holds (1 MiB): use replica.db.source=image or pvc" }}
+{{- end }}
+{{- if and (eq $db.source "image") (not $db.image.tag) (not $db.image.digest) }}
+{{- fail "replica.db.source=image needs replica.db.image.digest (or tag)" }}
+{{- end }}
+{{- if and (eq $db.source "image") (eq $db.image.mount "volume") (not (semverCompare ">=1.33-0" .Capabilities.KubeVersion.Version)) }}
+{{- fail "replica.db.image.mount=volume needs Kubernetes >= 1.33 (image volumes)" }}
+{{- end }}
+{{- if and (eq $db.source "pvc") (not $db.pvc.claimName) }}
+{{- fail "replica.db.source=pvc needs replica.db.pvc.claimName" }}
+{{- end }}
+{{- end }}
+{{- if and .Values.tracing.enabled (eq .Values.mode "replica") .Values.networkPolicy.enabled }}
+{{- fail "tracing in replica mode: the NetworkPolicy gives a replica no egress but DNS; disable one of the two" }}
+{{- end }}
+{{- if and .Values.tracing.enabled (not .Values.tracing.otlpEndpoint) }}
+{{- fail "tracing.enabled needs tracing.otlpEndpoint" }}
+{{- end }}
+{{- $min := toString .Values.pdb.minAvailable }}
+{{- $max := toString .Values.pdb.maxUnavailable }}
+{{- if and .Values.pdb.enabled (ne $min "") (ne $max "") }}
+{{- fail "pdb: set minAvailable or maxUnavailable, not both" }}
+{{- end }}
+{{- if and .Values.pdb.enabled (eq $min "") (eq $max "") }}
+{{- fail "pdb: set minAvailable or maxUnavailable" }}
+{{- end }}
+{{- end }}
+
+{{/* Path of db.jsonl inside the replica container. */}}
+{{- define "tlog.dbPath" -}}
+{{- if eq .Values.replica.db.source "pvc" -}}
+/var/lib/tlog/db/{{ .Values.replica.db.pvc.fileName }}
+{{- else if and (eq .Values.replica.db.source "image") (eq .Values.replica.db.image.mount "volume") -}}
+/var/lib/tlog/db{{ .Values.replica.db.image.path }}
+{{- else -}}
+/var/lib/tlog/db/db.jsonl
+{{- end -}}
+{{- end }}
