@@ -60,7 +60,14 @@ fn hashes(value: &Value) -> Vec<Hash> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|h| Hash(hex::decode(h.as_str().unwrap()).unwrap().try_into().unwrap()))
+        .map(|h| {
+            Hash(
+                hex::decode(h.as_str().unwrap())
+                    .unwrap()
+                    .try_into()
+                    .unwrap(),
+            )
+        })
         .collect()
 }
 
@@ -75,7 +82,9 @@ async fn kill_9_under_load_loses_no_acknowledged_entry() {
     let mut server = start(&database_url, &key_file).await;
     let client = reqwest::Client::new();
     let key = ClientKey::new();
-    let proposals: Vec<Value> = (0..2000u32).map(|i| key.hashedrekord(&i.to_be_bytes())).collect();
+    let proposals: Vec<Value> = (0..2000u32)
+        .map(|i| key.hashedrekord(&i.to_be_bytes()))
+        .collect();
 
     // 32 clients post until the server dies; each keeps what was acknowledged.
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, Value)>();
@@ -93,7 +102,9 @@ async fn kill_9_under_load_loses_no_acknowledged_entry() {
         workers.push(tokio::spawn(async move {
             loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(proposal) = proposals.get(i) else { break };
+                let Some(proposal) = proposals.get(i) else {
+                    break;
+                };
                 let Ok(response) = client
                     .post(format!("{url}/api/v1/log/entries"))
                     .json(proposal)
@@ -123,15 +134,24 @@ async fn kill_9_under_load_loses_no_acknowledged_entry() {
     while let Some(item) = rx.recv().await {
         acknowledged.push(item);
     }
-    assert!(acknowledged.len() > 50, "the load ran before the kill: {}", acknowledged.len());
-    assert!(acknowledged.len() < 2000, "the kill happened during the load");
+    assert!(
+        acknowledged.len() > 50,
+        "the load ran before the kill: {}",
+        acknowledged.len()
+    );
+    assert!(
+        acknowledged.len() < 2000,
+        "the kill happened during the load"
+    );
 
     // The largest checkpoint any client was shown before the kill.
     let last_seen = acknowledged
         .iter()
         .map(|(_, body)| {
             let entry = body.as_object().unwrap().values().next().unwrap();
-            let text = entry["verification"]["inclusionProof"]["checkpoint"].as_str().unwrap();
+            let text = entry["verification"]["inclusionProof"]["checkpoint"]
+                .as_str()
+                .unwrap();
             verifier.verify_checkpoint(text).unwrap()
         })
         .max_by_key(|c| c.size)
@@ -147,9 +167,15 @@ async fn kill_9_under_load_loses_no_acknowledged_entry() {
         assert_eq!(response.status(), 200, "acknowledged entry {id} survived");
         let body: Value = response.json().await.unwrap();
         let entry = body.as_object().unwrap().values().next().unwrap();
-        let leaf = leaf_hash(&BASE64_STANDARD.decode(entry["body"].as_str().unwrap()).unwrap());
+        let leaf = leaf_hash(
+            &BASE64_STANDARD
+                .decode(entry["body"].as_str().unwrap())
+                .unwrap(),
+        );
         let proof = &entry["verification"]["inclusionProof"];
-        let checkpoint = verifier.verify_checkpoint(proof["checkpoint"].as_str().unwrap()).unwrap();
+        let checkpoint = verifier
+            .verify_checkpoint(proof["checkpoint"].as_str().unwrap())
+            .unwrap();
         verify_inclusion(
             leaf,
             entry["logIndex"].as_u64().unwrap(),
@@ -167,7 +193,9 @@ async fn kill_9_under_load_loses_no_acknowledged_entry() {
         .json()
         .await
         .unwrap();
-    let now = verifier.verify_checkpoint(info["signedTreeHead"].as_str().unwrap()).unwrap();
+    let now = verifier
+        .verify_checkpoint(info["signedTreeHead"].as_str().unwrap())
+        .unwrap();
     assert!(now.size >= last_seen.size);
     let proof: Value = client
         .get(format!(
@@ -180,6 +208,12 @@ async fn kill_9_under_load_loses_no_acknowledged_entry() {
         .json()
         .await
         .unwrap();
-    verify_consistency(last_seen.size, last_seen.root, now.size, now.root, &hashes(&proof["hashes"]))
-        .expect("the restarted log is consistent with what clients saw");
+    verify_consistency(
+        last_seen.size,
+        last_seen.root,
+        now.size,
+        now.root,
+        &hashes(&proof["hashes"]),
+    )
+    .expect("the restarted log is consistent with what clients saw");
 }
