@@ -10,3 +10,4 @@ mod v1_entries;
 mod v1_errors;
 mod v1_kinds;
 mod v1_log;
+mod v1_rekord;
