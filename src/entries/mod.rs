@@ -15,7 +15,10 @@ mod dsse;
 mod envelope;
 mod hashedrekord;
 mod intoto;
+pub(crate) mod minisign;
 pub mod pki;
+mod rekord;
+pub(crate) mod ssh;
 #[cfg(test)]
 mod test_support;
 
@@ -33,11 +36,13 @@ pub enum Kind {
     Dsse,
     /// `intoto` 0.0.2 and 0.0.1 (T-04, T-05).
     Intoto,
+    /// `rekord` 0.0.1 (T-06): x509, ssh and minisign signatures over an artifact.
+    Rekord,
 }
 
 impl Kind {
     /// Every kind, for exhaustive iteration.
-    pub const ALL: [Self; 3] = [Self::HashedRekord, Self::Dsse, Self::Intoto];
+    pub const ALL: [Self; 4] = [Self::HashedRekord, Self::Dsse, Self::Intoto, Self::Rekord];
 
     /// The wire name of the kind (`"hashedrekord"`).
     #[must_use]
@@ -46,6 +51,7 @@ impl Kind {
             Self::HashedRekord => "hashedrekord",
             Self::Dsse => "dsse",
             Self::Intoto => "intoto",
+            Self::Rekord => "rekord",
         }
     }
 
@@ -154,6 +160,10 @@ fn parse(body: &[u8], purpose: Purpose<'_>) -> Result<Entry, EntryError> {
         Kind::Intoto => match intoto::Version::parse(version) {
             Some(v) => intoto::validate(v, spec)?,
             None => return Err(unknown_version(kind, version)),
+        },
+        Kind::Rekord => match version {
+            rekord::API_VERSION => rekord::validate(spec)?,
+            other => return Err(unknown_version(kind, other)),
         },
     };
     if let Purpose::Insert(enabled) = purpose {

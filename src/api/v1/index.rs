@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::models::entry_id;
 use crate::api::{json_response, read_json_body, ApiError, ApiState};
-use crate::entries::pki;
+use crate::entries::{self, pki};
 use crate::storage::LogReader;
 
 const HASH_PATTERN: &str =
@@ -116,9 +116,12 @@ fn public_key_key(key: &SearchKey) -> Result<String, ApiError> {
         .as_deref()
         .ok_or_else(|| ApiError::required("publicKey.content", "body"))?;
     let pem = BASE64_STANDARD.decode(content).map_err(|_| unparsable())?;
+    // Each format hashes its own canonical key, as `rekord` indexes it.
     match format {
         "x509" => pki::public_key_search_key(&pem).map_err(|_| unparsable()),
-        // Keys of the other formats only appear in kinds this log does not store.
+        "ssh" => entries::ssh::search_key(&pem).map_err(|_| unparsable()),
+        "minisign" => entries::minisign::search_key(&pem).map_err(|_| unparsable()),
+        // pgp and tuf keys only appear in kinds this log does not store.
         _ => Err(unparsable()),
     }
 }
