@@ -25,7 +25,18 @@ pub struct Application {
     server: Server,
     metrics_server: Server,
     log: Arc<Log<Store>>,
+    stop: tokio::sync::watch::Sender<bool>,
+    sequencer: tokio::task::JoinHandle<()>,
     _writer_lock: Option<WriterLock>,
+}
+
+/// Marks the sequencer as gone when its task ends, however it ends.
+struct AliveGuard(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for AliveGuard {
+    fn drop(&mut self) {
+        self.0.store(false, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl Application {
@@ -37,6 +48,15 @@ impl Application {
     /// A missing or wrong key, an unreachable database, a log that fails its
     /// consistency check, or an address that cannot be bound; each with a hint.
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        if config.database_url.is_none() && !config.key_file.exists() {
+            // The embedded default is the one-command start: a first run makes
+            // its own key. With Postgres (production) the key is always given.
+            keygen(&config.key_file)?;
+            tracing::warn!(
+                key_file = %config.key_file.display(),
+                "created a new log signing key; keep it safe, it is the log's identity"
+            );
+        }
         let signer = load_signer(&config.key_file)?;
         let (store, writer_lock) = open_store(config).await?;
         let (log, sequencer) = Log::open(
@@ -53,7 +73,17 @@ impl Application {
         )
         .await
         .context("couldn't open the log")?;
-        let sequencer = tokio::spawn(sequencer.run());
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let alive = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let guard = AliveGuard(Arc::clone(&alive));
+        let sequencer = tokio::spawn({
+            let stopped = stopped.clone();
+            async move {
+                // Dropped when the task ends, panics included: readiness follows.
+                let _guard = guard;
+                sequencer.run(stopped).await;
+            }
+        });
         let listener = TcpListener::bind(config.listen_addr())
             .with_context(|| format!("couldn't listen on {}", config.listen))?;
         let port = listener.local_addr()?.port();
@@ -62,7 +92,7 @@ impl Application {
             config.max_request_body,
             config.entries.disabled(),
         ));
-        tokio::spawn(probe_readiness(state.clone(), sequencer));
+        tokio::spawn(probe_readiness(state.clone(), Arc::clone(&alive), stopped));
         let grace = config.shutdown_grace_secs;
         let state_for_metrics = state.clone();
         let server = HttpServer::new(move || app_with_api(state.clone()))
@@ -87,6 +117,8 @@ impl Application {
             server,
             metrics_server,
             log,
+            stop,
+            sequencer,
             _writer_lock: writer_lock,
         })
     }
@@ -123,10 +155,17 @@ impl Application {
         let Self {
             server,
             metrics_server,
+            stop,
+            sequencer,
             _writer_lock,
             ..
         } = self;
-        serve_with_metrics(server, metrics_server).await
+        let served = serve_with_metrics(server, metrics_server).await;
+        // In-flight requests were answered while the server drained; now the
+        // sequencer and the probe stop, releasing the log and its store.
+        let _ = stop.send(true);
+        let _ = sequencer.await;
+        served
     }
 }
 
@@ -135,7 +174,11 @@ const READINESS_PROBE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Keeps `/readyz` current without a request ever waiting on the database:
 /// ready while the sequencer runs and the store answers a ping in time.
-async fn probe_readiness(state: web::Data<ApiState>, sequencer: tokio::task::JoinHandle<()>) {
+async fn probe_readiness(
+    state: web::Data<ApiState>,
+    sequencer_alive: Arc<std::sync::atomic::AtomicBool>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     loop {
         let log = state.log();
         let reachable = match log.store() {
@@ -144,8 +187,13 @@ async fn probe_readiness(state: web::Data<ApiState>, sequencer: tokio::task::Joi
                 .is_ok_and(|r| r.is_ok()),
             Store::File(_) => true,
         };
-        state.set_ready(reachable && !sequencer.is_finished());
-        tokio::time::sleep(READINESS_PROBE).await;
+        let alive = sequencer_alive.load(std::sync::atomic::Ordering::Relaxed);
+        state.set_ready(reachable && alive);
+        drop(log);
+        tokio::select! {
+            () = tokio::time::sleep(READINESS_PROBE) => {}
+            _ = stop.wait_for(|stopped| *stopped) => return,
+        }
     }
 }
 

@@ -52,9 +52,19 @@ impl<S: LogWriter + 'static> Sequencer<S> {
         }
     }
 
-    /// Sequences batches until every sender is gone.
-    pub async fn run(mut self) {
-        while self.sequence_once().await {}
+    /// Sequences batches until `stop` turns true (checked only between
+    /// batches, never during a commit) or every sender is gone.
+    pub async fn run(mut self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            let first = tokio::select! {
+                item = self.pool.recv() => match item {
+                    Some(item) => item,
+                    None => break,
+                },
+                _ = stop.wait_for(|stopped| *stopped) => break,
+            };
+            self.sequence_from(first).await;
+        }
         tracing::info!("sequencer stopped");
     }
 
@@ -66,6 +76,11 @@ impl<S: LogWriter + 'static> Sequencer<S> {
         let Some(first) = self.pool.recv().await else {
             return false;
         };
+        self.sequence_from(first).await;
+        true
+    }
+
+    async fn sequence_from(&mut self, first: Submission) {
         let mut batch = vec![first];
         while batch.len() < self.batch.max_entries {
             match self.pool.try_recv() {
@@ -81,7 +96,6 @@ impl<S: LogWriter + 'static> Sequencer<S> {
             }
         }
         self.commit_batch(batch).await;
-        true
     }
 
     /// The write path. Its order is what keeps the log correct across crashes:

@@ -184,3 +184,45 @@ async fn embedded_server_keeps_every_acknowledged_entry_through_kill_9() {
     server.child.kill().unwrap();
     server.child.wait().unwrap();
 }
+
+#[tokio::test]
+async fn serve_without_database_or_key_creates_a_key_and_a_persistent_log() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("tlog-first-run-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key_file = dir.join("tlog-key.pem");
+    let config = || -> tlog::config::Config {
+        use figment::providers::{Format, Yaml};
+        let yaml = format!(
+            "listen: 127.0.0.1:0\nmetrics_listen: 127.0.0.1:0\ndata_dir: {}\nkey_file: {}\n",
+            dir.join("data").display(),
+            key_file.display()
+        );
+        figment::Figment::new()
+            .merge(Yaml::string(&yaml))
+            .extract()
+            .unwrap()
+    };
+    let app = crate::helpers::spawn_with(config()).await;
+    let mode = std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(
+        mode, 0o600,
+        "the generated key is readable by its owner only"
+    );
+    let proposal = crate::helpers::ClientKey::new().hashedrekord(b"first run");
+    let created = app.create(&proposal).await;
+    assert_eq!(created.status(), 201);
+    let id = created.headers()["etag"].to_str().unwrap().to_owned();
+    app.stop().await;
+
+    // The same key is reused, and the entry is still there.
+    let before = std::fs::read(&key_file).unwrap();
+    let app = crate::helpers::spawn_with(config()).await;
+    assert_eq!(std::fs::read(&key_file).unwrap(), before);
+    assert_eq!(
+        app.get(&format!("/api/v1/log/entries/{id}")).await.status(),
+        200
+    );
+    assert_eq!(app.create(&proposal).await.status(), 409);
+    app.stop().await;
+}
