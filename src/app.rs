@@ -95,7 +95,8 @@ impl Application {
         tokio::spawn(probe_readiness(state.clone(), Arc::clone(&alive), stopped));
         let grace = config.shutdown_grace_secs;
         let state_for_metrics = state.clone();
-        let server = HttpServer::new(move || app_with_api(state.clone()))
+        let limit = crate::api::rate_limit::build(config.rate_limit);
+        let server = HttpServer::new(move || app_with_api(state.clone(), limit.as_ref()))
             .shutdown_timeout(grace)
             .client_request_timeout(std::time::Duration::from_millis(
                 config.request_header_timeout_ms,

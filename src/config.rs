@@ -95,6 +95,9 @@ pub struct Config {
     /// Submission pool.
     #[serde(default)]
     pub pool: PoolConfig,
+    /// Optional per-client rate limit on the API.
+    #[serde(default)]
+    pub rate_limit: RateLimitConfig,
     /// Entry kinds.
     #[serde(default)]
     pub entries: EntriesConfig,
@@ -130,6 +133,19 @@ impl EntriesConfig {
             .map(|name| crate::entries::Kind::from_name(name).expect("validated kind name"))
             .collect()
     }
+}
+
+/// A token bucket per client IP address (IPv6 per /56). Off by default:
+/// most deployments limit at the ingress.
+#[derive(Debug, Deserialize, Clone, Copy, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Sustained requests per second per client; 0 turns the limit off.
+    #[serde(default)]
+    pub per_second: u64,
+    /// Requests a client may make at once before the rate applies (at least 1).
+    #[serde(default)]
+    pub burst: u32,
 }
 
 /// What `tlog replica` serves and which key it trusts.

@@ -293,7 +293,8 @@ impl Replica {
         let port = listener.local_addr()?.port();
         let state = web::Data::new(ApiState::new(log, config.max_request_body, Vec::new()));
         let server_state = state.clone();
-        let server = HttpServer::new(move || app_with_api(server_state.clone()))
+        let limit = crate::api::rate_limit::build(config.rate_limit);
+        let server = HttpServer::new(move || app_with_api(server_state.clone(), limit.as_ref()))
             .shutdown_timeout(config.shutdown_grace_secs)
             .listen(listener)?
             .run();

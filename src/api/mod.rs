@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod health;
+pub mod rate_limit;
 pub mod v1;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -106,6 +107,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 /// a span per request (issue 5).
 pub fn app_with_api(
     state: web::Data<ApiState>,
+    rate_limit: Option<&rate_limit::RateLimit>,
 ) -> actix_web::App<
     impl actix_web::dev::ServiceFactory<
         ServiceRequest,
@@ -126,6 +128,7 @@ pub fn app_with_api(
         .configure(routes)
         .default_service(web::to(path_not_found))
         .wrap(from_fn(no_cache_on_get))
+        .wrap(rate_limit::middleware(rate_limit))
         .wrap(from_fn(record_metrics))
         .wrap(cors)
         .wrap(NormalizePath::trim())

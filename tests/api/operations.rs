@@ -112,3 +112,28 @@ async fn a_stopped_database_gives_503_quickly_reads_keep_working_and_writes_reco
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_optional_rate_limit_answers_429_in_json_per_client() {
+    let mut config = crate::helpers::test_config().await;
+    config.rate_limit = tlog::config::RateLimitConfig {
+        per_second: 1,
+        burst: 2,
+    };
+    let app = spawn_with(config).await;
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(app.get("/api/v1/log").await);
+    }
+    assert_eq!(statuses[0].status(), 200);
+    assert_eq!(statuses[1].status(), 200);
+    let limited = statuses.pop().unwrap();
+    assert_eq!(limited.status(), 429);
+    assert!(limited.headers().contains_key("retry-after"));
+    let body: Value = limited.json().await.unwrap();
+    assert_eq!(body["code"], 429);
+    assert!(body["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("rate limit exceeded"));
+}
