@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command: Rust tests and the end-to-end suites (sigstore-js, then
-# sigstore-python with the OpenAPI schema check) against a throwaway PostgreSQL
-# cluster that is removed again on exit (also on failure).
+# sigstore-python with the OpenAPI schema check, then the sigstore crate) against a
+# throwaway PostgreSQL cluster that is removed again on exit (also on failure).
 #
 #   scripts/test.sh              everything
 #   scripts/test.sh --no-e2e     cargo test only
@@ -98,6 +98,9 @@ E2E_FAILED=0
 PY_RC=0
 PY_PASSED=0
 PY_FAILED=0
+RS_RC=0
+RS_PASSED=0
+RS_FAILED=0
 
 if [ "$RUN_CARGO" = 1 ]; then
   section "cargo test"
@@ -131,6 +134,12 @@ if [ "$RUN_E2E" = 1 ]; then
     PY_PASSED=${PY_PASSED:-0}
     # Exit 5 is pytest's "no tests collected": a failure here, never a silent pass.
     if [ "$PY_RC" != 0 ] && [ "$PY_FAILED" = 0 ]; then PY_FAILED=1; fi
+
+    section "e2e: sigstore crate (tests/e2e/rust)"
+    "$ROOT/tests/e2e/rust/run.sh" 2>&1 | tee "$LOGDIR/e2e-rs.log" || RS_RC=$?
+    RS_PASSED=$(sed -nE 's/^test result: [a-zA-Z]+\. ([0-9]+) passed; ([0-9]+) failed.*/\1/p' "$LOGDIR/e2e-rs.log" | awk '{s+=$1} END {print s+0}')
+    RS_FAILED=$(sed -nE 's/^test result: [a-zA-Z]+\. ([0-9]+) passed; ([0-9]+) failed.*/\2/p' "$LOGDIR/e2e-rs.log" | awk '{s+=$1} END {print s+0}')
+    if [ "$RS_RC" != 0 ] && [ "$RS_FAILED" = 0 ]; then RS_FAILED=1; fi # build failure
   else
     E2E_RC=1
     E2E_FAILED=1
@@ -143,5 +152,6 @@ section "Summary ($(( $(date +%s) - START ))s)"
 [ "$RUN_CARGO" = 1 ] && echo "cargo test: $CARGO_PASSED passed, $CARGO_FAILED failed (exit $CARGO_RC)"
 [ "$RUN_E2E" = 1 ] && echo "e2e (sigstore-js): $E2E_PASSED passed, $E2E_FAILED failed (exit $E2E_RC)"
 [ "$RUN_E2E" = 1 ] && echo "e2e (sigstore-python, OpenAPI): $PY_PASSED passed, $PY_FAILED failed (exit $PY_RC)"
-echo "tests: $(( CARGO_PASSED + E2E_PASSED + PY_PASSED )) passed, $(( CARGO_FAILED + E2E_FAILED + PY_FAILED )) failed"
-if [ "$CARGO_RC" != 0 ] || [ "$E2E_RC" != 0 ] || [ "$PY_RC" != 0 ]; then exit 1; fi
+[ "$RUN_E2E" = 1 ] && echo "e2e (sigstore crate): $RS_PASSED passed, $RS_FAILED failed (exit $RS_RC)"
+echo "tests: $(( CARGO_PASSED + E2E_PASSED + PY_PASSED + RS_PASSED )) passed, $(( CARGO_FAILED + E2E_FAILED + PY_FAILED + RS_FAILED )) failed"
+if [ "$CARGO_RC" != 0 ] || [ "$E2E_RC" != 0 ] || [ "$PY_RC" != 0 ] || [ "$RS_RC" != 0 ]; then exit 1; fi
