@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The test command: Rust tests and the sigstore-js end-to-end suite against a
+# The test command: Rust tests and the end-to-end suites (sigstore-js, then
+# sigstore-python with the OpenAPI schema check, then the sigstore crate) against a
 # throwaway PostgreSQL cluster that is removed again on exit (also on failure).
 #
 #   scripts/test.sh              everything
@@ -94,6 +95,12 @@ CARGO_PASSED=0
 CARGO_FAILED=0
 E2E_PASSED=0
 E2E_FAILED=0
+PY_RC=0
+PY_PASSED=0
+PY_FAILED=0
+RS_RC=0
+RS_PASSED=0
+RS_FAILED=0
 
 if [ "$RUN_CARGO" = 1 ]; then
   section "cargo test"
@@ -117,6 +124,22 @@ if [ "$RUN_E2E" = 1 ]; then
     E2E_PASSED=${E2E_PASSED:-0}
     E2E_FAILED=${E2E_FAILED:-0}
     if [ "$E2E_RC" != 0 ] && [ "$E2E_FAILED" = 0 ]; then E2E_FAILED=1; fi
+
+    section "e2e: sigstore-python + OpenAPI schema (tests/e2e/py)"
+    "$ROOT/tests/e2e/py/run.sh" 2>&1 | tee "$LOGDIR/e2e-py.log" || PY_RC=$?
+    # pytest's closing line: "==== 27 passed, 1 failed in 3.2s ====" (errors count as failed).
+    py_summary="$(grep -E '^=+ .* in [0-9.]+s' "$LOGDIR/e2e-py.log" | tail -n1 || true)"
+    PY_PASSED=$(sed -nE 's/.* ([0-9]+) passed.*/\1/p' <<<"$py_summary")
+    PY_FAILED=$(( $(sed -nE 's/.* ([0-9]+) failed.*/\1/p' <<<"$py_summary") + $(sed -nE 's/.* ([0-9]+) errors?.*/\1/p' <<<"$py_summary") + 0 ))
+    PY_PASSED=${PY_PASSED:-0}
+    # Exit 5 is pytest's "no tests collected": a failure here, never a silent pass.
+    if [ "$PY_RC" != 0 ] && [ "$PY_FAILED" = 0 ]; then PY_FAILED=1; fi
+
+    section "e2e: sigstore crate (tests/e2e/rust)"
+    "$ROOT/tests/e2e/rust/run.sh" 2>&1 | tee "$LOGDIR/e2e-rs.log" || RS_RC=$?
+    RS_PASSED=$(sed -nE 's/^test result: [a-zA-Z]+\. ([0-9]+) passed; ([0-9]+) failed.*/\1/p' "$LOGDIR/e2e-rs.log" | awk '{s+=$1} END {print s+0}')
+    RS_FAILED=$(sed -nE 's/^test result: [a-zA-Z]+\. ([0-9]+) passed; ([0-9]+) failed.*/\2/p' "$LOGDIR/e2e-rs.log" | awk '{s+=$1} END {print s+0}')
+    if [ "$RS_RC" != 0 ] && [ "$RS_FAILED" = 0 ]; then RS_FAILED=1; fi # build failure
   else
     E2E_RC=1
     E2E_FAILED=1
@@ -128,5 +151,7 @@ stop_pg
 section "Summary ($(( $(date +%s) - START ))s)"
 [ "$RUN_CARGO" = 1 ] && echo "cargo test: $CARGO_PASSED passed, $CARGO_FAILED failed (exit $CARGO_RC)"
 [ "$RUN_E2E" = 1 ] && echo "e2e (sigstore-js): $E2E_PASSED passed, $E2E_FAILED failed (exit $E2E_RC)"
-echo "tests: $(( CARGO_PASSED + E2E_PASSED )) passed, $(( CARGO_FAILED + E2E_FAILED )) failed"
-if [ "$CARGO_RC" != 0 ] || [ "$E2E_RC" != 0 ]; then exit 1; fi
+[ "$RUN_E2E" = 1 ] && echo "e2e (sigstore-python, OpenAPI): $PY_PASSED passed, $PY_FAILED failed (exit $PY_RC)"
+[ "$RUN_E2E" = 1 ] && echo "e2e (sigstore crate): $RS_PASSED passed, $RS_FAILED failed (exit $RS_RC)"
+echo "tests: $(( CARGO_PASSED + E2E_PASSED + PY_PASSED + RS_PASSED )) passed, $(( CARGO_FAILED + E2E_FAILED + PY_FAILED + RS_FAILED )) failed"
+if [ "$CARGO_RC" != 0 ] || [ "$E2E_RC" != 0 ] || [ "$PY_RC" != 0 ] || [ "$RS_RC" != 0 ]; then exit 1; fi

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs the sigstore-python end-to-end tests and the OpenAPI schema check with pytest.
+# Needs DATABASE_URL (a superuser URL of a throwaway cluster; scripts/test.sh sets it)
+# and the tlog binary (TLOG_BIN, default target/debug/tlog).
+# Dependencies are pinned by requirements.txt and installed into a virtualenv under
+# the repo's ignored .cache/e2e-py/, again only when requirements.txt or the Python
+# interpreter changed since the last install.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+ROOT="$(cd ../../.. && pwd)"
+
+PYTHON="${PYTHON:-python3}"
+command -v "$PYTHON" >/dev/null 2>&1 || { echo "python3 is required for the e2e tests" >&2; exit 1; }
+
+VENV="$ROOT/.cache/e2e-py"
+stamp="$VENV/.tlog-requirements-sha256"
+want="$( (sha256sum requirements.txt; "$PYTHON" -c 'import sys; print(sys.version, sys.executable)') | sha256sum | cut -d' ' -f1)"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || [ ! -x "$VENV/bin/python" ]; then
+  echo "creating $VENV from requirements.txt"
+  rm -rf "$VENV"
+  "$PYTHON" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
+    --require-virtualenv -r requirements.txt
+  echo "$want" >"$stamp"
+fi
+
+# -p no:cacheprovider: no .pytest_cache in the source tree.
+exec "$VENV/bin/python" -m pytest -p no:cacheprovider -ra -v "$@"
