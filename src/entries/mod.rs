@@ -277,7 +277,9 @@ fn required_string<'a>(object: &'a Map<String, Value>, name: &str) -> Result<&'a
     }
 }
 
-fn json_type(value: &Value) -> &'static str {
+/// The JSON type name go-openapi uses in "must be of type" messages.
+#[must_use]
+pub fn json_type(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "boolean",

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use base64::prelude::{Engine, BASE64_STANDARD};
 use serde_json::Value;
-use tlog::merkle::{leaf_hash, verify_consistency, verify_inclusion, Hash};
+use tlog::merkle::{leaf_hash, verify_consistency, verify_inclusion};
 use tlog::signing::{LogSigner, LogVerifier};
 
-use crate::helpers::{create_database, ClientKey};
+use crate::helpers::{create_database, hex_hashes, ClientKey};
 
 struct Server {
     child: Child,
@@ -56,22 +56,6 @@ async fn start(database_url: &str, key_file: &std::path::Path) -> Server {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("tlog did not come up on {url}");
-}
-
-fn hashes(value: &Value) -> Vec<Hash> {
-    value
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| {
-            Hash(
-                hex::decode(h.as_str().unwrap())
-                    .unwrap()
-                    .try_into()
-                    .unwrap(),
-            )
-        })
-        .collect()
 }
 
 #[tokio::test]
@@ -183,7 +167,7 @@ async fn kill_9_under_load_loses_no_acknowledged_entry() {
             leaf,
             entry["logIndex"].as_u64().unwrap(),
             checkpoint.size,
-            &hashes(&proof["hashes"]),
+            &hex_hashes(&proof["hashes"]),
             checkpoint.root,
         )
         .unwrap();
@@ -216,7 +200,7 @@ async fn kill_9_under_load_loses_no_acknowledged_entry() {
         last_seen.root,
         now.size,
         now.root,
-        &hashes(&proof["hashes"]),
+        &hex_hashes(&proof["hashes"]),
     )
     .expect("the restarted log is consistent with what clients saw");
 }

@@ -10,7 +10,7 @@ use serde_json::Value;
 use tlog::signing::{LogSigner, LogVerifier};
 
 use crate::conformance::tempdir;
-use crate::helpers::{only_entry, ClientKey};
+use crate::helpers::{hex_hashes, only_entry, ClientKey};
 
 struct Server {
     child: Child,
@@ -82,19 +82,7 @@ fn verify(verifier: &LogVerifier, entry: &Value) {
     let checkpoint = verifier
         .verify_checkpoint(proof["checkpoint"].as_str().unwrap())
         .expect("checkpoint verifies");
-    let hashes: Vec<Hash> = proof["hashes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| {
-            Hash(
-                hex::decode(h.as_str().unwrap())
-                    .unwrap()
-                    .try_into()
-                    .unwrap(),
-            )
-        })
-        .collect();
+    let hashes: Vec<Hash> = hex_hashes(&proof["hashes"]);
     let leaf = leaf_hash(&BASE64_STANDARD.decode(body_b64).unwrap());
     verify_inclusion(leaf, index, checkpoint.size, &hashes, checkpoint.root)
         .expect("inclusion proof verifies");

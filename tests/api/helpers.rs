@@ -242,19 +242,24 @@ pub fn verify_entry(app: &TestApp, id: &str, entry: &Value) {
         "checkpoint root equals rootHash"
     );
     assert_eq!(checkpoint.size, proof["treeSize"].as_u64().unwrap());
-    let hashes: Vec<Hash> = proof["hashes"]
+    let hashes: Vec<Hash> = hex_hashes(&proof["hashes"]);
+    verify_inclusion(leaf, index, checkpoint.size, &hashes, checkpoint.root)
+        .expect("inclusion proof verifies");
+}
+
+/// A JSON array of hex hashes (proof `hashes`), which must be an array, never null.
+pub fn hex_hashes(value: &Value) -> Vec<tlog::merkle::Hash> {
+    value
         .as_array()
         .expect("hashes is an array, never null")
         .iter()
         .map(|h| {
-            Hash(
+            tlog::merkle::Hash(
                 hex::decode(h.as_str().unwrap())
                     .unwrap()
                     .try_into()
                     .unwrap(),
             )
         })
-        .collect();
-    verify_inclusion(leaf, index, checkpoint.size, &hashes, checkpoint.root)
-        .expect("inclusion proof verifies");
+        .collect()
 }

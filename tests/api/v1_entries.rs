@@ -3,7 +3,9 @@
 use serde_json::{json, Value};
 use tlog::merkle::{verify_consistency, Hash};
 
-use crate::helpers::{config_for, only_entry, spawn_app, spawn_with, verify_entry, ClientKey};
+use crate::helpers::{
+    config_for, hex_hashes, only_entry, spawn_app, spawn_with, verify_entry, ClientKey,
+};
 
 #[tokio::test]
 async fn create_returns_201_with_etag_location_and_a_verifiable_entry() {
@@ -221,18 +223,6 @@ async fn a_restarted_server_continues_the_same_tree_and_refuses_a_second_writer(
         .json()
         .await
         .unwrap();
-    let hashes: Vec<Hash> = proof["hashes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| {
-            Hash(
-                hex::decode(h.as_str().unwrap())
-                    .unwrap()
-                    .try_into()
-                    .unwrap(),
-            )
-        })
-        .collect();
+    let hashes: Vec<Hash> = hex_hashes(&proof["hashes"]);
     verify_consistency(old.size, old.root, new.size, new.root, &hashes).unwrap();
 }

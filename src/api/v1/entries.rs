@@ -182,20 +182,9 @@ fn search_array<'a>(
             code: 601,
             message: format!(
                 "{name} in body must be of type array: {:?}",
-                type_name(other)
+                entries::json_type(other)
             ),
         }),
-    }
-}
-
-fn type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
     }
 }
 
