@@ -217,10 +217,10 @@ impl<S: LogWriter + 'static> Log<S> {
     /// so that served checkpoints always carry the configured origin.
     async fn resign_if_origin_changed(&self) -> Result<(), StoreError> {
         let current = self.checkpoint();
-        let expected = self.sign(current.size, current.root);
-        if expected_origin_matches(&current.note, &expected.note) {
+        if self.carries_configured_origin(&current.note) {
             return Ok(());
         }
+        let expected = self.sign(current.size, current.root);
         tracing::info!(
             size = current.size,
             "re-signing checkpoint for the configured host name"
@@ -230,6 +230,17 @@ impl<S: LogWriter + 'static> Log<S> {
             .await?;
         self.state.write().checkpoint = Arc::new(expected);
         Ok(())
+    }
+
+    /// Whether a stored note has this log's origin and only its signer name.
+    fn carries_configured_origin(&self, note: &str) -> bool {
+        crate::note::SignedCheckpoint::parse(note).is_ok_and(|signed| {
+            signed.checkpoint.origin == self.info.origin
+                && signed
+                    .signatures
+                    .iter()
+                    .all(|sig| sig.name == self.info.hostname)
+        })
     }
 
     /// Signs a tree head with this log's origin and key.
@@ -495,16 +506,6 @@ impl LogInfo {
             public_key_pem: signer.public_key_pem(),
         }
     }
-}
-
-/// Whether two signed notes share their body and signer name (signatures differ).
-fn expected_origin_matches(current: &str, expected: &str) -> bool {
-    let head = |note: &str| {
-        let (body, sig) = note.split_once("\n\n").unwrap_or((note, ""));
-        let name = sig.split(' ').nth(1).unwrap_or("").to_owned();
-        (body.to_owned(), name)
-    };
-    head(current) == head(expected)
 }
 
 async fn load_or_init_identity<S: LogWriter>(

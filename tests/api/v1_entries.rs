@@ -226,3 +226,33 @@ async fn a_restarted_server_continues_the_same_tree_and_refuses_a_second_writer(
     let hashes: Vec<Hash> = hex_hashes(&proof["hashes"]);
     verify_consistency(old.size, old.root, new.size, new.root, &hashes).unwrap();
 }
+
+#[tokio::test]
+async fn a_changed_hostname_re_signs_the_checkpoint_once() {
+    let app = spawn_app().await;
+    let proposal = ClientKey::new().hashedrekord(b"host");
+    assert_eq!(app.create(&proposal).await.status(), 201);
+    let (database_url, key_file) = (app.database_url.clone(), app.key_file.clone());
+    let tree_id = app.log.info().tree_id;
+    app.stop().await;
+
+    let renamed = || {
+        let mut config = config_for(&database_url, &key_file);
+        config.hostname = "rekor.example.test".to_owned();
+        config
+    };
+    let app = spawn_with(renamed()).await;
+    let info: Value = app.get("/api/v1/log").await.json().await.unwrap();
+    let note = info["signedTreeHead"].as_str().unwrap().to_owned();
+    let checkpoint = app.verifier.verify_checkpoint(&note).unwrap();
+    assert_eq!(checkpoint.origin, format!("rekor.example.test - {tree_id}"));
+    assert_eq!(checkpoint.size, 1, "same tree, re-signed");
+    assert!(note.contains("\n— rekor.example.test "), "{note}");
+    app.stop().await;
+
+    // The same host name again: the stored checkpoint is served as it is.
+    let app = spawn_with(renamed()).await;
+    let again: Value = app.get("/api/v1/log").await.json().await.unwrap();
+    assert_eq!(again["signedTreeHead"], note.as_str());
+    app.stop().await;
+}
