@@ -1,11 +1,11 @@
 //! `/api/v1/log/entries…` (E-04..E-07).
 
-use actix_web::http::{header, StatusCode};
+use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::Value;
 
 use super::models::{entry_id, log_entry, EntryUuid, LogEntryMap, ENTRY_UUID_PATTERN};
-use crate::api::{json_response, query_pairs, query_value, read_json_body, ApiError, ApiState};
+use crate::api::{query_pairs, query_value, read_json_body, ApiError, ApiState};
 use crate::entries;
 use crate::log::Log;
 use crate::merkle::{self, Hash};
@@ -157,11 +157,17 @@ pub async fn search_log_query(
             found.push((index, leaf));
         }
     }
-    let mut results = Vec::with_capacity(found.len());
-    for (index, leaf) in found {
-        results.push(entry_value(log, index, &leaf).await?);
+    // A JSON array of the same one-key maps the GET endpoints serve.
+    let mut results = vec![b'['];
+    for (i, (index, leaf)) in found.into_iter().enumerate() {
+        if i > 0 {
+            results.push(b',');
+        }
+        let (_, entry) = entry_json(log, index, &leaf).await?;
+        results.extend_from_slice(entry.trim_ascii_end());
     }
-    Ok(json_response(StatusCode::OK, &results))
+    results.extend_from_slice(b"]\n");
+    Ok(json_bytes(results))
 }
 
 /// One search array; absent, null and empty are the same.
@@ -193,17 +199,6 @@ fn parse_index(name: &str, place: &str, raw: &str) -> Result<u64, ApiError> {
         .parse()
         .map_err(|_| ApiError::not_int64(name, place, raw))?;
     u64::try_from(n).map_err(|_| ApiError::below_minimum(name, place, 0))
-}
-
-/// The one-key LogEntry map for `index` as a JSON value.
-async fn entry_value(log: &Log<Store>, index: u64, leaf: &Hash) -> Result<Value, ApiError> {
-    let entry = log.entry(index).await?.ok_or(ApiError::EntryNotFound)?;
-    let proof = log
-        .inclusion_proof(index)
-        .map_err(|_| ApiError::EntryNotFound)?;
-    let (id, body) = log_entry(log.info(), &entry, leaf, &proof);
-    let map: LogEntryMap = [(id, body)].into_iter().collect();
-    Ok(serde_json::to_value(map).expect("entry serialises"))
 }
 
 /// The entry ID and the serialised one-key LogEntry map for `index`.
