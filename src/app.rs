@@ -158,6 +158,7 @@ impl Application {
             metrics_server,
             stop,
             sequencer,
+            log,
             _writer_lock,
             ..
         } = self;
@@ -166,9 +167,18 @@ impl Application {
         // sequencer and the probe stop, releasing the log and its store.
         let _ = stop.send(true);
         let _ = sequencer.await;
+        // Worker threads drop their handles a moment after the server future
+        // ends; return only once the store (and the journal's lock) is free.
+        let deadline = std::time::Instant::now() + RELEASE_WAIT;
+        while Arc::strong_count(&log) > 1 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
         served
     }
 }
+
+/// Longest wait for the server's workers to release the log on shutdown.
+const RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// How often readiness re-checks the database.
 const READINESS_PROBE: std::time::Duration = std::time::Duration::from_secs(2);

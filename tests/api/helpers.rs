@@ -133,8 +133,16 @@ pub async fn spawn_with(config: Config) -> TestApp {
 impl TestApp {
     /// Stops the server and waits until it has released the database.
     pub async fn stop(self) {
-        self.server.stop(true).await;
-        let _ = self.stopped.await;
+        let Self {
+            server,
+            stopped,
+            log,
+            ..
+        } = self;
+        // Let go of the log first: the server waits for every holder.
+        drop(log);
+        server.stop(true).await;
+        let _ = stopped.await;
     }
 
     pub fn url(&self, path: &str) -> String {
