@@ -1,7 +1,7 @@
 //! `kill -9` of a real `tlog serve` process under load loses no acknowledged
 //! entry, and the restarted log continues the same tree (issue 2).
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use base64::prelude::{Engine, BASE64_STANDARD};
@@ -10,52 +10,18 @@ use tlog::merkle::{leaf_hash, verify_consistency, verify_inclusion};
 use tlog::signing::{LogSigner, LogVerifier};
 
 use crate::helpers::{create_database, hex_hashes, ClientKey};
+use crate::process::{free_port, start_server, ServerProcess};
 
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-// The child is waited for in `Drop for Server`, on every path.
-#[allow(clippy::zombie_processes)]
-async fn start(database_url: &str, key_file: &std::path::Path) -> Server {
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_tlog"))
-        .arg("serve")
-        .env("TLOG_LISTEN", format!("127.0.0.1:{port}"))
-        .env("TLOG_METRICS_LISTEN", "127.0.0.1:0")
-        .env("TLOG_DATABASE_URL", database_url)
-        .env("TLOG_KEY_FILE", key_file)
-        .env("TLOG_HOSTNAME", "localhost")
-        .env("TLOG_BATCH__INTERVAL_MS", "5")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("tlog binary starts");
-    let url = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    for _ in 0..200 {
-        if client.get(format!("{url}/api/v1/log")).send().await.is_ok() {
-            return Server { child, url };
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("tlog did not come up on {url}");
+async fn start(database_url: &str, key_file: &std::path::Path) -> ServerProcess {
+    start_server(
+        free_port(),
+        &[
+            ("TLOG_DATABASE_URL", std::ffi::OsStr::new(database_url)),
+            ("TLOG_KEY_FILE", key_file.as_os_str()),
+            ("TLOG_HOSTNAME", std::ffi::OsStr::new("localhost")),
+        ],
+    )
+    .await
 }
 
 #[tokio::test]

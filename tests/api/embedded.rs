@@ -1,9 +1,8 @@
 //! The embedded default: `tlog serve` with no database keeps the log in
 //! `data_dir`, and every acknowledged entry survives `kill -9`.
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use serde_json::Value;
@@ -11,50 +10,17 @@ use tlog::signing::{LogSigner, LogVerifier};
 
 use crate::conformance::tempdir;
 use crate::helpers::{hex_hashes, only_entry, ClientKey};
+use crate::process::{free_port, start_server, ServerProcess};
 
-struct Server {
-    child: Child,
-    address: String,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-// The caller kills and waits for the child; a panic before that leaks it until the test binary exits.
-#[allow(clippy::zombie_processes)]
-async fn start(dir: &std::path::Path, key: &std::path::Path, port: u16) -> Server {
-    let child = Command::new(env!("CARGO_BIN_EXE_tlog"))
-        .arg("serve")
-        .env_clear()
-        .env("TLOG_DATA_DIR", dir)
-        .env("TLOG_KEY_FILE", key)
-        .env("TLOG_LISTEN", format!("127.0.0.1:{port}"))
-        .env("TLOG_METRICS_LISTEN", "127.0.0.1:0")
-        .env("TLOG_BATCH__INTERVAL_MS", "5")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let address = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if client
-            .get(format!("{address}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            return Server { child, address };
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("tlog serve did not start");
+async fn start(dir: &std::path::Path, key: &std::path::Path, port: u16) -> ServerProcess {
+    start_server(
+        port,
+        &[
+            ("TLOG_DATA_DIR", dir.as_os_str()),
+            ("TLOG_KEY_FILE", key.as_os_str()),
+        ],
+    )
+    .await
 }
 
 /// Checks an entry as a client does: SET, inclusion proof and checkpoint.
@@ -102,7 +68,7 @@ async fn embedded_server_keeps_every_acknowledged_entry_through_kill_9() {
     let acked: Arc<Mutex<Vec<(String, u64)>>> = Arc::default();
     let mut writers = Vec::new();
     for w in 0..16 {
-        let (acked, address) = (Arc::clone(&acked), server.address.clone());
+        let (acked, address) = (Arc::clone(&acked), server.url.clone());
         writers.push(tokio::spawn(async move {
             let client = reqwest::Client::new();
             let key = ClientKey::new();
@@ -139,7 +105,7 @@ async fn embedded_server_keeps_every_acknowledged_entry_through_kill_9() {
     let mut server = start(&dir.join("data"), &key, port).await;
     let client = reqwest::Client::new();
     let info: Value = client
-        .get(format!("{}/api/v1/log", server.address))
+        .get(format!("{}/api/v1/log", server.url))
         .send()
         .await
         .unwrap()
@@ -152,7 +118,7 @@ async fn embedded_server_keeps_every_acknowledged_entry_through_kill_9() {
         .expect("the restarted log's checkpoint verifies");
     for (id, index) in &acked {
         let r = client
-            .get(format!("{}/api/v1/log/entries/{id}", server.address))
+            .get(format!("{}/api/v1/log/entries/{id}", server.url))
             .send()
             .await
             .unwrap();
@@ -163,7 +129,7 @@ async fn embedded_server_keeps_every_acknowledged_entry_through_kill_9() {
     }
     // And the log still takes writes.
     let r = client
-        .post(format!("{}/api/v1/log/entries", server.address))
+        .post(format!("{}/api/v1/log/entries", server.url))
         .json(&ClientKey::new().hashedrekord(b"after the crash"))
         .send()
         .await

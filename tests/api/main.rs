@@ -10,6 +10,7 @@ mod conformance;
 mod crash;
 mod embedded;
 mod operations;
+mod process;
 mod release;
 mod replica;
 mod v1_entries;
