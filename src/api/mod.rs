@@ -15,7 +15,7 @@ use actix_cors::Cors;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{header, Method};
-use actix_web::middleware::{from_fn, Next, NormalizePath};
+use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 
@@ -131,7 +131,7 @@ pub fn app_with_api(
         .wrap(rate_limit::middleware(rate_limit))
         .wrap(from_fn(record_metrics))
         .wrap(cors)
-        .wrap(NormalizePath::trim())
+        .wrap(from_fn(normalize_path))
         .wrap(tracing_actix_web::TracingLogger::<
             crate::telemetry::RequestSpan,
         >::new())
@@ -185,6 +185,49 @@ async fn record_metrics(
             .observe(started.elapsed().as_secs_f64());
     }
     Ok(response)
+}
+
+/// Path cleaning (G-02), as actix's `NormalizePath::trim()`: repeated
+/// slashes merge and a trailing slash goes (`/entries/retrieve/` is what
+/// sigstore-python posts to). actix's middleware runs a regex replace on every
+/// request; nearly every path is clean already, so this looks first.
+async fn normalize_path(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    if let Some(clean) = clean_path(req.path()) {
+        let mut parts = req.head().uri.clone().into_parts();
+        let path_and_query = match parts.path_and_query.as_ref().and_then(|pq| pq.query()) {
+            Some(query) => format!("{clean}?{query}"),
+            None => clean,
+        };
+        // A merged path of valid characters is still a valid path.
+        if let Ok(pq) = path_and_query.parse() {
+            parts.path_and_query = Some(pq);
+            if let Ok(uri) = actix_web::http::Uri::from_parts(parts) {
+                req.match_info_mut().get_mut().update(&uri);
+                req.head_mut().uri = uri;
+            }
+        }
+    }
+    next.call(req).await
+}
+
+/// The cleaned path, if `path` needs cleaning.
+fn clean_path(path: &str) -> Option<String> {
+    let trailing = path.len() > 1 && path.ends_with('/');
+    if path.is_empty() || (!trailing && !path.contains("//")) {
+        return None;
+    }
+    let mut clean = String::with_capacity(path.len());
+    for segment in path.split('/').filter(|s| !s.is_empty()) {
+        clean.push('/');
+        clean.push_str(segment);
+    }
+    if clean.is_empty() {
+        clean.push('/');
+    }
+    (clean != path).then_some(clean)
 }
 
 async fn no_cache_on_get(
@@ -277,4 +320,28 @@ pub fn json_response(
     HttpResponse::build(status)
         .content_type("application/json")
         .body(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clean_path;
+
+    #[test]
+    fn paths_are_cleaned_like_normalize_path_trim() {
+        for (path, clean) in [
+            ("/api/v1/log", None),
+            ("/", None),
+            ("", None),
+            (
+                "/api/v1/log/entries/retrieve/",
+                Some("/api/v1/log/entries/retrieve"),
+            ),
+            ("//api//v1///log", Some("/api/v1/log")),
+            ("/api/v1/log//", Some("/api/v1/log")),
+            ("//", Some("/")),
+            ("///", Some("/")),
+        ] {
+            assert_eq!(clean_path(path).as_deref(), clean, "{path:?}");
+        }
+    }
 }

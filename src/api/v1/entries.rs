@@ -4,7 +4,7 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::Value;
 
-use super::models::{entry_id, log_entry, EntryUuid, LogEntryMap, ENTRY_UUID_PATTERN};
+use super::models::{entry_id, write_log_entry, EntryUuid, ENTRY_UUID_PATTERN};
 use crate::api::{query_pairs, query_value, read_json_body, ApiError, ApiState};
 use crate::entries;
 use crate::log::Log;
@@ -41,7 +41,8 @@ pub async fn create_entry(
             }
         })
     })?;
-    let (id, body) = entry_json(log, index, &leaf).await?;
+    let body = entry_json(log, index, &leaf).await?;
+    let id = entry_id(log.info().tree_id, &leaf);
     Ok(HttpResponse::Created()
         // Set by hand: a typed ETag would be quoted, and sigstore-go looks the
         // entry up by the raw header value (E-04).
@@ -65,7 +66,7 @@ pub async fn get_entry_by_index(
     let index = parse_index("logIndex", "query", raw)?;
     let log = state.log();
     let leaf = log.leaf_hash(index).ok_or(ApiError::EntryNotFound)?;
-    let (_, body) = entry_json(&log, index, &leaf).await?;
+    let body = entry_json(&log, index, &leaf).await?;
     Ok(json_bytes(body))
 }
 
@@ -84,7 +85,7 @@ pub async fn get_entry_by_uuid(
         return Err(ApiError::EntryNotFound);
     }
     let index = log.find_leaf(&uuid.leaf).ok_or(ApiError::EntryNotFound)?;
-    let (_, body) = entry_json(&log, index, &uuid.leaf).await?;
+    let body = entry_json(&log, index, &uuid.leaf).await?;
     Ok(json_bytes(body))
 }
 
@@ -163,7 +164,7 @@ pub async fn search_log_query(
         if i > 0 {
             results.push(b',');
         }
-        let (_, entry) = entry_json(log, index, &leaf).await?;
+        let entry = entry_json(log, index, &leaf).await?;
         results.extend_from_slice(entry.trim_ascii_end());
     }
     results.extend_from_slice(b"]\n");
@@ -201,21 +202,16 @@ fn parse_index(name: &str, place: &str, raw: &str) -> Result<u64, ApiError> {
     u64::try_from(n).map_err(|_| ApiError::below_minimum(name, place, 0))
 }
 
-/// The entry ID and the serialised one-key LogEntry map for `index`.
-async fn entry_json(
-    log: &Log<Store>,
-    index: u64,
-    leaf: &Hash,
-) -> Result<(String, Vec<u8>), ApiError> {
+/// The serialised one-key LogEntry map for `index`.
+async fn entry_json(log: &Log<Store>, index: u64, leaf: &Hash) -> Result<Vec<u8>, ApiError> {
     let entry = log.entry(index).await?.ok_or(ApiError::EntryNotFound)?;
     let proof = log
         .inclusion_proof(index)
         .map_err(|_| ApiError::EntryNotFound)?;
-    let (id, body) = log_entry(log.info(), &entry, leaf, &proof);
-    let map: LogEntryMap = [(id.clone(), body)].into_iter().collect();
-    let mut bytes = serde_json::to_vec(&map).expect("entry serialises");
+    let mut bytes = Vec::new();
+    write_log_entry(&mut bytes, log.info(), &entry, leaf, &proof);
     bytes.push(b'\n');
-    Ok((id, bytes))
+    Ok(bytes)
 }
 
 fn json_bytes(body: Vec<u8>) -> HttpResponse {
