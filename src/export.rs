@@ -7,13 +7,15 @@
 //! order, tree, checkpoint signatures under the log's key), then writes it
 //! into an empty Postgres log in one transaction: all of it or nothing.
 
-use std::io::{BufReader, IsTerminal, Write};
+use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::merkle::Tree;
 use crate::signing::LogVerifier;
-use crate::storage::jsonl::{self, EntryRecord, Header, KeyPolicy, ScanOutcome, TailPolicy};
+use crate::storage::jsonl::{
+    self, Bodies, EntryRecord, Header, KeyPolicy, ScanOutcome, TailPolicy,
+};
 use crate::storage::postgres::PgStore;
 use crate::storage::{Batch, LogReader, NewEntry, StoreError, StoredCheckpoint};
 use crate::tiles;
@@ -146,11 +148,12 @@ pub fn verify_file(
     verifier: &LogVerifier,
 ) -> Result<Box<jsonl::Scanned>, TransferError> {
     let file = std::fs::File::open(path).map_err(|e| TransferError::Io("open the file", e))?;
-    let reader = BufReader::with_capacity(1 << 20, file);
+    let reader = file;
     match jsonl::scan(
         reader,
         KeyPolicy::Trusted(verifier),
         TailPolicy::Refuse,
+        Bodies::Drop,
         |_| {},
     ) {
         Ok(ScanOutcome::Log(scanned)) => Ok(scanned),
@@ -213,7 +216,7 @@ fn read_batches(
     tx: &tokio::sync::mpsc::Sender<Batch>,
 ) -> Result<StoredCheckpoint, TransferError> {
     let file = std::fs::File::open(path).map_err(|e| TransferError::Io("open the file", e))?;
-    let reader = BufReader::with_capacity(1 << 20, file);
+    let reader = file;
     let mut tree = Tree::default();
     let mut pending: Vec<NewEntry> = Vec::with_capacity(IMPORT_CHUNK);
     let mut closed = false;
@@ -235,8 +238,9 @@ fn read_batches(
         reader,
         KeyPolicy::Trusted(verifier),
         TailPolicy::Refuse,
+        Bodies::Keep,
         |v| {
-            let EntryRecord { entry, index_keys } = v.record.clone();
+            let EntryRecord { entry, index_keys } = v.record;
             pending.push(NewEntry {
                 entry,
                 leaf_hash: v.leaf,

@@ -109,7 +109,7 @@ pub struct Proof {
 struct State {
     tree: Tree,
     checkpoint: Arc<StoredCheckpoint>,
-    leaves: HashMap<[u8; 32], u64>,
+    leaves: HashMap<[u8; 32], u64, foldhash::fast::RandomState>,
 }
 
 pub(crate) struct Submission {
@@ -574,6 +574,9 @@ async fn rebuild_tree<S: LogReader>(
     store: &S,
     checkpoint: &StoredCheckpoint,
 ) -> Result<Tree, StoreError> {
+    if let Some(tree) = store.take_tree().filter(|t| t.size() == checkpoint.size) {
+        return check_root(tree, checkpoint);
+    }
     let mut leaves = Vec::with_capacity(usize::try_from(checkpoint.size).unwrap_or(0));
     let mut start = 0;
     while start < checkpoint.size {
@@ -587,7 +590,10 @@ async fn rebuild_tree<S: LogReader>(
         leaves.extend(chunk);
         start = end;
     }
-    let tree = Tree::from_leaves(leaves);
+    check_root(Tree::from_leaves(leaves), checkpoint)
+}
+
+fn check_root(tree: Tree, checkpoint: &StoredCheckpoint) -> Result<Tree, StoreError> {
     let root = tree.root(checkpoint.size).map_err(|_| {
         StoreError::Corrupt("rebuilt tree is smaller than the checkpoint".to_owned())
     })?;

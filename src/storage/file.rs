@@ -16,16 +16,15 @@
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::BufReader;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
-use super::jsonl::{self, KeyPolicy, Record, ScanOutcome, TailPolicy};
+use super::jsonl::{self, Bodies, KeyPolicy, Record, ScanOutcome, TailPolicy};
 use super::{Batch, LogIdentity, LogReader, LogWriter, StoreError, StoredCheckpoint, StoredEntry};
-use crate::merkle::{self, Hash};
+use crate::merkle::{self, Hash, Tree};
 
 /// The journal's name inside the data directory.
 pub const JOURNAL_FILE: &str = "db.jsonl";
@@ -50,6 +49,8 @@ struct Inner {
     file: File,
     read_only: bool,
     index: RwLock<Index>,
+    /// The tree the open built, until the log takes it.
+    tree: Mutex<Option<Tree>>,
     /// Serialises writers; held across the write and the fsync.
     writer: Mutex<()>,
 }
@@ -61,19 +62,59 @@ struct Index {
     /// (offset, length) of each entry's line, newline included.
     lines: Vec<(u64, u32)>,
     leaves: Vec<Hash>,
-    keys: HashMap<String, Vec<u64>>,
+    keys: HashMap<String, Postings, foldhash::fast::RandomState>,
     /// End of the committed journal.
     end: u64,
+    /// The tree at `checkpoint`, as the open built it.
+    tree: Option<Tree>,
 }
 
 impl Index {
-    fn add(&mut self, index: u64, leaf: Hash, keys: &[String], offset: u64, len: u64) {
+    fn add(&mut self, index: u64, leaf: Hash, keys: Vec<String>, offset: u64, len: u64) {
         debug_assert_eq!(index, self.leaves.len() as u64);
         self.leaves.push(leaf);
         self.lines
             .push((offset, u32::try_from(len).expect("lines stay below 4 GiB")));
         for key in keys {
-            self.keys.entry(key.clone()).or_default().push(index);
+            self.keys
+                .entry(key)
+                .and_modify(|p| p.push(index))
+                .or_insert(Postings::One(index));
+        }
+    }
+}
+
+/// The entries that wrote one search key, ascending. Most keys (artifact
+/// digests) name a single entry, which then costs no allocation of its own.
+#[derive(Debug)]
+enum Postings {
+    One(u64),
+    Many(Vec<u64>),
+}
+
+impl Postings {
+    fn push(&mut self, index: u64) {
+        match self {
+            Self::One(first) => *self = Self::Many(vec![*first, index]),
+            Self::Many(all) => all.push(index),
+        }
+    }
+
+    fn as_slice(&self) -> &[u64] {
+        match self {
+            Self::One(index) => std::slice::from_ref(index),
+            Self::Many(all) => all,
+        }
+    }
+
+    /// Keeps indexes below `size`; false when none are left.
+    fn truncate_below(&mut self, size: u64) -> bool {
+        match self {
+            Self::One(index) => *index < size,
+            Self::Many(all) => {
+                all.retain(|&i| i < size);
+                !all.is_empty()
+            }
         }
     }
 }
@@ -147,12 +188,13 @@ impl FileStore {
         Ok(Self::new(path.to_owned(), file, index, true))
     }
 
-    fn new(path: PathBuf, file: File, index: Index, read_only: bool) -> Self {
+    fn new(path: PathBuf, file: File, mut index: Index, read_only: bool) -> Self {
         Self {
             inner: Arc::new(Inner {
                 path,
                 file,
                 read_only,
+                tree: Mutex::new(index.tree.take()),
                 index: RwLock::new(index),
                 writer: Mutex::new(()),
             }),
@@ -165,33 +207,41 @@ impl FileStore {
         &self.inner.path
     }
 
-    /// Reads and checks one entry line.
-    fn read_entry(&self, index: u64) -> Result<Option<(StoredEntry, Vec<String>)>, StoreError> {
+    /// Reads one entry line: its position and leaf hash, and the bytes.
+    fn read_line(&self, index: u64) -> Result<Option<(Vec<u8>, u64, Hash)>, StoreError> {
         let (offset, len, leaf) = {
             let state = self.inner.index.read();
-            let Some(&(offset, len)) = usize::try_from(index).ok().and_then(|i| state.lines.get(i))
+            let Some(i) = usize::try_from(index)
+                .ok()
+                .filter(|&i| i < state.lines.len())
             else {
                 return Ok(None);
             };
-            (
-                offset,
-                len,
-                state.leaves[usize::try_from(index).expect("in range")],
-            )
+            let (offset, len) = state.lines[i];
+            (offset, len, state.leaves[i])
         };
         let mut buf = vec![0u8; len as usize];
         self.inner
             .file
             .read_exact_at(&mut buf, offset)
             .map_err(|e| io_error(&self.inner.path, "read", &e))?;
-        let corrupt = |why: &str| {
-            StoreError::Corrupt(format!(
-                "{}: entry {index} at byte {offset} {why}; was the file changed?",
-                self.inner.path.display()
-            ))
+        Ok(Some((buf, offset, leaf)))
+    }
+
+    fn changed(&self, index: u64, offset: u64, why: &str) -> StoreError {
+        StoreError::Corrupt(format!(
+            "{}: entry {index} at byte {offset} {why}; was the file changed?",
+            self.inner.path.display()
+        ))
+    }
+
+    /// Reads and checks one entry line, with its search keys.
+    fn read_entry(&self, index: u64) -> Result<Option<(StoredEntry, Vec<String>)>, StoreError> {
+        let Some((buf, offset, leaf)) = self.read_line(index)? else {
+            return Ok(None);
         };
         let Some(line) = buf.strip_suffix(b"\n") else {
-            return Err(corrupt("is not a whole line"));
+            return Err(self.changed(index, offset, "is not a whole line"));
         };
         match jsonl::parse_record(line) {
             Ok(Record::Entry(r))
@@ -199,7 +249,23 @@ impl FileStore {
             {
                 Ok(Some((r.entry, r.index_keys)))
             }
-            _ => Err(corrupt("no longer matches its leaf hash")),
+            _ => Err(self.changed(index, offset, "no longer matches its leaf hash")),
+        }
+    }
+
+    /// Reads and checks one entry line, without its search keys: the GET path.
+    fn read_entry_only(&self, index: u64) -> Result<Option<StoredEntry>, StoreError> {
+        let Some((buf, offset, leaf)) = self.read_line(index)? else {
+            return Ok(None);
+        };
+        let Some(line) = buf.strip_suffix(b"\n") else {
+            return Err(self.changed(index, offset, "is not a whole line"));
+        };
+        match jsonl::parse_entry(line) {
+            Ok(entry) if entry.index == index && merkle::leaf_hash(&entry.body) == leaf => {
+                Ok(Some(entry))
+            }
+            _ => Err(self.changed(index, offset, "no longer matches its leaf hash")),
         }
     }
 
@@ -235,12 +301,12 @@ fn load(
 ) -> Result<Index, StoreError> {
     let started = std::time::Instant::now();
     let mut index = Index::default();
-    let reader = BufReader::with_capacity(1 << 20, file);
-    let outcome = jsonl::scan(reader, keys, tail, |v| {
+    let reader = file;
+    let outcome = jsonl::scan(reader, keys, tail, Bodies::Drop, |v| {
         index.add(
             v.record.entry.index,
             v.leaf,
-            &v.record.index_keys,
+            v.record.index_keys,
             v.offset,
             v.len,
         );
@@ -255,16 +321,14 @@ fn load(
         index.leaves.truncate(size);
         index.lines.truncate(size);
         let cut = scanned.checkpoint.size;
-        index.keys.retain(|_, v| {
-            v.retain(|&i| i < cut);
-            !v.is_empty()
-        });
+        index.keys.retain(|_, v| v.truncate_below(cut));
     }
     if let Some(tail) = &scanned.tail {
         tracing::warn!(path = %path.display(), line = tail.line, reason = %tail.reason, "journal tail is not covered by a checkpoint");
     }
     index.identity = Some(scanned.header.identity());
     index.end = scanned.covered_bytes;
+    index.tree = Some(scanned.tree);
     tracing::info!(
         path = %path.display(),
         size = scanned.checkpoint.size,
@@ -285,7 +349,7 @@ impl LogReader for FileStore {
     }
 
     async fn entry(&self, index: u64) -> Result<Option<StoredEntry>, StoreError> {
-        Ok(self.read_entry(index)?.map(|(entry, _)| entry))
+        self.read_entry_only(index)
     }
 
     async fn leaf_hashes(&self, start: u64, end: u64) -> Result<Vec<Hash>, StoreError> {
@@ -303,7 +367,7 @@ impl LogReader for FileStore {
             .read()
             .keys
             .get(key)
-            .cloned()
+            .map(|p| p.as_slice().to_vec())
             .unwrap_or_default())
     }
 
@@ -320,6 +384,10 @@ impl LogReader for FileStore {
             }
         }
         Ok(page)
+    }
+
+    fn take_tree(&self) -> Option<Tree> {
+        self.inner.tree.lock().take()
     }
 }
 
@@ -397,7 +465,7 @@ impl LogWriter for FileStore {
             store.append(end, &bytes)?;
             let mut state = store.inner.index.write();
             for (index, leaf, keys, offset, len) in added {
-                state.add(index, leaf, &keys, end + offset, len);
+                state.add(index, leaf, keys, end + offset, len);
             }
             state.checkpoint = Some(new);
             state.end = end + bytes.len() as u64;

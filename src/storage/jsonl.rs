@@ -9,7 +9,6 @@
 //! callers see each entry through a visitor and keep what they need.
 
 use std::borrow::Cow;
-use std::io::BufRead;
 
 use base64::prelude::{Engine, BASE64_STANDARD};
 use serde::{Deserialize, Serialize};
@@ -212,8 +211,9 @@ pub fn normalize_keys(keys: &[String]) -> Vec<String> {
 /// # Errors
 /// A reason naming the field, for anything that is not a well-formed record.
 pub fn parse_record(bytes: &[u8]) -> Result<Record, String> {
-    let line: LineIn<'_> =
+    let mut line: LineIn<'_> =
         serde_json::from_slice(bytes).map_err(|e| format!("not a JSON record: {e}"))?;
+    let (index_keys, note) = (line.index_keys.take(), line.note.take());
     let need = |v: bool, field: &str| {
         if v {
             Ok(())
@@ -254,10 +254,7 @@ pub fn parse_record(bytes: &[u8]) -> Result<Record, String> {
             }))
         }
         "entry" => {
-            let keys = line
-                .index_keys
-                .clone()
-                .ok_or("entry record without indexKeys")?;
+            let keys = index_keys.ok_or("entry record without indexKeys")?;
             if keys.windows(2).any(|w| w[0] >= w[1]) {
                 return Err("indexKeys are not sorted and unique".to_owned());
             }
@@ -284,7 +281,7 @@ pub fn parse_record(bytes: &[u8]) -> Result<Record, String> {
             Ok(Record::Checkpoint(StoredCheckpoint {
                 size: line.size.ok_or("checkpoint record without size")?,
                 root: Hash(bytes),
-                note: line.note.clone().ok_or("checkpoint record without note")?,
+                note: note.ok_or("checkpoint record without note")?,
             }))
         }
         other => Err(format!("unknown record type {other:?}")),
@@ -323,7 +320,7 @@ pub struct FormatError {
 
 /// An entry as the scan saw it.
 #[derive(Debug)]
-pub struct Visited<'a> {
+pub struct Visited {
     /// 1-based line number.
     pub line: u64,
     /// Byte offset of the line in the file.
@@ -331,7 +328,7 @@ pub struct Visited<'a> {
     /// Length of the line, newline included.
     pub len: u64,
     /// The entry.
-    pub record: &'a EntryRecord,
+    pub record: EntryRecord,
     /// `SHA256(0x00 || body)`.
     pub leaf: Hash,
 }
@@ -369,9 +366,143 @@ pub enum ScanOutcome {
     Empty,
 }
 
+/// Bytes of whole lines handed to one parse job.
+const BLOCK_BYTES: usize = 4 << 20;
+
+/// One line of a block, parsed off the reading thread.
+struct ParsedLine {
+    /// Length, newline included.
+    len: u64,
+    /// Whether it ends in a newline (only the file's last line may not).
+    complete: bool,
+    /// The record, with the leaf hash of an entry's body.
+    record: Result<(Record, Option<Hash>), String>,
+}
+
+/// An entry line as the read path needs it: base64 borrowed, search keys
+/// skipped (the file was checked when it was opened; each read is checked
+/// again against its leaf hash by the caller).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EntryLineIn<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    index: u64,
+    integrated_time: i64,
+    body: &'a str,
+    set: &'a str,
+}
+
+/// Parses an entry line for serving, without its search keys.
+///
+/// # Errors
+/// Anything that is not an entry record with base64 `body` and `set`.
+pub fn parse_entry(bytes: &[u8]) -> Result<StoredEntry, String> {
+    let line: EntryLineIn<'_> =
+        serde_json::from_slice(bytes).map_err(|e| format!("not an entry record: {e}"))?;
+    if line.kind != "entry" {
+        return Err(format!("a {:?} record, not an entry", line.kind));
+    }
+    let decode = |field: &str, v: &str| {
+        BASE64_STANDARD
+            .decode(v)
+            .map_err(|e| format!("{field} is not base64: {e}"))
+    };
+    Ok(StoredEntry {
+        index: line.index,
+        body: decode("body", line.body)?,
+        integrated_time: line.integrated_time,
+        set: decode("set", line.set)?,
+    })
+}
+
+/// Whether [`scan`] hands each entry's body and SET to its visitor, or only
+/// the leaf hash (they are decoded and checked either way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bodies {
+    /// The visitor gets the whole entry.
+    Keep,
+    /// `body` and `set` arrive empty: the visitor needs only hashes and keys.
+    Drop,
+}
+
+/// Parses every line of `block`, hashing entry bodies.
+fn parse_block(block: &[u8], bodies: Bodies) -> Vec<ParsedLine> {
+    let mut lines = Vec::with_capacity(block.len() / 512 + 1);
+    let mut rest = block;
+    while !rest.is_empty() {
+        let (line, complete, len) = match memchr::memchr(b'\n', rest) {
+            Some(i) => (&rest[..i], true, i + 1),
+            None => (rest, false, rest.len()),
+        };
+        let record = parse_record(line).map(|mut record| {
+            let leaf = match &mut record {
+                Record::Entry(r) => {
+                    let leaf = merkle::leaf_hash(&r.entry.body);
+                    if bodies == Bodies::Drop {
+                        r.entry.body = Vec::new();
+                        r.entry.set = Vec::new();
+                    }
+                    Some(leaf)
+                }
+                _ => None,
+            };
+            (record, leaf)
+        });
+        lines.push(ParsedLine {
+            len: len as u64,
+            complete,
+            record,
+        });
+        rest = &rest[len..];
+    }
+    lines
+}
+
+/// Reads blocks of whole lines from `reader`; the last block of the file may
+/// end in an incomplete line.
+struct Blocks<R> {
+    reader: R,
+    carry: Vec<u8>,
+    done: bool,
+}
+
+impl<R: std::io::Read> Blocks<R> {
+    fn next_block(&mut self) -> std::io::Result<Option<Vec<u8>>> {
+        use std::io::Read as _;
+        if self.done {
+            return Ok(None);
+        }
+        let mut block = std::mem::take(&mut self.carry);
+        block.reserve(BLOCK_BYTES);
+        loop {
+            let want = BLOCK_BYTES.max(block.len());
+            let n = (&mut self.reader)
+                .take(want as u64)
+                .read_to_end(&mut block)?;
+            if n == 0 {
+                self.done = true;
+                return Ok((!block.is_empty()).then_some(block));
+            }
+            // Cut after the last whole line; a line longer than a block
+            // makes the block grow until it ends.
+            if let Some(last) = memchr::memrchr(b'\n', &block) {
+                self.carry = block[last + 1..].to_vec();
+                block.truncate(last + 1);
+                return Ok(Some(block));
+            }
+        }
+    }
+}
+
 /// Reads a whole file, checking each line and every checkpoint, and calls
 /// `visit` for each entry in order (including any that end up in the tail;
 /// the caller keeps the first `checkpoint.size`).
+///
+/// Lines are parsed and entry bodies hashed on worker threads, a block of
+/// lines at a time; the checks that depend on order (indexes, the tree,
+/// checkpoints) run here, in file order, so errors name the same first line
+/// as a line-by-line reading would.
 ///
 /// # Errors
 /// The first problem, with its line: malformed records, entries out of
@@ -379,81 +510,133 @@ pub enum ScanOutcome {
 /// before it, a signature that does not verify, a key that is not the
 /// trusted one, an I/O failure; and with [`TailPolicy::Refuse`], anything
 /// after the last checkpoint.
-#[allow(clippy::too_many_lines)]
 pub fn scan(
-    mut reader: impl BufRead,
+    reader: impl std::io::Read,
     keys: KeyPolicy<'_>,
     tail_policy: TailPolicy,
-    mut visit: impl FnMut(Visited<'_>),
+    bodies: Bodies,
+    mut visit: impl FnMut(Visited),
 ) -> Result<ScanOutcome, FormatError> {
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4));
+    let mut blocks = Blocks {
+        reader,
+        carry: Vec::new(),
+        done: false,
+    };
     let mut walk = Walk::new(keys);
-    let mut buf = Vec::with_capacity(4096);
-    let mut offset = 0u64;
-    let mut line_no = 0u64;
-    loop {
-        buf.clear();
-        let n = reader
-            .read_until(b'\n', &mut buf)
-            .map_err(|e| FormatError {
-                line: line_no + 1,
-                reason: format!("couldn't read: {e}"),
-            })?;
-        if n == 0 {
-            break;
+    let mut cursor = Cursor::default();
+    type Job = (Vec<u8>, std::sync::mpsc::SyncSender<Vec<ParsedLine>>);
+    let (jobs, queue) = std::sync::mpsc::sync_channel::<Job>(workers);
+    let queue = std::sync::Mutex::new(queue);
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            let queue = &queue;
+            scope.spawn(move || loop {
+                let job = queue
+                    .lock()
+                    .map_err(|_| ())
+                    .and_then(|q| q.recv().map_err(|_| ()));
+                let Ok((block, reply)) = job else { return };
+                let _ = reply.send(parse_block(&block, bodies));
+            });
         }
-        line_no += 1;
-        let complete = buf.last() == Some(&b'\n');
-        let result = if complete {
-            walk.step(&buf[..n - 1], line_no, offset, n as u64, &mut visit)
-        } else {
-            Err(Problem::Tail(
-                "incomplete last line (no newline at the end of the file)".to_owned(),
-            ))
-        };
-        offset += n as u64;
-        match result {
-            Ok(()) => {}
-            Err(Problem::Fatal(reason)) => {
-                return Err(FormatError {
-                    line: line_no,
-                    reason,
-                })
-            }
-            Err(Problem::Tail(reason)) => {
-                // A bad entry line is a torn tail only if no checkpoint
-                // follows it: a checkpoint would cover it.
-                if let Some(covering) = find_checkpoint_line(&mut reader, line_no) {
-                    return Err(FormatError {
-                        line: line_no,
-                        reason: format!("{reason} (covered by the checkpoint on line {covering})"),
+        // Parsed blocks in file order, at most 2 per worker in flight.
+        let mut pending = std::collections::VecDeque::new();
+        let mut result = Ok(());
+        loop {
+            let block = match blocks.next_block() {
+                Ok(block) => block,
+                Err(e) => {
+                    result = Err(FormatError {
+                        line: cursor.line + 1,
+                        reason: format!("couldn't read: {e}"),
                     });
+                    break;
                 }
-                walk.note_tail(line_no, reason);
+            };
+            let eof = block.is_none();
+            if let Some(block) = block {
+                let (reply, parsed) = std::sync::mpsc::sync_channel(1);
+                if jobs.send((block, reply)).is_err() {
+                    unreachable!("parse workers outlive the job queue");
+                }
+                pending.push_back(parsed);
+            }
+            while pending.len() > 2 * workers || (eof && !pending.is_empty()) {
+                let lines = pending
+                    .pop_front()
+                    .and_then(|p: std::sync::mpsc::Receiver<_>| p.recv().ok())
+                    .expect("a parse worker answers every block");
+                if let Err(e) = cursor.walk(&mut walk, lines, &mut visit) {
+                    result = Err(e);
+                    break;
+                }
+            }
+            if eof || result.is_err() {
                 break;
             }
         }
+        drop(jobs);
+        result
+    })?;
+    if let Some((line, reason)) = cursor.tail.take() {
+        walk.note_tail(line, reason);
     }
-    walk.finish(tail_policy, line_no)
+    walk.finish(tail_policy, cursor.line)
 }
 
-/// Skips to the end, returning the first later line that is a checkpoint record.
-fn find_checkpoint_line(reader: &mut impl BufRead, mut line_no: u64) -> Option<u64> {
-    let mut buf = Vec::new();
-    loop {
-        buf.clear();
-        match reader.read_until(b'\n', &mut buf) {
-            Ok(0) | Err(_) => return None,
-            Ok(_) => {}
+/// Where the in-order walk over parsed lines is.
+#[derive(Default)]
+struct Cursor {
+    line: u64,
+    offset: u64,
+    /// A bad line that may be a torn tail: it is one unless a checkpoint
+    /// follows it, which would cover it.
+    tail: Option<(u64, String)>,
+}
+
+impl Cursor {
+    fn walk(
+        &mut self,
+        walk: &mut Walk<'_>,
+        lines: Vec<ParsedLine>,
+        visit: &mut impl FnMut(Visited),
+    ) -> Result<(), FormatError> {
+        for parsed in lines {
+            self.line += 1;
+            let offset = self.offset;
+            self.offset += parsed.len;
+            if let Some((line, reason)) = &self.tail {
+                if parsed.complete && matches!(parsed.record, Ok((Record::Checkpoint(_), _))) {
+                    return Err(FormatError {
+                        line: *line,
+                        reason: format!(
+                            "{reason} (covered by the checkpoint on line {})",
+                            self.line
+                        ),
+                    });
+                }
+                continue;
+            }
+            let result = if parsed.complete {
+                walk.step(parsed.record, self.line, offset, parsed.len, visit)
+            } else {
+                Err(Problem::Tail(
+                    "incomplete last line (no newline at the end of the file)".to_owned(),
+                ))
+            };
+            match result {
+                Ok(()) => {}
+                Err(Problem::Fatal(reason)) => {
+                    return Err(FormatError {
+                        line: self.line,
+                        reason,
+                    })
+                }
+                Err(Problem::Tail(reason)) => self.tail = Some((self.line, reason)),
+            }
         }
-        line_no += 1;
-        if buf.ends_with(b"\n")
-            && matches!(
-                parse_record(&buf[..buf.len() - 1]),
-                Ok(Record::Checkpoint(_))
-            )
-        {
-            return Some(line_no);
-        }
+        Ok(())
     }
 }
 
@@ -495,13 +678,13 @@ impl<'k> Walk<'k> {
 
     fn step(
         &mut self,
-        bytes: &[u8],
+        parsed: Result<(Record, Option<Hash>), String>,
         line: u64,
         offset: u64,
         len: u64,
-        visit: &mut impl FnMut(Visited<'_>),
+        visit: &mut impl FnMut(Visited),
     ) -> Result<(), Problem> {
-        let record = parse_record(bytes).map_err(|reason| {
+        let (record, leaf) = parsed.map_err(|reason| {
             if self.header.is_none() {
                 Problem::Fatal(reason)
             } else {
@@ -522,13 +705,13 @@ impl<'k> Walk<'k> {
                         record.entry.index
                     )));
                 }
-                let leaf = merkle::leaf_hash(&record.entry.body);
+                let leaf = leaf.expect("entries are hashed with their parse");
                 self.pending.push(leaf);
                 visit(Visited {
                     line,
                     offset,
                     len,
-                    record: &record,
+                    record,
                     leaf,
                 });
                 Ok(())

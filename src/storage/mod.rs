@@ -8,7 +8,7 @@
 
 use std::future::Future;
 
-use crate::merkle::Hash;
+use crate::merkle::{Hash, Tree};
 use crate::tiles::TileId;
 
 pub mod file;
@@ -119,6 +119,13 @@ pub trait LogReader: Send + Sync {
         start: u64,
         end: u64,
     ) -> impl Future<Output = Result<Vec<(StoredEntry, Vec<String>)>, StoreError>> + Send;
+    /// The tree at the latest checkpoint, if the store built it while opening
+    /// (the file store does, to check the file); handed out once, so that the
+    /// log need not rebuild it from [`Self::leaf_hashes`]. The caller still
+    /// checks its root against the checkpoint.
+    fn take_tree(&self) -> Option<Tree> {
+        None
+    }
 }
 
 /// Write access. There is one writer per log.
@@ -205,6 +212,12 @@ impl LogReader for Store {
         match self {
             Store::Postgres(s) => s.entry_page(start, end).await,
             Store::File(s) => s.entry_page(start, end).await,
+        }
+    }
+    fn take_tree(&self) -> Option<Tree> {
+        match self {
+            Store::Postgres(s) => s.take_tree(),
+            Store::File(s) => s.take_tree(),
         }
     }
 }

@@ -504,6 +504,64 @@ async fn tampered_snapshots_are_refused_naming_the_line() {
     );
 }
 
+/// The loader parses in blocks of a few MiB on worker threads and checks
+/// order on one: a file of several blocks, with a line longer than a block,
+/// loads whole, and problems deep inside it name their own line.
+#[tokio::test]
+async fn snapshots_of_many_parse_blocks_are_checked_line_by_line() {
+    let key = new_key();
+    let pad = "x".repeat(1500);
+    let mut bodies: Vec<String> = (0..6000)
+        .map(|i| format!("{{\"n\":{i},\"pad\":\"{pad}\"}}"))
+        .collect();
+    bodies[3000] = format!("{{\"big\":\"{}\"}}", "y".repeat(5 << 20));
+    let big_len = bodies[3000].len();
+    let (path, lines) = write_snapshot_with(&key, 11, bodies);
+    assert!(std::fs::metadata(&path).unwrap().len() > 16 << 20);
+    let trusted = TrustedKey::Configured(verifier_of(&key));
+    let log = load_snapshot(&path, &trusted, 1 << 20, Default::default())
+        .await
+        .expect("the untouched file loads");
+    assert_eq!(log.checkpoint().size, 6000);
+    for index in [0, 2999, 3000, 3001, 5999] {
+        let entry = log.entry(index).await.unwrap().expect("entry is served");
+        assert_eq!(entry.index, index);
+        assert_eq!(
+            log.leaf_hash(index),
+            Some(tlog::merkle::leaf_hash(&entry.body))
+        );
+    }
+    assert_eq!(log.entry(3000).await.unwrap().unwrap().body.len(), big_len);
+    drop(log);
+
+    // Line of entry i is i + 2; the checkpoint is line 6002.
+    let mut swapped = lines.clone();
+    swapped.swap(5001, 5002);
+    write_lines(&path, &swapped);
+    let err = refusal(&path, &key).await;
+    assert!(
+        err.contains("line 5002: expected entry 5000, found entry 5001"),
+        "{err}"
+    );
+
+    let mut garbled = lines.clone();
+    garbled[4499] = "{\"type\":\"entry\",".into();
+    write_lines(&path, &garbled);
+    let err = refusal(&path, &key).await;
+    assert!(err.contains("line 4500: not a JSON record"), "{err}");
+    assert!(
+        err.contains("covered by the checkpoint on line 6002"),
+        "{err}"
+    );
+
+    let whole = lines.join("\n") + "\n";
+    // Cut in the middle of the last entry's line, the checkpoint gone.
+    let cut = lines[6001].len() + 1 + 100;
+    std::fs::write(&path, &whole[..whole.len() - cut]).unwrap();
+    let err = refusal(&path, &key).await;
+    assert!(err.contains("line 6001: incomplete last line"), "{err}");
+}
+
 #[tokio::test]
 async fn replica_refuses_to_start_without_a_trusted_key_or_on_a_bad_file() {
     let key = new_key();
