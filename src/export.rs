@@ -116,7 +116,9 @@ pub async fn export<S: LogReader>(
     };
     write(&mut out, &jsonl::encode_header(&header))?;
     progress.total = checkpoint.size;
-    let mut buf = Vec::with_capacity(1 << 20);
+    // Two stages: this task reads page N+1 while a blocking thread encodes
+    // page N (base64 and JSON are most of the work).
+    let mut encoding: Option<tokio::task::JoinHandle<Vec<u8>>> = None;
     let mut next = 0;
     while next < checkpoint.size {
         let end = (next + PAGE).min(checkpoint.size);
@@ -124,19 +126,35 @@ pub async fn export<S: LogReader>(
         if page.len() as u64 != end - next {
             return Err(corrupt(&format!("entries {next}..{end} are incomplete")));
         }
-        buf.clear();
-        for (entry, keys) in &page {
-            buf.extend(jsonl::encode_entry(entry, &jsonl::normalize_keys(keys)));
+        let encoded = tokio::task::spawn_blocking(move || encode_page(&page));
+        if let Some(previous) = encoding.replace(encoded) {
+            write(&mut out, &finished(previous).await?)?;
+            progress.update(next);
         }
-        write(&mut out, &buf)?;
         next = end;
-        progress.update(next);
+    }
+    if let Some(last) = encoding {
+        write(&mut out, &finished(last).await?)?;
     }
     write(&mut out, &jsonl::encode_checkpoint(&checkpoint))?;
     out.flush()
         .map_err(|e| TransferError::Io("write the export", e))?;
     progress.update(checkpoint.size);
     Ok(checkpoint)
+}
+
+/// The `db.jsonl` lines of a page of entries.
+fn encode_page(page: &[(crate::storage::StoredEntry, Vec<String>)]) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(page.len() * 1200);
+    for (entry, keys) in page {
+        jsonl::write_entry(&mut buf, entry, &jsonl::normalize_keys(keys));
+    }
+    buf
+}
+
+async fn finished(task: tokio::task::JoinHandle<Vec<u8>>) -> Result<Vec<u8>, TransferError> {
+    task.await
+        .map_err(|e| TransferError::Format(format!("encoding task failed: {e}")))
 }
 
 /// Checks `path` as a snapshot of the log signed by `verifier`.

@@ -235,19 +235,23 @@ impl FileStore {
         ))
     }
 
-    /// Reads and checks one entry line, with its search keys.
-    fn read_entry(&self, index: u64) -> Result<Option<(StoredEntry, Vec<String>)>, StoreError> {
-        let Some((buf, offset, leaf)) = self.read_line(index)? else {
-            return Ok(None);
-        };
-        let Some(line) = buf.strip_suffix(b"\n") else {
+    /// Checks one entry line read for `index` (newline included), with its
+    /// search keys.
+    fn check_line(
+        &self,
+        index: u64,
+        offset: u64,
+        leaf: Hash,
+        line: &[u8],
+    ) -> Result<(StoredEntry, Vec<String>), StoreError> {
+        let Some(line) = line.strip_suffix(b"\n") else {
             return Err(self.changed(index, offset, "is not a whole line"));
         };
         match jsonl::parse_record(line) {
             Ok(Record::Entry(r))
                 if r.entry.index == index && merkle::leaf_hash(&r.entry.body) == leaf =>
             {
-                Ok(Some((r.entry, r.index_keys)))
+                Ok((r.entry, r.index_keys))
             }
             _ => Err(self.changed(index, offset, "no longer matches its leaf hash")),
         }
@@ -376,12 +380,37 @@ impl LogReader for FileStore {
         start: u64,
         end: u64,
     ) -> Result<Vec<(StoredEntry, Vec<String>)>, StoreError> {
-        let mut page = Vec::new();
-        for index in start..end {
-            match self.read_entry(index)? {
-                Some(found) => page.push(found),
-                None => break,
+        // The lines of a page lie in one stretch of the file (with the
+        // journal's checkpoint lines between them): one read for all.
+        let (spans, leaves) = {
+            let state = self.inner.index.read();
+            let len = state.lines.len();
+            let clamp = |n: u64| usize::try_from(n).unwrap_or(usize::MAX).min(len);
+            let (start, end) = (clamp(start), clamp(end));
+            if start >= end {
+                return Ok(Vec::new());
             }
+            (
+                state.lines[start..end].to_vec(),
+                state.leaves[start..end].to_vec(),
+            )
+        };
+        let base = spans[0].0;
+        let (last_offset, last_len) = spans[spans.len() - 1];
+        let mut buf = vec![
+            0u8;
+            usize::try_from(last_offset + u64::from(last_len) - base)
+                .expect("a page fits in memory")
+        ];
+        self.inner
+            .file
+            .read_exact_at(&mut buf, base)
+            .map_err(|e| io_error(&self.inner.path, "read", &e))?;
+        let mut page = Vec::with_capacity(spans.len());
+        for (i, ((offset, len), leaf)) in spans.into_iter().zip(leaves).enumerate() {
+            let index = start + i as u64;
+            let at = usize::try_from(offset - base).expect("inside the buffer");
+            page.push(self.check_line(index, offset, leaf, &buf[at..at + len as usize])?);
         }
         Ok(page)
     }

@@ -176,14 +176,26 @@ pub fn encode_header(header: &Header) -> Vec<u8> {
 /// An entry line, newline included. `index_keys` must be sorted and unique.
 #[must_use]
 pub fn encode_entry(entry: &StoredEntry, index_keys: &[String]) -> Vec<u8> {
-    line(&EntryOut {
-        kind: "entry",
-        index: entry.index,
-        integrated_time: entry.integrated_time,
-        body: BASE64_STANDARD.encode(&entry.body),
-        set: BASE64_STANDARD.encode(&entry.set),
-        index_keys,
-    })
+    let mut out = Vec::with_capacity(entry.body.len() * 4 / 3 + 256);
+    write_entry(&mut out, entry, index_keys);
+    out
+}
+
+/// Appends an entry line to `out`: [`encode_entry`] without its own buffer.
+pub fn write_entry(out: &mut Vec<u8>, entry: &StoredEntry, index_keys: &[String]) {
+    serde_json::to_writer(
+        &mut *out,
+        &EntryOut {
+            kind: "entry",
+            index: entry.index,
+            integrated_time: entry.integrated_time,
+            body: BASE64_STANDARD.encode(&entry.body),
+            set: BASE64_STANDARD.encode(&entry.set),
+            index_keys,
+        },
+    )
+    .expect("record serialises");
+    out.push(b'\n');
 }
 
 /// A checkpoint line, newline included.

@@ -150,6 +150,14 @@ async fn check_contents<S: LogReader>(store: &S, fx: &Fixture, head: &StoredChec
         vec!["key-298".to_owned(), "shared".to_owned()],
         "keys sorted and unique"
     );
+    // A page across every batch (the journal has checkpoint lines between
+    // them) is the same entries one by one.
+    let all = store.entry_page(0, 300).await.unwrap();
+    assert_eq!(all.len(), 300);
+    for (i, (entry, keys)) in all.iter().enumerate() {
+        assert_eq!(store.entry(i as u64).await.unwrap().as_ref(), Some(entry));
+        assert_eq!(keys, &vec![format!("key-{i}"), "shared".to_owned()]);
+    }
 }
 
 async fn pg_store(url: &str) -> PgStore {
