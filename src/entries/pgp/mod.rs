@@ -19,14 +19,27 @@
 //! - the signature must verify over the artifact with a key of the ring that
 //!   may sign (key flags of its self-signature), and the key must be neither
 //!   revoked nor expired, nor any signature involved expired, at the
-//!   signature's creation time (Rekor's `Config.Time`);
+//!   creation time of the signature's first packet (Rekor's `Config.Time`;
+//!   its `Verify` reads that packet with `packet.Read`, which skips nothing,
+//!   so it must be a signature Go reads);
+//! - every signature (detached, certification, binding, embedded
+//!   cross-signature) is read only with a hash go-crypto's version 4 parser
+//!   knows (`HashIdToHashWithSha1`): SHA-1, SHA-2 or SHA-3. One made with
+//!   MD5, RIPEMD-160 or another is unsupported and skipped like an unknown
+//!   packet, so a user ID certified only so is dropped and a subkey bound
+//!   only so fails its key. SHA-1 is accepted everywhere: go-crypto's
+//!   `Config.RejectHashAlgorithms`, `RejectMessageHashAlgorithms`,
+//!   `RejectPublicKeyAlgorithms`, `RejectCurves` and `MinRSABits` are read
+//!   only by its `openpgp/v2` API, and Rekor calls `openpgp` with a config
+//!   that sets only `Time`: key algorithms and sizes are not refused either;
 //! - the key's subjects are the e-mail addresses of its user IDs.
 //!
 //! rPGP parses the packets and checks the cryptography; the structure, the
 //! order and the canonical bytes are Go's and are built here. Where Go would
 //! order user IDs by its map iteration (random), they keep the input order.
 //! Not supported, and refused: secret keys (Rekor refuses the usual ones
-//! too, with the same message), and version 5 and 6 keys.
+//! too, with the same message), and version 5 and 6 keys; version 6
+//! signatures (Go reads them) are skipped as Go skips version 5 ones.
 
 use pgp::types::{KeyDetails as _, Tag};
 use sha2::{Digest as _, Sha256};
@@ -370,13 +383,13 @@ impl Entity {
         if sig.info.may_sign != Some(true) {
             return Ok(());
         }
-        let embedded = sig.sig.embedded_signature();
-        let Some(embedded) = embedded else {
+        let Some(embedded) = &sig.info.embedded else {
             return Err(
                 "openpgp: invalid data: signing subkey is missing cross-signature".to_owned(),
             );
         };
         embedded
+            .sig
             .verify_primary_key_binding(&subkey.key, &self.primary.key)
             .map_err(|_| "openpgp: invalid data: error while verifying cross-signature".to_owned())
     }
@@ -763,12 +776,209 @@ mod tests {
         let mut v3 = raw_packets(fixture!("a.sig"));
         v3[0].body[0] = 3;
         assert_eq!(refusal(&join(&v3)), "invalid PGP signature: EOF");
+        // One too short to hold its version, or the fields after it, stops the reader.
+        for len in [0, 1, 5] {
+            let mut short = raw_packets(fixture!("a.sig"));
+            short[0].body.truncate(len);
+            assert_eq!(
+                refusal(&join(&short)),
+                "invalid PGP signature: unexpected EOF",
+                "{len}"
+            );
+        }
         // A signature without an issuer cannot be matched to a key.
         let no_issuer = strip_issuers(fixture!("a.sig"));
         assert_eq!(
             verify(&no_issuer, fixture!("a.pub.asc"), ARTIFACT).unwrap_err(),
             "openpgp: invalid data: signature doesn't have an issuer"
         );
+    }
+
+    #[test]
+    fn signatures_with_weak_hashes_are_skipped_as_go_crypto_skips_them() {
+        // e-*.sig: e's signatures of the artifact with other digests. Go
+        // reads SHA-1 (f-ring.asc is all SHA-1 too) but not MD5 or RIPEMD-160.
+        let e = fixture!("e.pub.asc");
+        verify(fixture!("e-sha1.sig"), e, ARTIFACT).unwrap();
+        let md5 = fixture!("e-md5.sig");
+        let ripemd160 = fixture!("e-ripemd160.sig");
+        for weak in [md5, ripemd160] {
+            assert_eq!(
+                PgpSignature::parse(weak).unwrap_err(),
+                "invalid PGP signature: EOF"
+            );
+        }
+        // NewSignature skips it to the good one; Verify reads it first.
+        for (weak, id) in [(md5, 1), (ripemd160, 3)] {
+            let binary = [weak, fixture!("e.sig")].concat();
+            let armored = armor::encode(SIGNATURE_TYPE, &binary);
+            for sig in [binary, armored] {
+                assert_eq!(
+                    verify(&sig, e, ARTIFACT).unwrap_err(),
+                    format!("error reading PGP signature: openpgp: unsupported feature: hash function {id}")
+                );
+            }
+        }
+        // Behind a good signature it is never read.
+        verify(&[fixture!("e.sig"), md5].concat(), e, ARTIFACT).unwrap();
+    }
+
+    #[test]
+    fn the_first_packet_must_be_a_signature_go_reads_and_sets_the_time() {
+        let e = fixture!("e.pub.asc");
+        let good = raw_packets(fixture!("e.sig")).remove(0);
+        let sig_with = |at: usize, value: u8| {
+            let mut p = good.clone();
+            p.body[at] = value;
+            p
+        };
+        let key_with = |body: &[u8]| RawPacket {
+            tag: 6,
+            body: body.to_vec(),
+        };
+        let e_key = raw_packets(fixture!("e.pub")).remove(0);
+        let mut v6_key = e_key.body.clone();
+        v6_key[0] = 6;
+        let unsupported = "error reading PGP signature: openpgp: unsupported feature: ";
+        let cases = [
+            (sig_with(0, 3), format!("{unsupported}signature packet version 3")),
+            (
+                sig_with(0, 5),
+                format!("{unsupported}support for parsing v5 entities is disabled; build with `-tags v5` if needed"),
+            ),
+            // Go reads version 6 signatures; tlog skips them (see the module docs).
+            (sig_with(0, 6), format!("{unsupported}signature packet version 6")),
+            (sig_with(2, 99), format!("{unsupported}public key algorithm 99")),
+            (sig_with(3, 7), format!("{unsupported}hash function 7")),
+            (key_with(&[3, 0, 0, 0, 0, 1]), format!("{unsupported}public key version 3")),
+            (
+                key_with(&[5, 0, 0, 0, 0, 1]),
+                format!("{unsupported}support for parsing v5 entities is disabled; build with `-tags v5` if needed"),
+            ),
+            (key_with(&[4, 0, 0, 0, 0, 99]), format!("{unsupported}public key type: 99")),
+            (key_with(&[4, 0, 0]), "error reading PGP signature: unexpected EOF".to_owned()),
+            (key_with(&v6_key), "valid PGP signature was not detected".to_owned()),
+            (
+                RawPacket { tag: 10, body: b"PGP".to_vec() },
+                "valid PGP signature was not detected".to_owned(),
+            ),
+            (
+                RawPacket { tag: 12, body: vec![0, 0] },
+                "error reading PGP signature: openpgp: unknown packet type: 12".to_owned(),
+            ),
+            (
+                RawPacket { tag: 60, body: vec![1] },
+                "error reading PGP signature: openpgp: unknown packet type: 60".to_owned(),
+            ),
+        ];
+        for (first, want) in cases {
+            let sig = join(&[first.clone(), good.clone()]);
+            // NewSignature skips the packet; Verify does not.
+            let parsed = PgpSignature::parse(&sig).unwrap();
+            assert_eq!(
+                parsed.verify(&key(e), ARTIFACT).unwrap_err(),
+                want,
+                "{first:?}"
+            );
+        }
+        // Rekor checks the key at the first signature's time, even when a
+        // later one is the key's: a.sig (2023, an unknown key's) makes e,
+        // which expired in 2022, expired for e.sig (2020).
+        let late_first = [fixture!("a.sig"), fixture!("e.sig")].concat();
+        assert_eq!(
+            verify(&late_first, e, ARTIFACT).unwrap_err(),
+            "openpgp: key expired"
+        );
+        verify(
+            &[fixture!("e.sig"), fixture!("a.sig")].concat(),
+            e,
+            ARTIFACT,
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn certifications_with_weak_hashes_count_for_nothing() {
+        // g: the first user ID's only self-signature is MD5, so Go drops the
+        // user ID; the second's is SHA-256.
+        let g = key(fixture!("g.pub.asc"));
+        assert_eq!(g.subjects(), ["strong-hash@example.com"]);
+        let packets = raw_packets(&dearmor(&g.canonical()));
+        let tags: Vec<u8> = packets.iter().map(|p| p.tag).collect();
+        assert_eq!(tags, [6, 13, 2]);
+        assert_eq!(
+            packets[1].body,
+            b"Tlog Strong Hash <strong-hash@example.com>"
+        );
+        verify(fixture!("g.sig"), fixture!("g.pub.asc"), ARTIFACT).unwrap();
+        // h: its signing subkey's only binding signature is RIPEMD-160.
+        let h = fixture!("h.pub.asc");
+        assert_eq!(
+            PgpKey::parse(h).unwrap_err(),
+            "error reading PGP public key: openpgp: invalid data: subkey packet not followed by signature"
+        );
+        // In one keyring it is skipped; as a block of its own it fails the input.
+        let ring = [dearmor(fixture!("g.pub.asc")), dearmor(h)].concat();
+        assert_eq!(key(&ring).canonical(), g.canonical());
+        let blocks = [fixture!("g.pub.asc"), h].concat();
+        assert_eq!(
+            PgpKey::parse(&blocks).unwrap_err(),
+            PgpKey::parse(h).unwrap_err()
+        );
+    }
+
+    #[test]
+    fn embedded_cross_signatures_are_read_as_go_reads_them() {
+        // c's binding signature carries the subkey's cross-signature in its
+        // unhashed area, so editing it leaves the binding valid.
+        let c = raw_packets(&dearmor(fixture!("c.pub.asc")));
+        assert_eq!(c[6].tag, 2);
+        let with_embedded = |edit: &dyn Fn(&mut Vec<Vec<u8>>)| {
+            let mut packets = c.clone();
+            packets[6].body = edit_embedded(&packets[6].body, edit);
+            PgpKey::parse(&join(&packets))
+        };
+        assert!(with_embedded(&|_| {}).is_ok());
+        let prefix = "error reading binary PGP public key: openpgp: invalid data: ";
+        // An MD5 cross-signature makes the binding unsupported: skipped.
+        assert_eq!(
+            with_embedded(&|e| e[0][3] = 1).unwrap_err(),
+            format!("{prefix}subkey packet not followed by signature")
+        );
+        assert_eq!(
+            with_embedded(&|e| e[0][1] = 0x18).unwrap_err(),
+            format!("{prefix}subkey signature invalid: openpgp: invalid data: cross-signature has unexpected type 24")
+        );
+        assert_eq!(
+            with_embedded(&|e| e.push(e[0].clone())).unwrap_err(),
+            format!("{prefix}subkey signature invalid: openpgp: invalid data: Cannot have multiple embedded signatures")
+        );
+    }
+
+    /// A signature body with the embedded signatures of its unhashed area
+    /// edited (as a list of their bodies).
+    fn edit_embedded(body: &[u8], edit: &dyn Fn(&mut Vec<Vec<u8>>)) -> Vec<u8> {
+        let hashed_len = usize::from(u16::from_be_bytes([body[4], body[5]]));
+        let rest = &body[6 + hashed_len..];
+        let unhashed_len = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
+        let mut embedded = Vec::new();
+        let mut area = Vec::new();
+        for (typ, contents) in subpackets(&rest[2..2 + unhashed_len]).unwrap() {
+            if typ == 32 {
+                embedded.push(contents.to_vec());
+            } else {
+                write_subpacket(&mut area, typ, contents);
+            }
+        }
+        edit(&mut embedded);
+        for e in &embedded {
+            write_subpacket(&mut area, 32, e);
+        }
+        let mut out = body[..6 + hashed_len].to_vec();
+        out.extend_from_slice(&u16::try_from(area.len()).unwrap().to_be_bytes());
+        out.extend_from_slice(&area);
+        out.extend_from_slice(&rest[2 + unhashed_len..]);
+        out
     }
 
     /// `sig` with its issuer and issuer fingerprint subpackets removed from

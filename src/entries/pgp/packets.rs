@@ -32,10 +32,32 @@ pub(super) const CERTIFICATIONS: [u8; 5] = [0x10, 0x11, 0x12, 0x13, SIG_CERT_REV
 pub(super) const KEY_ALGORITHMS: [u8; 12] = [1, 2, 3, 16, 17, 18, 19, 22, 25, 26, 27, 28];
 /// Public-key algorithms go-crypto parses signatures of (and can sign with).
 pub(super) const SIGNING_ALGORITHMS: [u8; 7] = [1, 3, 17, 19, 22, 27, 28];
+/// Hash algorithms go-crypto v1.4.1 parses version 4 signatures with
+/// (`internal/algorithm.HashIdToHashWithSha1`): SHA-1, SHA-256, SHA-384,
+/// SHA-512, SHA-224, SHA3-256 and SHA3-512. Any other, MD5 (1) and
+/// RIPEMD-160 (3) among them, makes the packet unsupported.
+pub(super) const V4_HASHES: [u8; 7] = [2, 8, 9, 10, 11, 12, 14];
+pub(super) const SIG_PRIMARY_KEY_BINDING: u8 = 0x19;
 pub(super) const REASON_KEY_COMPROMISED: u8 = 2;
 
 pub(super) fn structural(msg: impl std::fmt::Display) -> FrameError {
     FrameError::Structural(format!("openpgp: invalid data: {msg}"))
+}
+
+/// Why go-crypto's `Signature.parse` refused a packet.
+#[derive(Debug)]
+pub(super) enum SigError {
+    /// An `errors.UnsupportedError` (its text without the `openpgp:
+    /// unsupported feature: ` prefix): `Reader.Next` skips the packet.
+    Unsupported(String),
+    /// Any other error, which `Reader.Next` returns.
+    Frame(FrameError),
+}
+
+impl From<FrameError> for SigError {
+    fn from(e: FrameError) -> Self {
+        Self::Frame(e)
+    }
 }
 
 /// What go-crypto's `packet.Reader.Next` returns, or why it failed.
@@ -94,24 +116,46 @@ pub(super) struct SubpacketInfo {
     /// `Some` when the key flags subpacket is present: whether it allows signing.
     pub(super) may_sign: Option<bool>,
     pub(super) revocation_reason: Option<u8>,
-    pub(super) embedded: Option<Vec<u8>>,
+    /// The embedded signature (a primary key binding signature).
+    pub(super) embedded: Option<Box<Sig>>,
 }
 
 impl Sig {
-    /// go-crypto `Signature.parse` for version 4; other versions are
-    /// unsupported (`None`), as Go skips them.
-    pub(super) fn parse(body: &[u8]) -> Option<Result<Self, FrameError>> {
-        if body.first() != Some(&4) {
-            return None;
+    /// go-crypto `Signature.parse` for version 4. Versions 2, 3 and 5 are
+    /// unsupported in Go too; version 6 (Go reads it, for version 6 keys)
+    /// is unsupported here, like those keys.
+    pub(super) fn parse(body: &[u8]) -> Result<Self, SigError> {
+        let truncated = || FrameError::Fatal("unexpected EOF".to_owned());
+        let version = *body.first().ok_or_else(truncated)?;
+        match version {
+            4 => {}
+            5 => {
+                return Err(SigError::Unsupported(
+                    "support for parsing v5 entities is disabled; build with `-tags v5` if needed"
+                        .to_owned(),
+                ))
+            }
+            _ => {
+                return Err(SigError::Unsupported(format!(
+                    "signature packet version {version}"
+                )))
+            }
         }
-        let algorithm = *body.get(2)?;
+        // Type, public-key algorithm, hash algorithm, hashed area length.
+        let fixed = body.get(1..6).ok_or_else(truncated)?;
+        let (algorithm, hash) = (fixed[1], fixed[2]);
         if !SIGNING_ALGORITHMS.contains(&algorithm) {
-            return None;
+            return Err(SigError::Unsupported(format!(
+                "public key algorithm {algorithm}"
+            )));
         }
-        Some(Self::parse_v4(body, algorithm))
+        if !V4_HASHES.contains(&hash) {
+            return Err(SigError::Unsupported(format!("hash function {hash}")));
+        }
+        Self::parse_v4(body, algorithm)
     }
 
-    fn parse_v4(body: &[u8], algorithm: u8) -> Result<Self, FrameError> {
+    fn parse_v4(body: &[u8], algorithm: u8) -> Result<Self, SigError> {
         let truncated = || FrameError::Fatal("unexpected EOF".to_owned());
         let mut info = SubpacketInfo::default();
         let hashed_len = usize::from(u16::from_be_bytes([
@@ -137,7 +181,7 @@ impl Sig {
             info.read(*typ, contents, false)?;
         }
         if info.created.is_none() {
-            return Err(structural("no creation time in signature"));
+            return Err(structural("no creation time in signature").into());
         }
         // Hash tag, then the signature values.
         let values_start = unhashed_start + unhashed_len + 2;
@@ -208,7 +252,7 @@ pub(super) fn expired(created: i64, lifetime: Option<u32>, now: i64) -> bool {
 
 impl SubpacketInfo {
     /// go-crypto `parseSignatureSubpacket` for the subpackets used here.
-    fn read(&mut self, typ: u8, contents: &[u8], hashed: bool) -> Result<(), FrameError> {
+    fn read(&mut self, typ: u8, contents: &[u8], hashed: bool) -> Result<(), SigError> {
         let kind = typ & 0x7f;
         if !hashed && !matches!(kind, 16 | 32 | 33) {
             return Ok(());
@@ -237,13 +281,28 @@ impl SubpacketInfo {
                     .ok_or_else(|| structural("empty revocation reason subpacket"))?;
                 self.revocation_reason = Some(*reason);
             }
-            32 => self.embedded = Some(contents.to_vec()),
+            32 => {
+                // Parsed as it is read: an unsupported one (a weak hash, say)
+                // makes the signature around it unsupported.
+                if self.embedded.is_some() {
+                    return Err(structural("Cannot have multiple embedded signatures").into());
+                }
+                let embedded = Sig::parse(contents)?;
+                if embedded.typ != SIG_PRIMARY_KEY_BINDING {
+                    return Err(structural(format!(
+                        "cross-signature has unexpected type {}",
+                        embedded.typ
+                    ))
+                    .into());
+                }
+                self.embedded = Some(Box::new(embedded));
+            }
             33 => {
                 let (&version, fp) = contents
                     .split_first()
                     .ok_or_else(|| structural("empty issuer fingerprint subpacket"))?;
                 if (version >= 5 && fp.len() != 32) || (version < 5 && fp.len() != 20) {
-                    return Err(structural("bad fingerprint length"));
+                    return Err(structural("bad fingerprint length").into());
                 }
                 let id = if version >= 5 { &fp[..8] } else { &fp[12..20] };
                 self.issuer = id.try_into().ok();
@@ -386,8 +445,9 @@ pub(super) fn parse_packet(packet: RawPacket) -> Result<Option<Item>, FrameError
     let len = u32::try_from(body.len()).unwrap_or(0);
     Ok(Some(match tag {
         TAG_SIGNATURE => match Sig::parse(&body) {
-            None => return Ok(None),
-            Some(sig) => Item::Signature(Box::new(sig?)),
+            Ok(sig) => Item::Signature(Box::new(sig)),
+            Err(SigError::Unsupported(_)) => return Ok(None),
+            Err(SigError::Frame(e)) => return Err(e),
         },
         TAG_SECRET_KEY | TAG_SECRET_SUBKEY => Item::SecretKey,
         TAG_PUBLIC_KEY if supported_key => {

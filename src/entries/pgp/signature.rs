@@ -4,7 +4,10 @@
 
 use pgp::types::{KeyDetails as _, PublicKeyTrait as _};
 
-use super::packets::{expired, key_id, Item, Packets, Sig, SIG_BINARY, SIG_TEXT};
+use super::packets::{
+    expired, key_id, Item, Packets, Sig, SigError, KEY_ALGORITHMS, KNOWN_TAGS, SIG_BINARY,
+    SIG_TEXT, TAG_MARKER, TAG_PUBLIC_KEY, TAG_PUBLIC_SUBKEY, TAG_SIGNATURE,
+};
 use super::{revoked, Entity, PgpKey, Subkey, SIGNATURE_TYPE};
 use crate::entries::armor;
 
@@ -55,8 +58,10 @@ impl PgpSignature {
         }
     }
 
-    /// go-crypto `CheckDetachedSignature` at the signature's creation time.
+    /// Rekor's `Verify`: go-crypto `CheckDetachedSignature` at the creation
+    /// time of the first packet, a signature.
     pub(crate) fn verify(&self, key: &PgpKey, artifact: &[u8]) -> Result<(), String> {
+        let now = self.first_signature()?.created();
         let mut packets = Packets::new(&self.packets, self.broken.as_deref());
         let (sig, candidates) = loop {
             let sig = match packets.next() {
@@ -84,11 +89,52 @@ impl PgpSignature {
         let mut error = String::new();
         for candidate in candidates {
             match candidate.verify(&sig, artifact) {
-                Ok(()) => return candidate.check_details(&sig),
+                Ok(()) => return candidate.check_details(&sig, now),
                 Err(e) => error = e,
             }
         }
         Err(error)
+    }
+
+    /// Rekor's `Verify` reads the first packet with `packet.Read`, which
+    /// skips nothing (unlike `NewSignature`'s `Reader.Next`): it must be a
+    /// signature that go-crypto reads, so one with a weak hash (MD5,
+    /// RIPEMD-160) in front of a good one fails here.
+    fn first_signature(&self) -> Result<Sig, String> {
+        const NOT_A_SIGNATURE: &str = "valid PGP signature was not detected";
+        let read_error = |e: &str| format!("error reading PGP signature: {e}");
+        let unsupported = |e: &str| read_error(&format!("openpgp: unsupported feature: {e}"));
+        let packet = match armor::next_packet(&self.packets, &mut 0, self.broken.as_deref()) {
+            None => return Err(read_error("EOF")),
+            Some(Err(e)) => return Err(read_error(e.message())),
+            Some(Ok(packet)) => packet,
+        };
+        let body = &packet.body;
+        match packet.tag {
+            TAG_SIGNATURE => Sig::parse(body).map_err(|e| match e {
+                SigError::Unsupported(e) => unsupported(&e),
+                SigError::Frame(e) => read_error(e.message()),
+            }),
+            // go-crypto `PublicKey.parse`, for the keys `Reader.Next` skipped.
+            TAG_PUBLIC_KEY | TAG_PUBLIC_SUBKEY => Err(match body.get(..6) {
+                None => read_error("unexpected EOF"),
+                Some(&[version, ..]) if !(4..=6).contains(&version) => {
+                    unsupported(&format!("public key version {version}"))
+                }
+                Some(&[5, ..]) => unsupported(
+                    "support for parsing v5 entities is disabled; build with `-tags v5` if needed",
+                ),
+                Some(&[.., algorithm]) if !KEY_ALGORITHMS.contains(&algorithm) => {
+                    unsupported(&format!("public key type: {algorithm}"))
+                }
+                Some(_) => NOT_A_SIGNATURE.to_owned(),
+            }),
+            tag if !KNOWN_TAGS.contains(&tag) && tag != TAG_MARKER => {
+                Err(read_error(&format!("openpgp: unknown packet type: {tag}")))
+            }
+            // Markers, and any packet Go reads that is no signature.
+            _ => Err(NOT_A_SIGNATURE.to_owned()),
+        }
     }
 }
 
@@ -145,10 +191,8 @@ impl SigningKey<'_> {
         result.map_err(|_| sig.failure())
     }
 
-    /// go-crypto `checkMessageSignatureDetails`, at the signature's
-    /// creation time.
-    fn check_details(&self, sig: &Sig) -> Result<(), String> {
-        let now = sig.created();
+    /// go-crypto `checkMessageSignatureDetails` at `now`.
+    fn check_details(&self, sig: &Sig, now: i64) -> Result<(), String> {
         let identity = self.entity.primary_identity();
         let primary_self = identity.and_then(|i| i.self_signature.as_ref());
         if revoked(&self.entity.revocations, now)
@@ -172,8 +216,7 @@ impl SigningKey<'_> {
                 return Err("openpgp: key expired".to_owned());
             }
             sigs.push(Some(subkey.binding.clone()));
-            let embedded = subkey.binding.info.embedded.as_deref();
-            sigs.push(embedded.and_then(|body| Sig::parse(body)?.ok()));
+            sigs.push(subkey.binding.info.embedded.as_deref().cloned());
         }
         if sigs.iter().flatten().any(|s| s.expired_at(now)) {
             return Err("openpgp: signature expired".to_owned());
