@@ -981,6 +981,56 @@ mod tests {
         out
     }
 
+    #[test]
+    fn unknown_packets_below_tag_40_stop_the_reader_others_are_skipped() {
+        let unknown = |tag: u8| RawPacket {
+            tag,
+            body: vec![1, 2, 3],
+        };
+        let a_sig = raw_packets(fixture!("a.sig")).remove(0);
+        let b_sig = raw_packets(fixture!("b.sig")).remove(0);
+        let a_key = fixture!("a.pub.asc");
+        // a.pub: key, user ID, signature, subkey, binding.
+        let a = raw_packets(fixture!("a.pub"));
+        let with_at = |at: usize, tag: u8| {
+            let mut packets = a.clone();
+            packets.insert(at, unknown(tag));
+            join(&packets)
+        };
+        for tag in [0, 15, 16, 19, 22, 39] {
+            let critical = format!("openpgp: unknown critical packet type: {tag}");
+            assert_eq!(
+                PgpSignature::parse(&join(&[unknown(tag), a_sig.clone()])).unwrap_err(),
+                format!("invalid PGP signature: {critical}")
+            );
+            // Read past a signature by an unknown key; never after the key's own.
+            let after_b = join(&[b_sig.clone(), unknown(tag), a_sig.clone()]);
+            assert_eq!(verify(&after_b, a_key, ARTIFACT).unwrap_err(), critical);
+            let after_a = join(&[a_sig.clone(), unknown(tag)]);
+            verify(&after_a, a_key, ARTIFACT).unwrap();
+            // In a key it fails the read, wrapped when a subkey was reading.
+            assert_eq!(
+                PgpKey::parse(&with_at(3, tag)).unwrap_err(),
+                format!("error reading binary PGP public key: {critical}")
+            );
+            assert_eq!(
+                PgpKey::parse(&with_at(5, tag)).unwrap_err(),
+                format!("error reading binary PGP public key: openpgp: invalid data: subkey signature invalid: {critical}")
+            );
+        }
+        for tag in [12, 40, 63] {
+            let sig = join(&[unknown(tag), a_sig.clone()]);
+            assert_eq!(
+                verify(&sig, a_key, ARTIFACT).unwrap_err(),
+                format!("error reading PGP signature: openpgp: unknown packet type: {tag}")
+            );
+            verify(&join(&[a_sig.clone(), unknown(tag)]), a_key, ARTIFACT).unwrap();
+            for at in [3, 5] {
+                assert_eq!(key(&with_at(at, tag)).canonical(), key(a_key).canonical());
+            }
+        }
+    }
+
     /// `sig` with its issuer and issuer fingerprint subpackets removed from
     /// both areas (the signature bytes no longer match, which is fine here).
     fn strip_issuers(sig: &[u8]) -> Vec<u8> {

@@ -19,8 +19,8 @@ pub(super) const TAG_SECRET_SUBKEY: u8 = 7;
 pub(super) const TAG_MARKER: u8 = 10;
 pub(super) const TAG_USER_ID: u8 = 13;
 pub(super) const TAG_PUBLIC_SUBKEY: u8 = 14;
-/// The tags go-crypto's packet reader knows; others are skipped.
-pub(super) const KNOWN_TAGS: [u8; 17] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 13, 14, 17, 18, 19, 20, 21];
+/// The tags go-crypto's `packet.Read` parses (the marker, 10, aside).
+pub(super) const KNOWN_TAGS: [u8; 16] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 13, 14, 17, 18, 20, 21];
 pub(super) const SIG_BINARY: u8 = 0x00;
 pub(super) const SIG_TEXT: u8 = 0x01;
 pub(super) const SIG_SUBKEY_BINDING: u8 = 0x18;
@@ -39,6 +39,18 @@ pub(super) const SIGNING_ALGORITHMS: [u8; 7] = [1, 3, 17, 19, 22, 27, 28];
 pub(super) const V4_HASHES: [u8; 7] = [2, 8, 9, 10, 11, 12, 14];
 pub(super) const SIG_PRIMARY_KEY_BINDING: u8 = 0x19;
 pub(super) const REASON_KEY_COMPROMISED: u8 = 2;
+
+/// go-crypto `packet.Read`'s error for a tag it does not parse: an error for
+/// the critical ones (below 40, the trust packet's 12 aside), which stop
+/// `Reader.Next`; the others it skips.
+pub(super) fn unknown_tag(tag: u8) -> Result<(), FrameError> {
+    if tag < 40 && tag != 12 {
+        return Err(FrameError::Fatal(format!(
+            "openpgp: unknown critical packet type: {tag}"
+        )));
+    }
+    Ok(())
+}
 
 pub(super) fn structural(msg: impl std::fmt::Display) -> FrameError {
     FrameError::Structural(format!("openpgp: invalid data: {msg}"))
@@ -433,12 +445,15 @@ impl<'a> Packets<'a> {
 }
 
 /// One packet as go-crypto's `packet.Read` sees it; `Ok(None)` for the
-/// packets `Reader.Next` skips (unknown tags, markers, unsupported versions
-/// and algorithms).
+/// packets `Reader.Next` skips (non-critical unknown tags, markers,
+/// unsupported versions and algorithms).
 pub(super) fn parse_packet(packet: RawPacket) -> Result<Option<Item>, FrameError> {
     let RawPacket { tag, body } = packet;
-    if !KNOWN_TAGS.contains(&tag) || tag == TAG_MARKER {
+    if tag == TAG_MARKER {
         return Ok(None);
+    }
+    if !KNOWN_TAGS.contains(&tag) {
+        return unknown_tag(tag).map(|()| None);
     }
     let supported_key =
         body.first() == Some(&4) && body.get(5).is_some_and(|a| KEY_ALGORITHMS.contains(a));

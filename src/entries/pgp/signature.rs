@@ -5,8 +5,8 @@
 use pgp::types::{KeyDetails as _, PublicKeyTrait as _};
 
 use super::packets::{
-    expired, key_id, Item, Packets, Sig, SigError, KEY_ALGORITHMS, KNOWN_TAGS, SIG_BINARY,
-    SIG_TEXT, TAG_MARKER, TAG_PUBLIC_KEY, TAG_PUBLIC_SUBKEY, TAG_SIGNATURE,
+    expired, key_id, unknown_tag, Item, Packets, Sig, SigError, KEY_ALGORITHMS, KNOWN_TAGS,
+    SIG_BINARY, SIG_TEXT, TAG_MARKER, TAG_PUBLIC_KEY, TAG_PUBLIC_SUBKEY, TAG_SIGNATURE,
 };
 use super::{revoked, Entity, PgpKey, Subkey, SIGNATURE_TYPE};
 use crate::entries::armor;
@@ -129,9 +129,10 @@ impl PgpSignature {
                 }
                 Some(_) => NOT_A_SIGNATURE.to_owned(),
             }),
-            tag if !KNOWN_TAGS.contains(&tag) && tag != TAG_MARKER => {
-                Err(read_error(&format!("openpgp: unknown packet type: {tag}")))
-            }
+            tag if !KNOWN_TAGS.contains(&tag) && tag != TAG_MARKER => Err(match unknown_tag(tag) {
+                Err(critical) => read_error(critical.message()),
+                Ok(()) => read_error(&format!("openpgp: unknown packet type: {tag}")),
+            }),
             // Markers, and any packet Go reads that is no signature.
             _ => Err(NOT_A_SIGNATURE.to_owned()),
         }
