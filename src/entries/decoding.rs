@@ -55,6 +55,40 @@ fn go_decode(engine: &GeneralPurpose, text: &str) -> Result<Vec<u8>, String> {
     })
 }
 
+/// Go's `base64.NewDecoder(base64.StdEncoding, …)` read to the end: the
+/// bytes of every quantum before the first bad one, and the error there
+/// (`unexpected EOF` for a quantum cut short, as the streaming reader says).
+pub(super) fn go_stream_base64(text: &[u8]) -> (Vec<u8>, Option<String>) {
+    let mut out = Vec::with_capacity(text.len() / 4 * 3);
+    for (n, quantum) in text.chunks(4).enumerate() {
+        let start = n * 4;
+        let illegal = |at: usize| Some(format!("illegal base64 data at input byte {}", start + at));
+        if let Some(at) = quantum
+            .iter()
+            .position(|&b| !(b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'='))
+        {
+            return (out, illegal(at));
+        }
+        if quantum.len() < 4 && !quantum.contains(&b'=') {
+            return (out, Some("unexpected EOF".to_owned()));
+        }
+        match GO_STD.decode(quantum) {
+            Ok(bytes) => out.extend_from_slice(&bytes),
+            Err(_) => {
+                return (
+                    out,
+                    illegal(quantum.iter().position(|&b| b == b'=').unwrap_or(0)),
+                )
+            }
+        }
+        // Nothing may follow padding.
+        if quantum.contains(&b'=') && start + 4 < text.len() {
+            return (out, illegal(4));
+        }
+    }
+    (out, None)
+}
+
 /// Standard padded base64, as Go marshals `strfmt.Base64` and `[]byte`.
 pub(super) fn to_base64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)

@@ -9,6 +9,7 @@
 //! `spec`, with go-openapi's 422 messages, E-04 step 1), dispatches on the kind
 //! and version, and turns the kind's body into JCS bytes (C-07).
 
+mod armor;
 mod decoding;
 mod digest_signature;
 mod dsse;
@@ -16,6 +17,7 @@ mod envelope;
 mod hashedrekord;
 mod intoto;
 pub(crate) mod minisign;
+pub(crate) mod pgp;
 pub mod pki;
 mod rekord;
 pub(crate) mod ssh;

@@ -4,7 +4,7 @@
 //! Spec: rekor-v1.md T-01, T-06, X-02. Mirrors sigstore/rekor
 //! `pkg/types/rekord/v0.0.1/entry.go` (`DecodeEntry`, the generated model's
 //! `Validate`, `validate`, `fetchExternalEntities`, `Canonicalize`,
-//! `IndexKeys`, `Insertable`) and `pkg/pki/{x509,ssh,minisign}`.
+//! `IndexKeys`, `Insertable`) and `pkg/pki/{x509,ssh,minisign,pgp}`.
 //!
 //! The server hashes the artifact (SHA-256), checks it against `data.hash`
 //! when one is given, and verifies the signature over the artifact bytes. The
@@ -13,8 +13,8 @@
 //! kind (Rekor's `checkEntryAlgorithms` covers `hashedrekord` only).
 //!
 //! Formats: `x509` (ECDSA and RSA PKCS#1 v1.5 over SHA-256, pure Ed25519, as
-//! sigstore's default verifiers), `ssh` (`SSHSIG`), `minisign`. `pgp` is
-//! refused with a 400: no signing client this log serves writes it.
+//! sigstore's default verifiers), `ssh` (`SSHSIG`), `minisign`, `pgp`
+//! (detached OpenPGP signatures, rekor-cli's default; see [`super::pgp`]).
 
 use serde_json::{json, Map, Value};
 use sha2::{Digest as _, Sha256};
@@ -22,6 +22,7 @@ use sha2::{Digest as _, Sha256};
 use super::decoding::{object, spec_object, std_base64, string, to_base64, Digest, Violations};
 use super::digest_signature::{self, HashAlgorithm};
 use super::minisign::{MinisignKey, MinisignSignature};
+use super::pgp::{PgpKey, PgpSignature};
 use super::pki::{KeyAlgorithm, KeyError, PublicKey};
 use super::ssh::{SshKey, SshSignature};
 use super::{EntryError, Kind, Validated};
@@ -31,9 +32,6 @@ pub(super) const API_VERSION: &str = "0.0.1";
 
 /// `signature.format`'s enum, in the schema's order.
 const FORMATS: [&str; 4] = ["pgp", "minisign", "x509", "ssh"];
-
-/// Why `pgp` entries are refused.
-pub(crate) const PGP_UNSUPPORTED: &str = "pgp keys are not supported by this server";
 
 fn invalid(msg: impl Into<String>) -> EntryError {
     EntryError::Invalid(msg.into())
@@ -197,7 +195,7 @@ pub(super) fn validate(spec: &Value) -> Result<Validated, EntryError> {
         "x509" => verify_x509(&c.signature, &c.key, &c.artifact),
         "ssh" => verify_ssh(&c.signature, &c.key, &c.artifact),
         "minisign" => verify_minisign(&c.signature, &c.key, &c.artifact),
-        _ => Err(PGP_UNSUPPORTED.to_owned()),
+        _ => verify_pgp(&c.signature, &c.key, &c.artifact),
     }
     .map_err(invalid)?;
 
@@ -271,6 +269,18 @@ fn verify_minisign(sig: &[u8], key: &[u8], artifact: &[u8]) -> Result<Verified, 
         signature: sig.canonical(),
         key: key.canonical(),
         subjects: Vec::new(),
+    })
+}
+
+/// pgp: Rekor parses the signature, then the key, then verifies.
+fn verify_pgp(sig: &[u8], key: &[u8], artifact: &[u8]) -> Result<Verified, String> {
+    let sig = PgpSignature::parse(sig)?;
+    let key = PgpKey::parse(key)?;
+    sig.verify(&key, artifact)?;
+    Ok(Verified {
+        signature: sig.canonical(),
+        key: key.canonical(),
+        subjects: key.subjects(),
     })
 }
 
@@ -832,11 +842,89 @@ mod tests {
         );
     }
 
+    // tests/fixtures/pgp: a GnuPG Ed25519 key and its detached signatures.
+    const PGP_KEY: &[u8] = include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/pgp/a.pub.asc"
+    ));
+    const PGP_BINARY_SIG: &[u8] = include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/pgp/a.sig"
+    ));
+    const PGP_ARMORED_SIG: &[u8] = include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/pgp/a.sig.asc"
+    ));
+    const PGP_ARTIFACT: &[u8] = include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/pgp/artifact.txt"
+    ));
+
     #[test]
-    fn pgp_is_refused_cleanly() {
+    fn pgp_entries_store_the_armored_signature_and_gos_canonical_key() {
+        let key = super::super::pgp::PgpKey::parse(PGP_KEY)
+            .unwrap()
+            .canonical();
+        assert!(key.starts_with(b"-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nx"));
+        // An armored signature is stored as sent.
+        let entry = accepted("pgp", PGP_ARMORED_SIG, PGP_KEY, PGP_ARTIFACT);
         assert_eq!(
-            refusal(|v| v["spec"]["signature"]["format"] = json!("pgp")),
-            invalid(PGP_UNSUPPORTED)
+            String::from_utf8(entry.canonical).unwrap(),
+            expected("pgp", PGP_ARMORED_SIG, &key, PGP_ARTIFACT)
+        );
+        assert_eq!(
+            entry.index_keys,
+            [
+                hex::encode(Sha256::digest(&key)),
+                "tlog-test@example.com".to_owned(),
+                format!("sha256:{}", hex::encode(Sha256::digest(PGP_ARTIFACT))),
+            ]
+        );
+        assert_eq!(
+            super::super::pgp::search_key(PGP_KEY).unwrap(),
+            entry.index_keys[0]
+        );
+        // A binary one is armored; the key may be binary too.
+        let binary_key = super::super::armor::decode(PGP_KEY).unwrap().body;
+        let entry = accepted("pgp", PGP_BINARY_SIG, &binary_key, PGP_ARTIFACT);
+        let armored = super::super::armor::encode("PGP SIGNATURE", PGP_BINARY_SIG);
+        assert_eq!(
+            String::from_utf8(entry.canonical).unwrap(),
+            expected("pgp", &armored, &key, PGP_ARTIFACT)
+        );
+        // Searching finds the same canonical body.
+        let body = serde_json::to_vec(&request("pgp", PGP_BINARY_SIG, PGP_KEY, PGP_ARTIFACT, None))
+            .unwrap();
+        assert_eq!(
+            parse_search(&body).unwrap().canonical,
+            expected("pgp", &armored, &key, PGP_ARTIFACT).into_bytes()
+        );
+    }
+
+    #[test]
+    fn pgp_refusals_carry_gos_messages() {
+        let refusal = |sig: &[u8], key: &[u8], artifact: &[u8]| {
+            submit(&request("pgp", sig, key, artifact, None)).unwrap_err()
+        };
+        assert_eq!(
+            refusal(PGP_BINARY_SIG, PGP_KEY, b"another artifact"),
+            invalid("openpgp: invalid signature: EdDSA verification failure")
+        );
+        // An x509 PEM does not start with `-----BEGIN PGP`, so it is read as binary.
+        // The signature is read before the key, as Rekor does.
+        assert_eq!(
+            refusal(b"bad", b"bad", PGP_ARTIFACT),
+            invalid("invalid PGP signature: openpgp: invalid data: tag byte does not have MSB set")
+        );
+        assert_eq!(
+            refusal(PGP_BINARY_SIG, X509_KEY.as_bytes(), PGP_ARTIFACT),
+            invalid(
+                "error reading binary PGP public key: openpgp: invalid data: tag byte does not have MSB set"
+            )
+        );
+        assert_eq!(
+            refusal(PGP_KEY, PGP_KEY, PGP_ARTIFACT),
+            invalid("invalid PGP signature provided")
         );
     }
 

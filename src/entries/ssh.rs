@@ -284,7 +284,7 @@ fn put_string(out: &mut Vec<u8>, bytes: &[u8]) {
 
 /// govalidator's `IsEmail`, reduced to what a key comment can be checked by:
 /// one `@`, a non-empty local part, a dotted domain, no spaces.
-fn is_email(value: &str) -> bool {
+pub(super) fn is_email(value: &str) -> bool {
     value.split_once('@').is_some_and(|(local, domain)| {
         !local.is_empty()
             && !domain.contains('@')

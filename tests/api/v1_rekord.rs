@@ -144,6 +144,38 @@ async fn rekord_entries_of_each_format_are_created_searched_and_indexed() {
     app.stop().await;
 }
 
+// tests/fixtures/pgp: a GnuPG Ed25519 key and its binary detached signature.
+const PGP_KEY: &[u8] = include_bytes!("../fixtures/pgp/a.pub.asc");
+const PGP_SIG: &[u8] = include_bytes!("../fixtures/pgp/a.sig");
+const PGP_ARTIFACT: &[u8] = include_bytes!("../fixtures/pgp/artifact.txt");
+
+#[tokio::test]
+async fn pgp_rekord_is_created_searched_and_indexed_by_key_and_email() {
+    let app = spawn_app().await;
+    let entry = rekord("pgp", PGP_SIG, PGP_KEY, PGP_ARTIFACT);
+    let (id, body) = created(&app, &entry).await;
+    let stored_sig = BASE64_STANDARD
+        .decode(body["spec"]["signature"]["content"].as_str().unwrap())
+        .unwrap();
+    assert!(stored_sig.starts_with(b"-----BEGIN PGP SIGNATURE-----\n\n"));
+    let response = app
+        .post_json("/api/v1/log/entries/retrieve", &json!({"entries": [entry]}))
+        .await;
+    assert_eq!(response.status(), 200);
+    let results: Vec<Value> = response.json().await.unwrap();
+    assert_eq!(only_entry(&results[0]).0, id);
+    let by_key =
+        json!({"publicKey": {"format": "pgp", "content": BASE64_STANDARD.encode(PGP_KEY)}});
+    assert_eq!(index(&app, &by_key).await, std::slice::from_ref(&id));
+    let by_email = json!({"email": "tlog-test@example.com"});
+    assert_eq!(index(&app, &by_email).await, [id]);
+    let bad_key =
+        json!({"publicKey": {"format": "pgp", "content": BASE64_STANDARD.encode(b"not a key")}});
+    let response = app.post_json("/api/v1/index/retrieve", &bad_key).await;
+    assert_eq!(response.status(), 400);
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn rekord_refusals_are_400_with_rekors_message() {
     let app = spawn_app().await;
@@ -155,7 +187,7 @@ async fn rekord_refusals_are_400_with_rekors_message() {
         ),
         (
             rekord("pgp", &sig, X509_KEY.as_bytes(), HELLO),
-            "error processing entry: pgp keys are not supported by this server",
+            "error processing entry: invalid PGP signature: openpgp: invalid data: tag byte does not have MSB set",
         ),
         (
             rekord("ssh", &sig, SSH_KEY.as_bytes(), HELLO),

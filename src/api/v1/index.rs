@@ -121,7 +121,8 @@ fn public_key_key(key: &SearchKey) -> Result<String, ApiError> {
         "x509" => pki::public_key_search_key(&pem).map_err(|_| unparsable()),
         "ssh" => entries::ssh::search_key(&pem).map_err(|_| unparsable()),
         "minisign" => entries::minisign::search_key(&pem).map_err(|_| unparsable()),
-        // pgp and tuf keys only appear in kinds this log does not store.
+        "pgp" => entries::pgp::search_key(&pem).map_err(|_| unparsable()),
+        // tuf keys only appear in a kind this log does not store.
         _ => Err(unparsable()),
     }
 }

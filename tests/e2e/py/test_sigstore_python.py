@@ -1,6 +1,9 @@
 """sigstore-python's Rekor v1 client against a real tlog server (spec K-05).
 
-The client uploads hashedrekord and dsse entries, fetches them by UUID, by index and
+The client uploads hashedrekord and dsse entries (built by its own request
+builders), and `rekord` entries with x509, ssh, minisign and pgp keys and a legacy
+`intoto` 0.0.1 entry (built as rekor_types models, signed by each format's real
+tool: see signing_tools.py). It fetches each by UUID, by index and
 through POST /api/v1/log/entries/retrieve/ (with the trailing slash it sends), and
 sigstore-python's own code verifies each entry: the Merkle inclusion proof
 (`verify_merkle_inclusion`), the signed checkpoint (`verify_checkpoint`) and the SET
@@ -12,11 +15,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import inspect
 import json
 from dataclasses import dataclass
 
 import pytest
 import requests
+import sigstore.models
 from cryptography.hazmat.primitives.asymmetric import ec
 from sigstore import dsse
 from sigstore._internal.merkle import verify_merkle_inclusion
@@ -29,6 +34,7 @@ from sigstore.models import TransparencyLogEntry
 from sigstore_models.common.v1 import HashAlgorithm
 import rekor_types
 
+import signing_tools
 from helpers import Signer, fresh_p256_der, leaf_hash, only_entry, public_key_der, rekor_keyring, trusted_root
 
 
@@ -38,6 +44,22 @@ class Upload:
     raw: dict  # the same entry fetched as JSON by index: {uuid: LogEntry}
     uuid: str
     expected: object  # the rekor_types model the client searches with
+
+
+@pytest.fixture(scope="module", autouse=True)
+def all_v1_kinds():
+    """sigstore-python 4.5.1 turns Rekor v1 responses of hashedrekord and dsse only
+    into entries: `TransparencyLogEntry._from_v1_response` refuses any other kind with
+    one `isinstance(body, Hashedrekord | Dsse)` check (its bundles carry no others),
+    and that check is the only use of `sigstore.models.Dsse`. Widening that name
+    for this module lets rekord and intoto 0.0.1 responses through the client's own
+    parser; everything after it (proof, checkpoint, SET) is unchanged client code."""
+    assert "isinstance(body_entry, Hashedrekord | Dsse)" in inspect.getsource(
+        TransparencyLogEntry._from_v1_response
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sigstore.models, "Dsse", rekor_types.Dsse | rekor_types.Rekord | rekor_types.Intoto)
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -95,12 +117,89 @@ def dsse_entry(server, client, signer) -> Upload:
     return Upload(entry, {uuid: raw}, uuid, rekor_types.Dsse.model_validate(request))
 
 
-KINDS = ["hashedrekord", "dsse"]
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _upload_model(server, client, model) -> Upload:
+    """Creates the entry a rekor_types model describes through the client."""
+    entry = client.create_entry(model.model_dump(mode="json", by_alias=True, exclude_none=True))
+    uuid, raw = _fetch_raw(server, entry._inner.log_index)
+    return Upload(entry, {uuid: raw}, uuid, model)
+
+
+def _rekord(fmt: str, material: signing_tools.Material, artifact: bytes) -> rekor_types.Rekord:
+    return rekor_types.Rekord(
+        spec=rekor_types.rekord.RekordV001Schema(
+            signature=rekor_types.rekord.Signature(
+                format=rekor_types.rekord.Format(fmt),
+                content=_b64(material.signature),
+                publicKey=rekor_types.rekord.PublicKey(content=_b64(material.public_key)),
+            ),
+            data=rekor_types.rekord.Data(
+                hash=rekor_types.rekord.Hash(algorithm="sha256", value=hashlib.sha256(artifact).hexdigest()),
+                content=_b64(artifact),
+            ),
+        )
+    )
+
+
+REKORD_FORMATS = ["x509", "ssh", "minisign", "pgp"]
+
+
+def _rekord_fixture(fmt: str):
+    """A module-scoped fixture uploading one `rekord` signed with a `fmt` key."""
+
+    @pytest.fixture(scope="module")
+    def fixture(server, client, signer) -> Upload:
+        artifact = f"tlog e2e: an artifact signed with a {fmt} key for a rekord upload\n".encode()
+        email = f"e2e-{fmt}@example.com"
+        material = {
+            "x509": lambda: signing_tools.x509(artifact, signer),
+            "ssh": lambda: signing_tools.ssh(artifact, email),
+            "minisign": lambda: signing_tools.minisign(artifact),
+            "pgp": lambda: signing_tools.pgp(artifact, email),
+        }[fmt]()
+        return _upload_model(server, client, _rekord(fmt, material, artifact))
+
+    return fixture
+
+
+rekord_x509 = _rekord_fixture("x509")
+rekord_ssh = _rekord_fixture("ssh")
+rekord_minisign = _rekord_fixture("minisign")
+rekord_pgp = _rekord_fixture("pgp")
+
+
+@pytest.fixture(scope="module")
+def intoto_entry(server, client, signer) -> Upload:
+    digest = hashlib.sha256(b"tlog e2e: the subject of the intoto 0.0.1 upload\n").hexdigest()
+    stmt = (
+        dsse.StatementBuilder()
+        .subjects([dsse.Subject(name="artifact.txt", digest={"sha256": digest})])
+        .predicate_type("https://slsa.dev/provenance/v1")
+        .predicate({"buildDefinition": {"buildType": "https://example.com/tlog-e2e"}})
+        .build()
+    )
+    envelope = dsse._sign(signer.key, stmt)
+    model = rekor_types.Intoto(
+        apiVersion="0.0.1",
+        spec=rekor_types.intoto.IntotoV001Schema(
+            content=rekor_types.intoto.Content(envelope=envelope.to_json()),
+            publicKey=_b64(signing_tools.x509(b"", signer).public_key),
+        ),
+    )
+    return _upload_model(server, client, model)
+
+
+KINDS = ["hashedrekord", "dsse", *(f"rekord-{f}" for f in REKORD_FORMATS), "intoto-0.0.1"]
+FIXTURES = {"dsse": "dsse_entry", "intoto-0.0.1": "intoto_entry"}
 
 
 @pytest.fixture(params=KINDS)
 def upload(request) -> Upload:
-    return request.getfixturevalue("dsse_entry" if request.param == "dsse" else request.param)
+    kind = request.param
+    return request.getfixturevalue(FIXTURES.get(kind, kind.replace("-", "_")))
 
 
 def _same_entry(a: TransparencyLogEntry, b: TransparencyLogEntry) -> None:
@@ -110,7 +209,12 @@ def _same_entry(a: TransparencyLogEntry, b: TransparencyLogEntry) -> None:
 
 def test_create_returns_a_verified_entry_of_its_kind(upload, keyring):
     kv = upload.entry._inner.kind_version
-    assert (kv.kind, kv.version) in {("hashedrekord", "0.0.1"), ("dsse", "0.0.1")}
+    assert (kv.kind, kv.version) in {
+        ("hashedrekord", "0.0.1"),
+        ("dsse", "0.0.1"),
+        ("rekord", "0.0.1"),
+        ("intoto", "0.0.1"),
+    }
     # Inclusion proof, checkpoint and SET, all by sigstore-python's own code.
     upload.entry._verify(keyring)
     verify_merkle_inclusion(upload.entry)
@@ -199,10 +303,13 @@ def _flip_hex(s: str) -> str:
 
 def _edit_digest(body: dict) -> None:
     spec = body["spec"]
-    if body["kind"] == "hashedrekord":
-        spec["data"]["hash"]["value"] = _flip_hex(spec["data"]["hash"]["value"])
-    else:
-        spec["payloadHash"]["value"] = _flip_hex(spec["payloadHash"]["value"])
+    digest = {
+        "hashedrekord": lambda: spec["data"]["hash"],
+        "rekord": lambda: spec["data"]["hash"],
+        "dsse": lambda: spec["payloadHash"],
+        "intoto": lambda: spec["content"]["payloadHash"],
+    }[body["kind"]]()
+    digest["value"] = _flip_hex(digest["value"])
 
 
 def test_tampered_body_is_rejected(upload, keyring):
