@@ -128,6 +128,8 @@ pub struct Log<S> {
     info: LogInfo,
     state: RwLock<State>,
     cache: Cache<u64, Arc<StoredEntry>, EntryWeighter>,
+    /// The store serves entries from memory: the cache stays empty.
+    entries_in_memory: bool,
     metrics: Arc<Metrics>,
     clock: Arc<dyn Clock>,
     /// Set while storage is failing: appends answer 503 at once instead of queueing.
@@ -327,6 +329,7 @@ impl<S: LogReader> Log<S> {
         observe: Observe,
     ) -> Result<Self, StoreError> {
         let tree = rebuild_tree(&store, &checkpoint).await?;
+        let entries_in_memory = store.entries_in_memory();
         let leaves = (0..tree.size())
             .map(|i| (tree.leaf(i).expect("leaf in range").0, i))
             .collect();
@@ -343,6 +346,7 @@ impl<S: LogReader> Log<S> {
                 leaves,
             }),
             cache: Cache::with_weighter(estimated_items, entry_cache_bytes, EntryWeighter),
+            entries_in_memory,
             checkpoint_at: AtomicI64::new(observe.clock.now_unix()),
             metrics: observe.metrics,
             clock: observe.clock,
@@ -484,14 +488,17 @@ impl<S: LogReader> Log<S> {
         if index >= self.checkpoint().size {
             return Ok(None);
         }
-        if let Some(entry) = self.cache.get(&index) {
+        let cached = !self.entries_in_memory;
+        if let Some(entry) = cached.then(|| self.cache.get(&index)).flatten() {
             return Ok(Some(entry));
         }
         let Some(entry) = self.store.entry(index).await? else {
             return Err(StoreError::Corrupt(format!("entry {index} is missing")));
         };
         let entry = Arc::new(entry);
-        self.cache.insert(index, Arc::clone(&entry));
+        if cached {
+            self.cache.insert(index, Arc::clone(&entry));
+        }
         Ok(Some(entry))
     }
 }

@@ -343,6 +343,8 @@ pub struct Visited {
     pub record: EntryRecord,
     /// `SHA256(0x00 || body)`.
     pub leaf: Hash,
+    /// With [`Bodies::Pack`], the body and SET.
+    pub packed: Option<PackedEntry>,
 }
 
 /// The lines after the last checkpoint, which no checkpoint covers.
@@ -389,6 +391,9 @@ struct ParsedLine {
     complete: bool,
     /// The record, with the leaf hash of an entry's body.
     record: Result<(Record, Option<Hash>), String>,
+    /// With [`Bodies::Pack`]: where an entry's body and SET start in the
+    /// block's buffer, and their lengths.
+    packed: Option<(u32, u32, u32)>,
 }
 
 /// An entry line as the read path needs it: base64 borrowed, search keys
@@ -436,22 +441,74 @@ pub enum Bodies {
     Keep,
     /// `body` and `set` arrive empty: the visitor needs only hashes and keys.
     Drop,
+    /// `body` and `set` arrive empty, and are in [`Visited::packed`]
+    /// instead: packed with the rest of their block into one buffer, so a
+    /// reader that keeps every entry in memory pays no allocation per entry.
+    Pack,
+}
+
+/// An entry's body and SET, kept in a buffer shared with its neighbours.
+#[derive(Debug, Clone)]
+pub struct PackedEntry {
+    buf: std::sync::Arc<Vec<u8>>,
+    start: u32,
+    body_len: u32,
+    set_len: u32,
+}
+
+impl PackedEntry {
+    /// The canonical body.
+    #[must_use]
+    pub fn body(&self) -> &[u8] {
+        let start = self.start as usize;
+        &self.buf[start..start + self.body_len as usize]
+    }
+
+    /// The SET.
+    #[must_use]
+    pub fn set(&self) -> &[u8] {
+        let start = self.start as usize + self.body_len as usize;
+        &self.buf[start..start + self.set_len as usize]
+    }
+}
+
+/// The lines of one block, parsed.
+struct ParsedBlock {
+    lines: Vec<ParsedLine>,
+    /// With [`Bodies::Pack`]: every entry's body and SET, back to back.
+    packed: std::sync::Arc<Vec<u8>>,
 }
 
 /// Parses every line of `block`, hashing entry bodies.
-fn parse_block(block: &[u8], bodies: Bodies) -> Vec<ParsedLine> {
+fn parse_block(block: &[u8], bodies: Bodies) -> ParsedBlock {
     let mut lines = Vec::with_capacity(block.len() / 512 + 1);
+    let mut buf = Vec::new();
+    if bodies == Bodies::Pack {
+        // Decoded base64 is three quarters of its text.
+        buf.reserve(block.len() * 3 / 4);
+    }
     let mut rest = block;
     while !rest.is_empty() {
         let (line, complete, len) = match memchr::memchr(b'\n', rest) {
             Some(i) => (&rest[..i], true, i + 1),
             None => (rest, false, rest.len()),
         };
+        let mut packed = None;
         let record = parse_record(line).map(|mut record| {
             let leaf = match &mut record {
                 Record::Entry(r) => {
                     let leaf = merkle::leaf_hash(&r.entry.body);
-                    if bodies == Bodies::Drop {
+                    if bodies == Bodies::Pack {
+                        let fits = |n: usize| u32::try_from(n).expect("a block stays below 4 GiB");
+                        packed = Some((
+                            fits(buf.len()),
+                            fits(r.entry.body.len()),
+                            fits(r.entry.set.len()),
+                        ));
+                        buf.extend_from_slice(&r.entry.body);
+                        buf.extend_from_slice(&r.entry.set);
+                    }
+                    if bodies != Bodies::Keep {
                         r.entry.body = Vec::new();
                         r.entry.set = Vec::new();
                     }
@@ -465,10 +522,15 @@ fn parse_block(block: &[u8], bodies: Bodies) -> Vec<ParsedLine> {
             len: len as u64,
             complete,
             record,
+            packed,
         });
         rest = &rest[len..];
     }
-    lines
+    buf.shrink_to_fit();
+    ParsedBlock {
+        lines,
+        packed: std::sync::Arc::new(buf),
+    }
 }
 
 /// Reads blocks of whole lines from `reader`; the last block of the file may
@@ -537,7 +599,7 @@ pub fn scan(
     };
     let mut walk = Walk::new(keys);
     let mut cursor = Cursor::default();
-    type Job = (Vec<u8>, std::sync::mpsc::SyncSender<Vec<ParsedLine>>);
+    type Job = (Vec<u8>, std::sync::mpsc::SyncSender<ParsedBlock>);
     let (jobs, queue) = std::sync::mpsc::sync_channel::<Job>(workers);
     let queue = std::sync::Mutex::new(queue);
     std::thread::scope(|scope| {
@@ -611,10 +673,10 @@ impl Cursor {
     fn walk(
         &mut self,
         walk: &mut Walk<'_>,
-        lines: Vec<ParsedLine>,
+        block: ParsedBlock,
         visit: &mut impl FnMut(Visited),
     ) -> Result<(), FormatError> {
-        for parsed in lines {
+        for parsed in block.lines {
             self.line += 1;
             let offset = self.offset;
             self.offset += parsed.len;
@@ -631,7 +693,13 @@ impl Cursor {
                 continue;
             }
             let result = if parsed.complete {
-                walk.step(parsed.record, self.line, offset, parsed.len, visit)
+                let packed = parsed.packed.map(|(start, body_len, set_len)| PackedEntry {
+                    buf: std::sync::Arc::clone(&block.packed),
+                    start,
+                    body_len,
+                    set_len,
+                });
+                walk.step(parsed.record, packed, self.line, offset, parsed.len, visit)
             } else {
                 Err(Problem::Tail(
                     "incomplete last line (no newline at the end of the file)".to_owned(),
@@ -691,6 +759,7 @@ impl<'k> Walk<'k> {
     fn step(
         &mut self,
         parsed: Result<(Record, Option<Hash>), String>,
+        packed: Option<PackedEntry>,
         line: u64,
         offset: u64,
         len: u64,
@@ -725,6 +794,7 @@ impl<'k> Walk<'k> {
                     len,
                     record,
                     leaf,
+                    packed,
                 });
                 Ok(())
             }

@@ -126,6 +126,11 @@ pub trait LogReader: Send + Sync {
     fn take_tree(&self) -> Option<Tree> {
         None
     }
+    /// Whether [`Self::entry`] is served from memory already, so that a cache
+    /// in front of it would only hold the same entries twice.
+    fn entries_in_memory(&self) -> bool {
+        false
+    }
 }
 
 /// Write access. There is one writer per log.
@@ -218,6 +223,12 @@ impl LogReader for Store {
         match self {
             Store::Postgres(s) => s.take_tree(),
             Store::File(s) => s.take_tree(),
+        }
+    }
+    fn entries_in_memory(&self) -> bool {
+        match self {
+            Store::Postgres(s) => s.entries_in_memory(),
+            Store::File(s) => s.entries_in_memory(),
         }
     }
 }

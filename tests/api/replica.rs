@@ -562,6 +562,45 @@ async fn snapshots_of_many_parse_blocks_are_checked_line_by_line() {
     assert!(err.contains("line 6001: incomplete last line"), "{err}");
 }
 
+/// A replica keeps the entries it verified in memory: overwriting the file
+/// in place afterwards changes nothing it serves.
+#[tokio::test]
+async fn a_loaded_snapshot_serves_its_entries_from_memory() {
+    use std::os::unix::fs::FileExt;
+    use tlog::storage::LogReader;
+
+    let key = new_key();
+    let (path, lines) = write_snapshot(&key, 12, 50);
+    let trusted = TrustedKey::Configured(verifier_of(&key));
+    let log = load_snapshot(&path, &trusted, 1 << 20, Default::default())
+        .await
+        .unwrap();
+    assert!(log.store().entries_in_memory());
+    let len = std::fs::metadata(&path).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .write_all_at(&vec![b'#'; usize::try_from(len).unwrap()], 0)
+        .unwrap();
+    for index in 0..50 {
+        let entry = log.entry(index).await.unwrap().expect("served");
+        assert_eq!(entry.index, index);
+        assert_eq!(entry.body, format!("{{\"n\":{index}}}").into_bytes());
+        assert_eq!(
+            log.leaf_hash(index),
+            Some(tlog::merkle::leaf_hash(&entry.body))
+        );
+        assert_eq!(entry.integrated_time, 1_700_000_000);
+        let line: Value = serde_json::from_str(&lines[index as usize + 1]).unwrap();
+        let set = BASE64_STANDARD
+            .decode(line["set"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(entry.set, set);
+    }
+    assert!(log.entry(50).await.unwrap().is_none());
+}
+
 #[tokio::test]
 async fn replica_refuses_to_start_without_a_trusted_key_or_on_a_bad_file() {
     let key = new_key();
