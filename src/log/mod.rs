@@ -8,7 +8,6 @@
 
 mod sequencer;
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 
@@ -26,7 +25,7 @@ use crate::note::Checkpoint;
 use crate::signing::LogSigner;
 use crate::signing::LogVerifier;
 use crate::storage::{
-    LogIdentity, LogReader, LogWriter, StoreError, StoredCheckpoint, StoredEntry,
+    LeafIndex, LogIdentity, LogReader, LogWriter, StoreError, StoredCheckpoint, StoredEntry,
 };
 
 /// Leaves read from storage per query while rebuilding the tree.
@@ -109,7 +108,7 @@ pub struct Proof {
 struct State {
     tree: Tree,
     checkpoint: Arc<StoredCheckpoint>,
-    leaves: HashMap<[u8; 32], u64, foldhash::fast::RandomState>,
+    leaves: LeafIndex,
 }
 
 pub(crate) struct Submission {
@@ -330,9 +329,12 @@ impl<S: LogReader> Log<S> {
     ) -> Result<Self, StoreError> {
         let tree = rebuild_tree(&store, &checkpoint).await?;
         let entries_in_memory = store.entries_in_memory();
-        let leaves = (0..tree.size())
-            .map(|i| (tree.leaf(i).expect("leaf in range").0, i))
-            .collect();
+        let leaves = match store.take_leaf_index() {
+            Some(leaves) if leaves.len() as u64 == tree.size() => leaves,
+            _ => (0..tree.size())
+                .map(|i| (tree.leaf(i).expect("leaf in range").0, i))
+                .collect(),
+        };
         let estimated_items = usize::try_from(entry_cache_bytes / 1024)
             .unwrap_or(usize::MAX)
             .max(16);

@@ -23,7 +23,9 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 
 use super::jsonl::{self, Bodies, KeyPolicy, PackedEntry, Record, ScanOutcome, TailPolicy};
-use super::{Batch, LogIdentity, LogReader, LogWriter, StoreError, StoredCheckpoint, StoredEntry};
+use super::{
+    Batch, LeafIndex, LogIdentity, LogReader, LogWriter, StoreError, StoredCheckpoint, StoredEntry,
+};
 use crate::merkle::{self, Hash, Tree};
 
 /// The journal's name inside the data directory.
@@ -51,6 +53,8 @@ struct Inner {
     index: RwLock<Index>,
     /// The tree the open built, until the log takes it.
     tree: Mutex<Option<Tree>>,
+    /// The leaf index the open built, until the log takes it.
+    leaf_index: Mutex<Option<LeafIndex>>,
     /// Serialises writers; held across the write and the fsync.
     writer: Mutex<()>,
 }
@@ -69,6 +73,8 @@ struct Index {
     tree: Option<Tree>,
     /// A snapshot's entries (body, SET and integrated time), in memory.
     resident: Vec<(PackedEntry, i64)>,
+    /// Leaf hash → index at `checkpoint`, as the open built it.
+    leaf_index: Option<LeafIndex>,
 }
 
 impl Index {
@@ -207,6 +213,7 @@ impl FileStore {
                 file,
                 read_only,
                 tree: Mutex::new(index.tree.take()),
+                leaf_index: Mutex::new(index.leaf_index.take()),
                 index: RwLock::new(index),
                 writer: Mutex::new(()),
             }),
@@ -334,11 +341,33 @@ fn load(
     let started = std::time::Instant::now();
     let mut index = Index::default();
     let reader = file;
+    // The log needs a leaf-hash map too: a thread of its own builds it while
+    // the scan runs, from chunks of leaves.
+    const CHUNK: usize = 1 << 14;
+    let (leaf_chunks, chunks) = std::sync::mpsc::sync_channel::<(u64, Vec<Hash>)>(16);
+    let mapper = std::thread::spawn(move || {
+        let mut map = LeafIndex::default();
+        for (first, leaves) in chunks {
+            map.reserve(leaves.len());
+            for (i, leaf) in (first..).zip(leaves) {
+                map.insert(leaf.0, i);
+            }
+        }
+        map
+    });
+    let mut chunk = Vec::with_capacity(CHUNK);
+    let mut chunk_start = 0;
     let outcome = jsonl::scan(reader, keys, tail, bodies, |v| {
         if let Some(packed) = v.packed {
             index
                 .resident
                 .push((packed, v.record.entry.integrated_time));
+        }
+        chunk.push(v.leaf);
+        if chunk.len() == CHUNK {
+            let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
+            let _ = leaf_chunks.send((chunk_start, full));
+            chunk_start += CHUNK as u64;
         }
         index.add(
             v.record.entry.index,
@@ -348,12 +377,26 @@ fn load(
             v.len,
         );
     })
-    .map_err(|e| StoreError::Corrupt(format!("{}: {e}", path.display())))?;
-    let ScanOutcome::Log(scanned) = outcome else {
+    .map_err(|e| StoreError::Corrupt(format!("{}: {e}", path.display())));
+    let _ = leaf_chunks.send((chunk_start, chunk));
+    drop(leaf_chunks);
+    let mut leaf_index = mapper
+        .join()
+        .map_err(|_| StoreError::Unavailable("the leaf index thread failed".into()))?;
+    let ScanOutcome::Log(scanned) = outcome? else {
         return Ok(Index::default());
     };
     // Drop whatever the tail added past the last checkpoint.
     let size = usize::try_from(scanned.checkpoint.size).expect("size fits memory");
+    for leaf in index.leaves.get(size..).unwrap_or_default() {
+        if leaf_index
+            .get(&leaf.0)
+            .is_some_and(|&i| i >= scanned.checkpoint.size)
+        {
+            leaf_index.remove(&leaf.0);
+        }
+    }
+    index.leaf_index = Some(leaf_index);
     if index.leaves.len() > size {
         index.leaves.truncate(size);
         index.lines.truncate(size);
@@ -455,6 +498,10 @@ impl LogReader for FileStore {
 
     fn entries_in_memory(&self) -> bool {
         !self.inner.index.read().resident.is_empty()
+    }
+
+    fn take_leaf_index(&self) -> Option<LeafIndex> {
+        self.inner.leaf_index.lock().take()
     }
 }
 

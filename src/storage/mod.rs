@@ -86,6 +86,10 @@ pub struct Batch {
     pub tiles: Vec<(TileId, Vec<u8>)>,
 }
 
+/// Leaf hash → index of every entry: how the log finds an entry by UUID and
+/// spots a duplicate.
+pub type LeafIndex = std::collections::HashMap<[u8; 32], u64, foldhash::fast::RandomState>;
+
 /// Read access to a log's durable state.
 ///
 /// Every method is safe to call concurrently and sees only committed data.
@@ -130,6 +134,11 @@ pub trait LogReader: Send + Sync {
     /// in front of it would only hold the same entries twice.
     fn entries_in_memory(&self) -> bool {
         false
+    }
+    /// The leaf index at the latest checkpoint, if the store built it while
+    /// opening (the file store does, beside its scan); handed out once.
+    fn take_leaf_index(&self) -> Option<LeafIndex> {
+        None
     }
 }
 
@@ -229,6 +238,12 @@ impl LogReader for Store {
         match self {
             Store::Postgres(s) => s.entries_in_memory(),
             Store::File(s) => s.entries_in_memory(),
+        }
+    }
+    fn take_leaf_index(&self) -> Option<LeafIndex> {
+        match self {
+            Store::Postgres(s) => s.take_leaf_index(),
+            Store::File(s) => s.take_leaf_index(),
         }
     }
 }

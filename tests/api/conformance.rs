@@ -243,6 +243,15 @@ async fn file_store_truncates_a_torn_tail_and_refuses_covered_damage() {
     let store = FileStore::open(&dir).unwrap();
     assert_eq!(store.checkpoint().await.unwrap().unwrap().size, 3);
     assert_eq!(store.entry(3).await.unwrap(), None);
+    // The leaf index the open built for the log holds the covered entries
+    // only: the uncovered one may be submitted again.
+    let leaf_index = store.take_leaf_index().expect("built while opening");
+    let leaves = store.leaf_hashes(0, 3).await.unwrap();
+    assert_eq!(leaf_index.len(), 3);
+    for (i, leaf) in leaves.iter().enumerate() {
+        assert_eq!(leaf_index.get(&leaf.0), Some(&(i as u64)));
+    }
+    assert!(!leaf_index.contains_key(&merkle::leaf_hash(b"x").0));
     drop(store);
     assert_eq!(std::fs::read(&path).unwrap(), good, "tail truncated");
 
