@@ -298,7 +298,11 @@ pub async fn export(config: &Config, out: &Path) -> anyhow::Result<()> {
     } else {
         let path = config.data_dir.join(crate::storage::file::JOURNAL_FILE);
         let store = tokio::task::spawn_blocking(move || {
-            FileStore::open_snapshot(&path, crate::storage::jsonl::KeyPolicy::Unchecked)
+            FileStore::open_snapshot(
+                &path,
+                crate::storage::jsonl::KeyPolicy::Unchecked,
+                crate::storage::file::Entries::OnDisk,
+            )
         })
         .await?
         .context(

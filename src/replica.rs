@@ -25,7 +25,7 @@ use crate::log::Log;
 use crate::merkle;
 use crate::metrics::Metrics;
 use crate::signing::LogVerifier;
-use crate::storage::file::FileStore;
+use crate::storage::file::{Entries, FileStore};
 use crate::storage::jsonl::KeyPolicy;
 use crate::storage::{LogReader, Store};
 
@@ -55,7 +55,7 @@ pub async fn load_snapshot(
             TrustedKey::Configured(v) => KeyPolicy::Trusted(v),
             TrustedKey::Embedded => KeyPolicy::Embedded,
         };
-        FileStore::open_snapshot(&owned_path, policy)
+        FileStore::open_snapshot(&owned_path, policy, Entries::InMemory)
     })
     .await?
     .with_context(|| format!("couldn't load the snapshot {}", path.display()))?;

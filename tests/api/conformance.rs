@@ -6,7 +6,7 @@ use std::future::Future;
 use tlog::merkle::{self, Tree};
 use tlog::note::Checkpoint;
 use tlog::signing::LogSigner;
-use tlog::storage::file::FileStore;
+use tlog::storage::file::{Entries, FileStore};
 use tlog::storage::postgres::PgStore;
 use tlog::storage::{
     Batch, LogIdentity, LogReader, LogWriter, NewEntry, StoreError, StoredCheckpoint, StoredEntry,
@@ -173,29 +173,36 @@ async fn postgres_store_keeps_the_contract() {
     run(store, || pg_store(&url)).await;
 }
 
+/// The journal, reopened as a snapshot whose entries are in memory (a
+/// replica) or read back from the file (an export).
 #[tokio::test]
 async fn file_store_keeps_the_contract() {
-    let dir = tempdir();
-    let store = FileStore::open(&dir).unwrap();
-    let reopen_dir = dir.clone();
-    // The first handle holds the journal's lock; a second writer is refused.
-    assert!(matches!(
-        FileStore::open(&dir),
-        Err(StoreError::Conflict(_))
-    ));
-    let first = store.clone();
-    run(store, move || {
-        let dir = reopen_dir.clone();
-        let _ = &first;
-        async move {
-            FileStore::open_snapshot(
-                &dir.join("db.jsonl"),
-                tlog::storage::jsonl::KeyPolicy::Unchecked,
-            )
-            .unwrap()
-        }
-    })
-    .await;
+    for entries in [Entries::InMemory, Entries::OnDisk] {
+        let dir = tempdir();
+        let store = FileStore::open(&dir).unwrap();
+        let reopen_dir = dir.clone();
+        // The first handle holds the journal's lock; a second writer is refused.
+        assert!(matches!(
+            FileStore::open(&dir),
+            Err(StoreError::Conflict(_))
+        ));
+        let first = store.clone();
+        run(store, move || {
+            let dir = reopen_dir.clone();
+            let _ = &first;
+            async move {
+                let snapshot = FileStore::open_snapshot(
+                    &dir.join("db.jsonl"),
+                    tlog::storage::jsonl::KeyPolicy::Unchecked,
+                    entries,
+                )
+                .unwrap();
+                assert_eq!(snapshot.entries_in_memory(), entries == Entries::InMemory);
+                snapshot
+            }
+        })
+        .await;
+    }
 }
 
 #[tokio::test]
