@@ -3,8 +3,6 @@
 //! signed checkpoint → `signedTreeHead` / `inclusionProof.checkpoint`;
 //! leaf hash → the UUID; tree ID ‖ leaf hash → the entry ID.
 
-use std::collections::BTreeMap;
-
 use base64::prelude::{Engine, BASE64_STANDARD};
 use serde::Serialize;
 
@@ -85,84 +83,8 @@ pub struct ConsistencyProofBody {
     pub root_hash: String,
 }
 
-/// The value of a LogEntry map (L-01). Fields are in alphabetical order.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LogEntryBody<'a> {
-    /// Base64 of the canonical body.
-    pub body: String,
-    /// Unix seconds.
-    pub integrated_time: i64,
-    /// Hex log ID.
-    #[serde(rename = "logID")]
-    pub log_id: &'a str,
-    /// Leaf index.
-    pub log_index: u64,
-    /// Proof and SET.
-    pub verification: Verification<'a>,
-}
-
-/// `verification` of a LogEntry.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Verification<'a> {
-    /// Inclusion proof against the latest checkpoint.
-    pub inclusion_proof: InclusionProof<'a>,
-    /// Base64 DER SET.
-    pub signed_entry_timestamp: String,
-}
-
-/// `verification.inclusionProof` (C-13).
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct InclusionProof<'a> {
-    /// The checkpoint the proof is against.
-    pub checkpoint: &'a str,
-    /// Audit path, hex, leaf to root; `[]` for a tree of one.
-    pub hashes: Vec<String>,
-    /// Leaf index in this tree.
-    pub log_index: u64,
-    /// Hex root at `treeSize`.
-    pub root_hash: String,
-    /// Tree size of the proof.
-    pub tree_size: u64,
-}
-
-/// A LogEntry response: exactly one key, the entry ID.
-pub type LogEntryMap<'a> = BTreeMap<String, LogEntryBody<'a>>;
-
-/// Builds the one-key LogEntry map for `entry` as serde models. The GET and
-/// search paths write the same bytes with [`write_log_entry`]; this is the
-/// reference it is tested against.
-#[must_use]
-pub fn log_entry<'a>(
-    info: &'a LogInfo,
-    entry: &StoredEntry,
-    leaf: &Hash,
-    proof: &'a Proof,
-) -> (String, LogEntryBody<'a>) {
-    let id = entry_id(info.tree_id, leaf);
-    let body = LogEntryBody {
-        body: BASE64_STANDARD.encode(&entry.body),
-        integrated_time: entry.integrated_time,
-        log_id: &info.log_id,
-        log_index: entry.index,
-        verification: Verification {
-            inclusion_proof: InclusionProof {
-                checkpoint: &proof.checkpoint.note,
-                hashes: proof.hashes.iter().map(|h| hex::encode(h.0)).collect(),
-                log_index: entry.index,
-                root_hash: hex::encode(proof.checkpoint.root.0),
-                tree_size: proof.checkpoint.size,
-            },
-            signed_entry_timestamp: BASE64_STANDARD.encode(&entry.set),
-        },
-    };
-    (id, body)
-}
-
 /// Appends the one-key LogEntry map for `entry` to `out`: the bytes
-/// `serde_json` writes for [`log_entry`]'s map, without building it. This is
+/// `serde_json` writes for the LogEntry models, without building them. This is
 /// the read path's hot loop (a replica answers tens of thousands of these a
 /// second), so it writes straight into one buffer: every value but the
 /// checkpoint note is base64, hex or a number and needs no escaping.
@@ -237,8 +159,97 @@ fn push_base64(out: &mut Vec<u8>, bytes: &[u8]) {
     out.truncate(start + written);
 }
 
+/// The LogEntry wire model (L-01) as serde structs: the reference that
+/// [`write_log_entry`]'s bytes are tested against.
+#[cfg(test)]
+mod reference {
+    use std::collections::BTreeMap;
+
+    use base64::prelude::{Engine, BASE64_STANDARD};
+    use serde::Serialize;
+
+    use super::entry_id;
+    use crate::log::{LogInfo, Proof};
+    use crate::merkle::Hash;
+    use crate::storage::StoredEntry;
+
+    /// The value of a LogEntry map (L-01). Fields are in alphabetical order.
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct LogEntryBody<'a> {
+        /// Base64 of the canonical body.
+        pub body: String,
+        /// Unix seconds.
+        pub integrated_time: i64,
+        /// Hex log ID.
+        #[serde(rename = "logID")]
+        pub log_id: &'a str,
+        /// Leaf index.
+        pub log_index: u64,
+        /// Proof and SET.
+        pub verification: Verification<'a>,
+    }
+
+    /// `verification` of a LogEntry.
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct Verification<'a> {
+        /// Inclusion proof against the latest checkpoint.
+        pub inclusion_proof: InclusionProof<'a>,
+        /// Base64 DER SET.
+        pub signed_entry_timestamp: String,
+    }
+
+    /// `verification.inclusionProof` (C-13).
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct InclusionProof<'a> {
+        /// The checkpoint the proof is against.
+        pub checkpoint: &'a str,
+        /// Audit path, hex, leaf to root; `[]` for a tree of one.
+        pub hashes: Vec<String>,
+        /// Leaf index in this tree.
+        pub log_index: u64,
+        /// Hex root at `treeSize`.
+        pub root_hash: String,
+        /// Tree size of the proof.
+        pub tree_size: u64,
+    }
+
+    /// A LogEntry response: exactly one key, the entry ID.
+    pub type LogEntryMap<'a> = BTreeMap<String, LogEntryBody<'a>>;
+
+    /// Builds the one-key LogEntry map for `entry` as serde models.
+    pub fn log_entry<'a>(
+        info: &'a LogInfo,
+        entry: &StoredEntry,
+        leaf: &Hash,
+        proof: &'a Proof,
+    ) -> (String, LogEntryBody<'a>) {
+        let id = entry_id(info.tree_id, leaf);
+        let body = LogEntryBody {
+            body: BASE64_STANDARD.encode(&entry.body),
+            integrated_time: entry.integrated_time,
+            log_id: &info.log_id,
+            log_index: entry.index,
+            verification: Verification {
+                inclusion_proof: InclusionProof {
+                    checkpoint: &proof.checkpoint.note,
+                    hashes: proof.hashes.iter().map(|h| hex::encode(h.0)).collect(),
+                    log_index: entry.index,
+                    root_hash: hex::encode(proof.checkpoint.root.0),
+                    tree_size: proof.checkpoint.size,
+                },
+                signed_entry_timestamp: BASE64_STANDARD.encode(&entry.set),
+            },
+        };
+        (id, body)
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::reference::{log_entry, LogEntryMap};
     use super::*;
 
     /// `write_log_entry` writes exactly what serde writes for the models,
