@@ -273,23 +273,24 @@ impl FileStore {
         ))
     }
 
-    /// Checks one entry line read for `index` (newline included), with its
-    /// search keys.
-    fn check_line(
+    /// Checks one entry line read for `index` (newline included): `parse`
+    /// must find the entry in it, at that index and with its leaf hash.
+    fn check_line<T>(
         &self,
         index: u64,
         offset: u64,
         leaf: Hash,
         line: &[u8],
-    ) -> Result<(StoredEntry, Vec<String>), StoreError> {
+        parse: impl FnOnce(&[u8]) -> Option<(StoredEntry, T)>,
+    ) -> Result<(StoredEntry, T), StoreError> {
         let Some(line) = line.strip_suffix(b"\n") else {
             return Err(self.changed(index, offset, "is not a whole line"));
         };
-        match jsonl::parse_record(line) {
-            Ok(Record::Entry(r))
-                if r.entry.index == index && merkle::leaf_hash(&r.entry.body) == leaf =>
+        match parse(line) {
+            Some((entry, rest))
+                if entry.index == index && merkle::leaf_hash(&entry.body) == leaf =>
             {
-                Ok((r.entry, r.index_keys))
+                Ok((entry, rest))
             }
             _ => Err(self.changed(index, offset, "no longer matches its leaf hash")),
         }
@@ -315,15 +316,10 @@ impl FileStore {
         let Some((buf, offset, leaf)) = self.read_line(index)? else {
             return Ok(None);
         };
-        let Some(line) = buf.strip_suffix(b"\n") else {
-            return Err(self.changed(index, offset, "is not a whole line"));
-        };
-        match jsonl::parse_entry(line) {
-            Ok(entry) if entry.index == index && merkle::leaf_hash(&entry.body) == leaf => {
-                Ok(Some(entry))
-            }
-            _ => Err(self.changed(index, offset, "no longer matches its leaf hash")),
-        }
+        let (entry, ()) = self.check_line(index, offset, leaf, &buf, |line| {
+            jsonl::parse_entry(line).ok().map(|entry| (entry, ()))
+        })?;
+        Ok(Some(entry))
     }
 
     fn check_writable(&self) -> Result<(), StoreError> {
@@ -506,7 +502,17 @@ impl LogReader for FileStore {
         for (i, ((offset, len), leaf)) in spans.into_iter().zip(leaves).enumerate() {
             let index = start + i as u64;
             let at = usize::try_from(offset - base).expect("inside the buffer");
-            page.push(self.check_line(index, offset, leaf, &buf[at..at + len as usize])?);
+            let line = &buf[at..at + len as usize];
+            page.push(self.check_line(
+                index,
+                offset,
+                leaf,
+                line,
+                |line| match jsonl::parse_record(line) {
+                    Ok(Record::Entry(r)) => Some((r.entry, r.index_keys)),
+                    _ => None,
+                },
+            )?);
         }
         Ok(page)
     }
