@@ -100,9 +100,9 @@ def hashedrekord(server, client, signer) -> Upload:
     return Upload(entry, {uuid: raw}, uuid, _hashedrekord_from_parts(signer.cert, signature, hashed))
 
 
-@pytest.fixture(scope="module")
-def dsse_entry(server, client, signer) -> Upload:
-    digest = hashlib.sha256(b"tlog e2e: the subject of sigstore-python's dsse upload\n").hexdigest()
+def _signed_statement(signer, subject: bytes) -> dsse.Envelope:
+    """An in-toto statement about `subject`, signed into a DSSE envelope by the client."""
+    digest = hashlib.sha256(subject).hexdigest()
     stmt = (
         dsse.StatementBuilder()
         .subjects([dsse.Subject(name="artifact.txt", digest={"sha256": digest})])
@@ -110,7 +110,12 @@ def dsse_entry(server, client, signer) -> Upload:
         .predicate({"buildDefinition": {"buildType": "https://example.com/tlog-e2e"}})
         .build()
     )
-    envelope = dsse._sign(signer.key, stmt)
+    return dsse._sign(signer.key, stmt)
+
+
+@pytest.fixture(scope="module")
+def dsse_entry(server, client, signer) -> Upload:
+    envelope = _signed_statement(signer, b"tlog e2e: the subject of sigstore-python's dsse upload\n")
     request = client._build_dsse_request(envelope, signer.cert)
     entry = client.create_entry(request)
     uuid, raw = _fetch_raw(server, entry._inner.log_index)
@@ -173,15 +178,7 @@ rekord_pgp = _rekord_fixture("pgp")
 
 @pytest.fixture(scope="module")
 def intoto_entry(server, client, signer) -> Upload:
-    digest = hashlib.sha256(b"tlog e2e: the subject of the intoto 0.0.1 upload\n").hexdigest()
-    stmt = (
-        dsse.StatementBuilder()
-        .subjects([dsse.Subject(name="artifact.txt", digest={"sha256": digest})])
-        .predicate_type("https://slsa.dev/provenance/v1")
-        .predicate({"buildDefinition": {"buildType": "https://example.com/tlog-e2e"}})
-        .build()
-    )
-    envelope = dsse._sign(signer.key, stmt)
+    envelope = _signed_statement(signer, b"tlog e2e: the subject of the intoto 0.0.1 upload\n")
     model = rekor_types.Intoto(
         apiVersion="0.0.1",
         spec=rekor_types.intoto.IntotoV001Schema(
