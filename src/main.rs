@@ -77,16 +77,22 @@ async fn main() -> anyhow::Result<()> {
             config.replica.db = db.or(config.replica.db);
             config.replica.public_key = public_key.or(config.replica.public_key);
             config.replica.trust_embedded_key |= trust_embedded_key;
+            let telemetry = tlog::telemetry::init(config.otlp_endpoint.as_deref())?;
             let replica = tlog::replica::Replica::build(&config).await?;
             replica.run_until_stopped().await?;
+            telemetry.shutdown();
             Ok(())
         }
         Command::Export { out } => {
             let config = tlog::config::Config::load(cli.config.as_deref())?;
+            // Log lines (a torn journal tail, say) go to stderr as the server's do.
+            let _telemetry = tlog::telemetry::init(config.otlp_endpoint.as_deref())?;
             tlog::app::export(&config, &out).await
         }
         Command::Import { input } => {
             let config = tlog::config::Config::load(cli.config.as_deref())?;
+            // Log lines (a torn journal tail, say) go to stderr as the server's do.
+            let _telemetry = tlog::telemetry::init(config.otlp_endpoint.as_deref())?;
             tlog::app::import(&config, &input).await
         }
         Command::Serve => {

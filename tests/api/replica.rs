@@ -692,3 +692,83 @@ async fn replica_reloads_only_consistent_successors() {
     assert_eq!(entry["verification"]["inclusionProof"]["treeSize"], 9);
     replica.handle.stop(true).await;
 }
+
+/// `tlog replica` as a process: a refused reload is logged with its reason
+/// (on stderr, as a JSON line), and the old snapshot keeps serving.
+#[tokio::test]
+async fn a_refused_reload_is_logged_with_its_reason() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+
+    let key = new_key();
+    let (path, _) = write_snapshot(&key, 21, 5);
+    let public_key = write_public_key(&verifier_of(&key));
+    let port = crate::process::free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tlog"))
+        .arg("replica")
+        .arg("--db")
+        .arg(&path)
+        .arg("--public-key")
+        .arg(&public_key)
+        .env_clear()
+        .env("TLOG_LISTEN", format!("127.0.0.1:{port}"))
+        .env("TLOG_METRICS_LISTEN", "127.0.0.1:0")
+        .env("TLOG_REPLICA__POLL_INTERVAL_MS", "100")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tlog binary starts");
+    let (lines, received) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next_line_with = |needle: &str| -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = received
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no log line with {needle:?}"));
+            if line.contains(needle) {
+                return serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+            }
+        }
+    };
+    next_line_with("tlog replica serving");
+
+    // A fork of the served history, picked up by the file poller.
+    let forked = (0..8)
+        .map(|i| {
+            if i >= 2 {
+                format!("{{\"fork\":{i}}}")
+            } else {
+                format!("{{\"n\":{i}}}")
+            }
+        })
+        .collect();
+    let (fork, _) = write_snapshot_with(&key, 21, forked);
+    std::fs::rename(fork, &path).unwrap();
+    let refused = next_line_with("kept serving the old snapshot");
+    assert_eq!(refused["level"], "ERROR", "{refused}");
+    let error = refused["fields"]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("not consistent"), "{refused}");
+
+    let (status, body) = get(
+        &reqwest::Client::new(),
+        format!("http://127.0.0.1:{port}/api/v1/log"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let info: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(info["treeSize"], 5);
+    let _ = child.kill();
+    let _ = child.wait();
+}
