@@ -137,6 +137,14 @@ async fn spans_reach_a_real_otlp_receiver_with_the_callers_trace_and_batch_links
         .await
         .unwrap();
     assert_eq!(response.status(), 201);
+    // With an exporter, a request without a traceparent is traced too.
+    let response = app
+        .client
+        .get(app.url("/api/v1/log/entries?logIndex=0"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
     app.stop().await;
     // Flushing blocks until the exporter is done; keep it off the runtime
     // that serves the collector.
@@ -154,6 +162,15 @@ async fn spans_reach_a_real_otlp_receiver_with_the_callers_trace_and_batch_links
     assert_eq!(request.kind, "SPAN_KIND_SERVER");
     assert_eq!(attribute(request, "http.status_code"), "201");
     assert_eq!(attribute(request, "http.route"), "/api/v1/log/entries");
+
+    let read = only(&spans, "GET /api/v1/log/entries");
+    assert_ne!(read.trace_id, TRACE_ID);
+    assert!(read.parent_span_id.is_empty(), "{tree}");
+    assert_eq!(attribute(read, "http.status_code"), "200");
+    assert_eq!(
+        attribute(read, "http.target"),
+        "/api/v1/log/entries?logIndex=0"
+    );
 
     let validation = only(&spans, "entry.validate");
     assert_eq!(validation.trace_id, TRACE_ID);
