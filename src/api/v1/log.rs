@@ -3,7 +3,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::models::{ConsistencyProofBody, LogInfoBody};
+use super::models::{write_consistency_proof, LogInfoBody};
 use crate::api::{json_response, query_pairs, query_value, ApiError, ApiState};
 
 /// E-01: the current signed tree head.
@@ -84,13 +84,12 @@ pub async fn get_log_proof(
             "the tree size requested({last}) was greater than what is currently observable({size})"
         ))
     })?;
-    Ok(json_response(
-        StatusCode::OK,
-        &ConsistencyProofBody {
-            hashes: hashes.iter().map(|h| hex::encode(h.0)).collect(),
-            root_hash: hex::encode(checkpoint.root.0),
-        },
-    ))
+    let mut body = Vec::new();
+    write_consistency_proof(&mut body, &hashes, &checkpoint.root);
+    body.push(b'\n');
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(body))
 }
 
 fn parse_size(name: &str, value: &str) -> Result<u64, ApiError> {

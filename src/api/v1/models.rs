@@ -73,14 +73,24 @@ pub struct LogInfoBody<'a> {
     pub tree_size: u64,
 }
 
-/// `GET /api/v1/log/proof` (E-03).
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ConsistencyProofBody {
-    /// Proof hashes, hex; `[]` when the sizes are equal.
-    pub hashes: Vec<String>,
-    /// Root of the latest tree head.
-    pub root_hash: String,
+/// Appends the ConsistencyProof body of `GET /api/v1/log/proof` (E-03):
+/// `{"hashes":[hex…],"rootHash":hex}`, `[]` when the sizes are equal. What
+/// `serde_json` writes for the model, without a `String` per hash: auditors
+/// poll this as often as clients fetch entries.
+pub fn write_consistency_proof(out: &mut Vec<u8>, hashes: &[Hash], root: &Hash) {
+    out.reserve(32 + (hashes.len() + 1) * 67);
+    out.extend_from_slice(b"{\"hashes\":[");
+    for (i, hash) in hashes.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.push(b'"');
+        push_hex(out, &hash.0);
+        out.push(b'"');
+    }
+    out.extend_from_slice(b"],\"rootHash\":\"");
+    push_hex(out, &root.0);
+    out.extend_from_slice(b"\"}");
 }
 
 /// Appends the one-key LogEntry map for `entry` to `out`: the bytes
@@ -172,6 +182,16 @@ mod reference {
     use crate::log::{LogInfo, Proof};
     use crate::merkle::Hash;
     use crate::storage::StoredEntry;
+
+    /// `GET /api/v1/log/proof` (E-03).
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct ConsistencyProofBody {
+        /// Proof hashes, hex; `[]` when the sizes are equal.
+        pub hashes: Vec<String>,
+        /// Root of the latest tree head.
+        pub root_hash: String,
+    }
 
     /// The value of a LogEntry map (L-01). Fields are in alphabetical order.
     #[derive(Serialize)]
@@ -301,6 +321,29 @@ mod tests {
                     format!("prefix{}", String::from_utf8(expected).unwrap())
                 );
             }
+        }
+    }
+
+    /// `write_consistency_proof` writes exactly what serde writes for the
+    /// model, for proofs of every length.
+    #[test]
+    fn hand_written_proof_json_is_byte_identical_to_the_serde_model() {
+        use super::reference::ConsistencyProofBody;
+
+        for n in [0usize, 1, 2, 7, 40] {
+            let hashes: Vec<Hash> = (0..n).map(|h| Hash([(h * 29 + 3) as u8; 32])).collect();
+            let root = Hash([n as u8 ^ 0x5c; 32]);
+            let expected = serde_json::to_vec(&ConsistencyProofBody {
+                hashes: hashes.iter().map(|h| hex::encode(h.0)).collect(),
+                root_hash: hex::encode(root.0),
+            })
+            .unwrap();
+            let mut written = b"prefix".to_vec();
+            write_consistency_proof(&mut written, &hashes, &root);
+            assert_eq!(
+                String::from_utf8(written).unwrap(),
+                format!("prefix{}", String::from_utf8(expected).unwrap())
+            );
         }
     }
 
