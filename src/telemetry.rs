@@ -12,7 +12,7 @@
 //!   The SDK reads the other standard variables itself (`OTEL_SERVICE_NAME`,
 //!   `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER[_ARG]`,
 //!   `OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_EXPORTER_OTLP_TIMEOUT`, `OTEL_BSP_*`).
-//! - A request gets a span when someone can use it ([`RequestSpan`]): when
+//! - A request gets a span when someone can use it ([`request_span`]): when
 //!   spans are exported, when the request carries a W3C `traceparent` (which
 //!   becomes the span's parent, so its log lines carry the caller's trace
 //!   ID), or when `tlog` logs at debug level. Otherwise its trace ID would be
@@ -25,8 +25,8 @@
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::dev::ServiceRequest;
+use actix_web::http::StatusCode;
 use opentelemetry::propagation::Extractor;
 use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
 use opentelemetry::KeyValue;
@@ -34,7 +34,6 @@ use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::Resource;
-use tracing_actix_web::RootSpanBuilder;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::fmt::format::Writer;
@@ -244,89 +243,73 @@ static TRACE_EVERY_REQUEST: AtomicBool = AtomicBool::new(false);
 
 /// The root span of an HTTP request, whose parent is the W3C `traceparent`
 /// of the request, if any; see the module's notes for which requests get
-/// one (the others get [`tracing::Span::none`]). Its fields are OpenTelemetry's HTTP server
-/// attributes that tell requests apart: `http.method`, `http.route`,
-/// `http.target`, `http.user_agent`, `http.status_code`, and `otel.name` =
-/// "METHOD route"; errors add `exception.message`/`exception.details` and, for
-/// 5xx, an ERROR status.
+/// one (the others get [`tracing::Span::none`]). Its fields are
+/// OpenTelemetry's HTTP server attributes that tell requests apart:
+/// `http.method`, `http.route`, `http.target`, `http.user_agent`, and
+/// `otel.name` = "METHOD route"; [`end_request_span`] adds the status.
 ///
-/// This is `tracing-actix-web`'s root span minus the fields that cost more
-/// than they tell on the hot path: the client address, host and scheme (a
-/// `ConnectionInfo` per request, which parses forwarding headers and formats
-/// the peer; behind an ingress they name the ingress), the HTTP version, a
-/// random request ID, and a `trace_id` field (log lines carry the trace ID
-/// already). Each field is formatted by every layer, and a replica answers
-/// tens of thousands of requests a second.
-pub struct RequestSpan;
-
-impl RootSpanBuilder for RequestSpan {
-    fn on_request_start(request: &ServiceRequest) -> tracing::Span {
-        let traced = request.headers().contains_key("traceparent");
-        if !traced
-            && !TRACE_EVERY_REQUEST.load(Ordering::Relaxed)
-            && !tracing::enabled!(target: "tlog", tracing::Level::DEBUG)
-        {
-            return tracing::Span::none();
-        }
-        let method = request.method().as_str();
-        let route = request.match_pattern();
-        let route = route.as_deref().unwrap_or("default");
-        let span = tracing::info_span!(
-            "HTTP request",
-            http.method = method,
-            http.route = route,
-            http.target = request.uri().path_and_query().map_or("", |p| p.as_str()),
-            http.user_agent = request
-                .headers()
-                .get(actix_web::http::header::USER_AGENT)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or(""),
-            http.status_code = tracing::field::Empty,
-            otel.name = format!("{method} {route}"),
-            otel.kind = "server",
-            otel.status_code = tracing::field::Empty,
-            exception.message = tracing::field::Empty,
-            exception.details = tracing::field::Empty,
-        );
-        if traced {
-            let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
-                propagator.extract(&HeaderExtractor(request.headers()))
-            });
-            if parent.span().span_context().is_valid() {
-                // Fails only when tracing is off for this span; nothing to do then.
-                let _ = span.set_parent(parent);
-            }
-        }
-        span
+/// Left out, as costing more than they tell on the hot path: the client
+/// address, host and scheme (a `ConnectionInfo` per request, which parses
+/// forwarding headers and formats the peer; behind an ingress they name the
+/// ingress), the HTTP version, a random request ID, and a `trace_id` field
+/// (log lines carry the trace ID already). Each field is formatted by every
+/// layer, and a replica answers tens of thousands of requests a second.
+#[must_use]
+pub fn request_span(request: &ServiceRequest) -> tracing::Span {
+    let traced = request.headers().contains_key("traceparent");
+    if !traced
+        && !TRACE_EVERY_REQUEST.load(Ordering::Relaxed)
+        && !tracing::enabled!(target: "tlog", tracing::Level::DEBUG)
+    {
+        return tracing::Span::none();
     }
+    let method = request.method().as_str();
+    let route = request.match_pattern();
+    let route = route.as_deref().unwrap_or("default");
+    let span = tracing::info_span!(
+        "HTTP request",
+        http.method = method,
+        http.route = route,
+        http.target = request.uri().path_and_query().map_or("", |p| p.as_str()),
+        http.user_agent = request
+            .headers()
+            .get(actix_web::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or(""),
+        http.status_code = tracing::field::Empty,
+        otel.name = format!("{method} {route}"),
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        exception.message = tracing::field::Empty,
+        exception.details = tracing::field::Empty,
+    );
+    if traced {
+        let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
+            propagator.extract(&HeaderExtractor(request.headers()))
+        });
+        if parent.span().span_context().is_valid() {
+            // Fails only when tracing is off for this span; nothing to do then.
+            let _ = span.set_parent(parent);
+        }
+    }
+    span
+}
 
-    fn on_request_end<B: MessageBody>(
-        span: tracing::Span,
-        outcome: &Result<ServiceResponse<B>, actix_web::Error>,
-    ) {
-        let (status, error) = match outcome {
-            Ok(response) => (
-                response.status(),
-                response
-                    .response()
-                    .error()
-                    .map(actix_web::Error::as_response_error),
-            ),
-            Err(error) => {
-                let error = error.as_response_error();
-                (error.status_code(), Some(error))
-            }
-        };
-        span.record("http.status_code", status.as_u16());
-        if let Some(error) = error {
-            span.record("exception.message", tracing::field::display(error));
-            span.record("exception.details", tracing::field::debug(error));
-        }
-        // Only server errors set the OpenTelemetry status; the HTTP
-        // conventions leave it unset for everything else.
-        if status.is_server_error() {
-            span.record("otel.status_code", "ERROR");
-        }
+/// Records how the request of `span` was answered: its status and, for an
+/// error, the message and details. Only server errors set the OpenTelemetry
+/// status; the HTTP conventions leave it unset for everything else.
+pub fn end_request_span(
+    span: &tracing::Span,
+    status: StatusCode,
+    error: Option<&dyn actix_web::ResponseError>,
+) {
+    span.record("http.status_code", status.as_u16());
+    if let Some(error) = error {
+        span.record("exception.message", tracing::field::display(error));
+        span.record("exception.details", tracing::field::debug(error));
+    }
+    if status.is_server_error() {
+        span.record("otel.status_code", "ERROR");
     }
 }
 
@@ -376,12 +359,11 @@ mod tests {
     use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
     use opentelemetry_sdk::propagation::TraceContextPropagator;
     use opentelemetry_sdk::trace::SdkTracerProvider;
-    use tracing_actix_web::RootSpanBuilder;
     use tracing_opentelemetry::OpenTelemetrySpanExt;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::EnvFilter;
 
-    use super::RequestSpan;
+    use super::request_span;
 
     const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
@@ -399,7 +381,7 @@ mod tests {
     #[test]
     fn an_untraced_request_gets_no_span_when_nothing_would_use_it() {
         let request = TestRequest::get().uri("/api/v1/log").to_srv_request();
-        let span = with_subscriber("info", || RequestSpan::on_request_start(&request));
+        let span = with_subscriber("info", || request_span(&request));
         assert!(span.is_none(), "{span:?}");
     }
 
@@ -410,7 +392,7 @@ mod tests {
             .insert_header(("traceparent", TRACEPARENT))
             .to_srv_request();
         let trace_id = with_subscriber("info", || {
-            let span = RequestSpan::on_request_start(&request);
+            let span = request_span(&request);
             assert!(!span.is_disabled());
             assert_eq!(
                 span.metadata().map(tracing::Metadata::name),
@@ -425,7 +407,7 @@ mod tests {
     fn every_request_gets_a_span_at_debug_level() {
         let request = TestRequest::get().uri("/api/v1/log").to_srv_request();
         let valid = with_subscriber("debug", || {
-            let span = RequestSpan::on_request_start(&request);
+            let span = request_span(&request);
             assert!(!span.is_disabled());
             span.context().span().span_context().is_valid()
         });

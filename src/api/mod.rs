@@ -4,6 +4,7 @@
 pub mod error;
 pub mod health;
 pub mod rate_limit;
+pub mod request;
 pub mod v1;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,7 +16,6 @@ use actix_cors::Cors;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{header, Method};
-use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 
@@ -102,9 +102,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/readyz", "GET").route(web::get().to(health::readyz)));
 }
 
-/// Middleware for the whole API: path cleaning (G-02), CORS (G-10), no-cache
-/// headers on GET (G-09), a JSON 404 for unknown paths (G-07), and outermost
-/// a span per request (issue 5).
+/// Middleware for the whole API: outermost path cleaning (G-02), the request
+/// span (issue 5), metrics and no-cache headers on GET (G-09), all in
+/// [`request`]; then CORS (G-10), the optional rate limit, and a JSON 404 for
+/// unknown paths (G-07).
 pub fn app_with_api(
     state: web::Data<ApiState>,
     rate_limit: Option<&rate_limit::RateLimit>,
@@ -127,14 +128,9 @@ pub fn app_with_api(
         .app_data(state)
         .configure(routes)
         .default_service(web::to(path_not_found))
-        .wrap(from_fn(no_cache_on_get))
         .wrap(rate_limit::middleware(rate_limit))
-        .wrap(from_fn(record_metrics))
         .wrap(cors)
-        .wrap(from_fn(normalize_path))
-        .wrap(tracing_actix_web::TracingLogger::<
-            crate::telemetry::RequestSpan,
-        >::new())
+        .wrap(request::Outermost)
 }
 
 fn resource(path: &str, allowed: &'static str) -> actix_web::Resource {
@@ -152,108 +148,6 @@ async fn path_not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
 
 async fn ping() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain").body(".")
-}
-
-/// Counts every request by route pattern (a fixed set) and status.
-async fn record_metrics(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let started = std::time::Instant::now();
-    let state = req.app_data::<web::Data<ApiState>>().cloned();
-    let method = match *req.method() {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
-        _ => "other",
-    };
-    let response = next.call(req).await?;
-    if let Some(state) = state {
-        let route = response.request().match_pattern();
-        let route = route.as_deref().unwrap_or("unmatched");
-        let status = response.status();
-        let log = state.log();
-        let metrics = log.metrics();
-        metrics
-            .http_requests
-            .with_label_values(&[route, method, status.as_str()])
-            .inc();
-        metrics
-            .http_duration
-            .with_label_values(&[route])
-            .observe(started.elapsed().as_secs_f64());
-    }
-    Ok(response)
-}
-
-/// Path cleaning (G-02), as actix's `NormalizePath::trim()`: repeated
-/// slashes merge and a trailing slash goes (`/entries/retrieve/` is what
-/// sigstore-python posts to). actix's middleware runs a regex replace on every
-/// request; nearly every path is clean already, so this looks first.
-async fn normalize_path(
-    mut req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    if let Some(clean) = clean_path(req.path()) {
-        let mut parts = req.head().uri.clone().into_parts();
-        let path_and_query = match parts.path_and_query.as_ref().and_then(|pq| pq.query()) {
-            Some(query) => format!("{clean}?{query}"),
-            None => clean,
-        };
-        // A merged path of valid characters is still a valid path.
-        if let Ok(pq) = path_and_query.parse() {
-            parts.path_and_query = Some(pq);
-            if let Ok(uri) = actix_web::http::Uri::from_parts(parts) {
-                req.match_info_mut().get_mut().update(&uri);
-                req.head_mut().uri = uri;
-            }
-        }
-    }
-    next.call(req).await
-}
-
-/// The cleaned path, if `path` needs cleaning.
-fn clean_path(path: &str) -> Option<String> {
-    let trailing = path.len() > 1 && path.ends_with('/');
-    if path.is_empty() || (!trailing && !path.contains("//")) {
-        return None;
-    }
-    let mut clean = String::with_capacity(path.len());
-    for segment in path.split('/').filter(|s| !s.is_empty()) {
-        clean.push('/');
-        clean.push_str(segment);
-    }
-    if clean.is_empty() {
-        clean.push('/');
-    }
-    (clean != path).then_some(clean)
-}
-
-async fn no_cache_on_get(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let is_get = req.method() == Method::GET;
-    let mut response = next.call(req).await?;
-    if is_get {
-        let headers = response.headers_mut();
-        for (name, value) in [
-            (
-                "cache-control",
-                "no-cache, no-store, no-transform, must-revalidate, private, max-age=0",
-            ),
-            ("expires", "Thu, 01 Jan 1970 00:00:00 GMT"),
-            ("pragma", "no-cache"),
-            ("x-accel-expires", "0"),
-        ] {
-            headers.insert(
-                header::HeaderName::from_static(name),
-                header::HeaderValue::from_static(value),
-            );
-        }
-    }
-    Ok(response)
 }
 
 /// Reads a POST body: `application/json` only (G-03), at most `limit` bytes (G-12).
@@ -320,28 +214,4 @@ pub fn json_response(
     HttpResponse::build(status)
         .content_type("application/json")
         .body(body)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::clean_path;
-
-    #[test]
-    fn paths_are_cleaned_like_normalize_path_trim() {
-        for (path, clean) in [
-            ("/api/v1/log", None),
-            ("/", None),
-            ("", None),
-            (
-                "/api/v1/log/entries/retrieve/",
-                Some("/api/v1/log/entries/retrieve"),
-            ),
-            ("//api//v1///log", Some("/api/v1/log")),
-            ("/api/v1/log//", Some("/api/v1/log")),
-            ("//", Some("/")),
-            ("///", Some("/")),
-        ] {
-            assert_eq!(clean_path(path).as_deref(), clean, "{path:?}");
-        }
-    }
 }
