@@ -7,6 +7,7 @@ pub mod rate_limit;
 pub mod request;
 pub mod v1;
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -133,13 +134,19 @@ pub fn app_with_api(
         .wrap(request::Outermost)
 }
 
-fn resource(path: &str, allowed: &'static str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(move |req: HttpRequest| async move {
-        Err::<HttpResponse, _>(ApiError::MethodNotAllowed {
-            method: req.method().to_string(),
-            allowed,
-        })
-    }))
+/// The route pattern of the resource that answered, for metrics: cheaper
+/// than `HttpRequest::match_pattern`, which matches the path again.
+pub struct RouteLabel(pub &'static str);
+
+fn resource(path: &'static str, allowed: &'static str) -> actix_web::Resource {
+    web::resource(path)
+        .app_data(RouteLabel(path))
+        .default_service(web::to(move |req: HttpRequest| async move {
+            Err::<HttpResponse, _>(ApiError::MethodNotAllowed {
+                method: req.method().to_string(),
+                allowed,
+            })
+        }))
 }
 
 async fn path_not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
@@ -186,22 +193,22 @@ pub async fn read_json_body(
     Ok(body)
 }
 
-/// Query parameters as (name, value) pairs. Malformed encoding is a 400.
-///
-/// # Errors
-/// 400 when the query string is not `application/x-www-form-urlencoded`.
-pub fn query_pairs(req: &HttpRequest) -> Result<Vec<(String, String)>, ApiError> {
-    serde_urlencoded::from_str(req.query_string())
-        .map_err(|e| ApiError::BadRequest(format!("couldn't parse query string: {e}")))
+/// Query parameters as (name, value) pairs, percent-decoded as
+/// `application/x-www-form-urlencoded`: bad escapes stay as written and
+/// invalid UTF-8 becomes U+FFFD, so each handler's checks of the value are
+/// what refuse malformed input. Borrowed unless decoded.
+#[must_use]
+pub fn query_pairs(req: &HttpRequest) -> Vec<(Cow<'_, str>, Cow<'_, str>)> {
+    form_urlencoded::parse(req.query_string().as_bytes()).collect()
 }
 
 /// The first non-empty value of `name` (empty counts as absent, X-07).
 #[must_use]
-pub fn query_value<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub fn query_value<'a>(pairs: &'a [(Cow<'_, str>, Cow<'_, str>)], name: &str) -> Option<&'a str> {
     pairs
         .iter()
         .find(|(k, v)| k == name && !v.is_empty())
-        .map(|(_, v)| v.as_str())
+        .map(|(_, v)| v.as_ref())
 }
 
 /// A compact JSON response followed by a newline (G-06).

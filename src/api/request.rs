@@ -29,7 +29,7 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::{web, Error, ResponseError};
 use tracing::Span;
 
-use super::ApiState;
+use super::{ApiState, RouteLabel};
 use crate::telemetry;
 
 /// Sent with every GET answer (G-09).
@@ -151,8 +151,9 @@ fn count<B>(response: &ServiceResponse<B>, started: Instant) {
         Method::OPTIONS => "OPTIONS",
         _ => "other",
     };
-    let route = request.match_pattern();
-    let route = route.as_deref().unwrap_or("unmatched");
+    let route = request
+        .app_data::<RouteLabel>()
+        .map_or("unmatched", |label| label.0);
     let log = state.log();
     let metrics = log.metrics();
     metrics

@@ -60,7 +60,7 @@ pub async fn get_entry_by_index(
     req: HttpRequest,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
-    let pairs = query_pairs(&req)?;
+    let pairs = query_pairs(&req);
     let raw =
         query_value(&pairs, "logIndex").ok_or_else(|| ApiError::required("logIndex", "query"))?;
     let index = parse_index("logIndex", "query", raw)?;

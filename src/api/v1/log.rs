@@ -32,7 +32,7 @@ pub async fn get_public_key(
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
     let log = state.log();
-    let pairs = query_pairs(&req)?;
+    let pairs = query_pairs(&req);
     if let Some(tree) = query_value(&pairs, "treeID") {
         if !tree.bytes().all(|b| b.is_ascii_digit()) {
             return Err(ApiError::pattern("treeID", "query", "^[0-9]+$"));
@@ -55,7 +55,7 @@ pub async fn get_log_proof(
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
     let log = state.log();
-    let pairs = query_pairs(&req)?;
+    let pairs = query_pairs(&req);
     let last =
         query_value(&pairs, "lastSize").ok_or_else(|| ApiError::required("lastSize", "query"))?;
     let last = parse_size("lastSize", last)?;
