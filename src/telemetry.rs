@@ -17,7 +17,7 @@
 //!   becomes the span's parent, so its log lines carry the caller's trace
 //!   ID), or when `tlog` logs at debug level. Otherwise its trace ID would be
 //!   made up and known to no collector, and the span would cost a replica a
-//!   quarter of its read throughput.
+//!   third of its read throughput.
 //!
 //! Span names and fields form a fixed vocabulary; no span records an entry
 //! body, a key, or a database URL.

@@ -13,7 +13,7 @@
 //! - No-cache headers on every GET answer (G-09), as Rekor sends them.
 //!
 //! It is one hand-written middleware rather than `tracing-actix-web` and three
-//! `from_fn` ones: those cost a replica about a fifth of its read throughput
+//! `from_fn` ones: those cost a replica about a sixth of its read throughput
 //! (a boxed future each, two boxed extensions, a random request ID and a body
 //! wrapper per request) for features tlog does not use.
 
