@@ -211,6 +211,14 @@ pub fn query_value<'a>(pairs: &'a [(Cow<'_, str>, Cow<'_, str>)], name: &str) ->
         .map(|(_, v)| v.as_ref())
 }
 
+/// A 200 whose JSON body is already written, newline included (G-06).
+#[must_use]
+pub fn json_bytes(body: Vec<u8>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(body)
+}
+
 /// A compact JSON response followed by a newline (G-06).
 pub fn json_response(
     status: actix_web::http::StatusCode,

@@ -5,7 +5,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::Value;
 
 use super::models::{entry_id, write_log_entry, EntryUuid, ENTRY_UUID_PATTERN};
-use crate::api::{query_pairs, query_value, read_json_body, ApiError, ApiState};
+use crate::api::{json_bytes, query_pairs, query_value, read_json_body, ApiError, ApiState};
 use crate::entries;
 use crate::log::Log;
 use crate::merkle::{self, Hash};
@@ -212,10 +212,4 @@ async fn entry_json(log: &Log<Store>, index: u64, leaf: &Hash) -> Result<Vec<u8>
     write_log_entry(&mut bytes, log.info(), &entry, leaf, &proof);
     bytes.push(b'\n');
     Ok(bytes)
-}
-
-fn json_bytes(body: Vec<u8>) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("application/json")
-        .body(body)
 }

@@ -4,7 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::models::{write_consistency_proof, LogInfoBody};
-use crate::api::{json_response, query_pairs, query_value, ApiError, ApiState};
+use crate::api::{json_bytes, json_response, query_pairs, query_value, ApiError, ApiState};
 
 /// E-01: the current signed tree head.
 pub async fn get_log_info(state: web::Data<ApiState>) -> HttpResponse {
@@ -87,9 +87,7 @@ pub async fn get_log_proof(
     let mut body = Vec::new();
     write_consistency_proof(&mut body, &hashes, &checkpoint.root);
     body.push(b'\n');
-    Ok(HttpResponse::Ok()
-        .content_type("application/json")
-        .body(body))
+    Ok(json_bytes(body))
 }
 
 fn parse_size(name: &str, value: &str) -> Result<u64, ApiError> {

@@ -80,14 +80,7 @@ pub struct LogInfoBody<'a> {
 pub fn write_consistency_proof(out: &mut Vec<u8>, hashes: &[Hash], root: &Hash) {
     out.reserve(32 + (hashes.len() + 1) * 67);
     out.extend_from_slice(b"{\"hashes\":[");
-    for (i, hash) in hashes.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.push(b'"');
-        push_hex(out, &hash.0);
-        out.push(b'"');
-    }
+    push_hex_list(out, hashes);
     out.extend_from_slice(b"],\"rootHash\":\"");
     push_hex(out, &root.0);
     out.extend_from_slice(b"\"}");
@@ -129,14 +122,7 @@ pub fn write_log_entry(
     out.extend_from_slice(b",\"verification\":{\"inclusionProof\":{\"checkpoint\":");
     serde_json::to_writer(&mut *out, &proof.checkpoint.note).expect("writing to a Vec");
     out.extend_from_slice(b",\"hashes\":[");
-    for (i, hash) in proof.hashes.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.push(b'"');
-        push_hex(out, &hash.0);
-        out.push(b'"');
-    }
+    push_hex_list(out, &proof.hashes);
     out.extend_from_slice(b"],\"logIndex\":");
     out.extend_from_slice(index);
     out.extend_from_slice(b",\"rootHash\":\"");
@@ -156,6 +142,18 @@ fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
     for (pair, b) in out[start..].chunks_exact_mut(2).zip(bytes) {
         pair[0] = DIGITS[usize::from(b >> 4)];
         pair[1] = DIGITS[usize::from(b & 0xf)];
+    }
+}
+
+/// Appends `hashes` as comma-separated JSON strings of lowercase hex.
+fn push_hex_list(out: &mut Vec<u8>, hashes: &[Hash]) {
+    for (i, hash) in hashes.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.push(b'"');
+        push_hex(out, &hash.0);
+        out.push(b'"');
     }
 }
 
