@@ -103,6 +103,13 @@ pub fn init(otlp_endpoint: Option<&str>) -> Result<TelemetryGuard, TelemetryErro
     };
     guard.provider = Some(provider.clone());
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Every layer carries the filter's most verbose level. A layer without a
+    // filter, above one with a per-layer filter, would leave the subscriber
+    // with no level hint at all: `tracing` and `log` would then treat every
+    // `trace!` call in actix and mio as possibly enabled, and ask the
+    // filter, on every request. That cost a replica about 8% of its CPU.
+    let max_level = filter.max_level_hint().unwrap_or(LevelFilter::TRACE);
     let otel = tracing_opentelemetry::layer()
         .with_tracer(provider.tracer(TRACER_NAME))
         // A thread name is a String per span; a worker's name tells nothing.
@@ -111,22 +118,23 @@ pub fn init(otlp_endpoint: Option<&str>) -> Result<TelemetryGuard, TelemetryErro
         // call site rather than on every span and event.
         .with_filter(
             tracing_subscriber::filter::Targets::new()
-                .with_default(tracing::Level::TRACE)
+                .with_default(max_level)
                 .with_targets(UNEXPORTED_TARGETS.map(|t| (t, LevelFilter::OFF))),
         );
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let registry = tracing_subscriber::registry().with(filter).with(otel);
     let installed = if std::io::stderr().is_terminal() {
         let pretty = tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
-            .event_format(WithTraceId(tracing_subscriber::fmt::format()));
+            .event_format(WithTraceId(tracing_subscriber::fmt::format()))
+            .with_filter(max_level);
         registry.with(pretty).try_init()
     } else {
         let json = json_subscriber::layer()
             .with_writer(std::io::stderr)
             .with_current_span(true)
             .with_span_list(false)
-            .with_opentelemetry_ids(true);
+            .with_opentelemetry_ids(true)
+            .with_filter(max_level);
         registry.with(json).try_init()
     };
     installed.map_err(|e| TelemetryError::Subscriber(e.to_string()))?;

@@ -1,0 +1,39 @@
+//! The log subscriber tells `tracing` and `log` the most verbose level it
+//! can use, so that disabled `trace!`/`debug!` calls (actix's and mio's, on
+//! every request) stop at the macro instead of asking the filter each time.
+//!
+//! A binary of its own: the subscriber is global to the process.
+
+use tracing::level_filters::LevelFilter;
+use tracing_subscriber::EnvFilter;
+
+#[test]
+fn the_installed_subscriber_caps_tracing_and_log_at_the_filter_level() {
+    // What `RUST_LOG` (default `info`) asks for, computed as `init` reads it.
+    let expected = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info"))
+        .max_level_hint()
+        .unwrap_or(LevelFilter::TRACE);
+    assert_ne!(
+        expected,
+        LevelFilter::TRACE,
+        "run this test with RUST_LOG below trace, or it proves nothing"
+    );
+    let _guard = tlog::telemetry::init(None).expect("install the subscriber");
+    assert_eq!(LevelFilter::current(), expected);
+    let as_log = match expected {
+        LevelFilter::OFF => log::LevelFilter::Off,
+        LevelFilter::ERROR => log::LevelFilter::Error,
+        LevelFilter::WARN => log::LevelFilter::Warn,
+        LevelFilter::INFO => log::LevelFilter::Info,
+        LevelFilter::DEBUG => log::LevelFilter::Debug,
+        _ => log::LevelFilter::Trace,
+    };
+    assert_eq!(log::max_level(), as_log);
+    // The cap is not a mute: what the filter allows still gets through.
+    assert_eq!(
+        tracing::enabled!(target: "tlog", tracing::Level::INFO),
+        expected >= LevelFilter::INFO
+    );
+    assert!(!tracing::enabled!(target: "actix_http", tracing::Level::TRACE));
+}
