@@ -2,9 +2,10 @@
 //! OpenTelemetry pipeline that exports spans over OTLP.
 //!
 //! - Logs go to stderr: JSON lines when stderr is not a terminal, pretty text
-//!   when it is. The filter comes from `RUST_LOG` (default `info`). A line
-//!   written inside a span carries that span's trace ID (JSON:
-//!   `openTelemetry.traceId`/`spanId`; pretty: a `trace_id=` prefix).
+//!   when it is. The filter comes from `RUST_LOG`; unset, blank or invalid,
+//!   it is `info` (see [`log_filter`]). A line written inside a span carries
+//!   that span's trace ID (JSON: `openTelemetry.traceId`/`spanId`; pretty: a
+//!   `trace_id=` prefix).
 //! - Spans always get OpenTelemetry IDs, so logs and `traceparent` propagation
 //!   work without a collector. They are exported over OTLP/gRPC only when an
 //!   endpoint is configured: the `otlp_endpoint` config key, else
@@ -103,7 +104,7 @@ pub fn init(otlp_endpoint: Option<&str>) -> Result<TelemetryGuard, TelemetryErro
     };
     guard.provider = Some(provider.clone());
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let (filter, bad_filter) = log_filter(std::env::var("RUST_LOG").ok().as_deref());
     // Every layer carries the filter's most verbose level. A layer without a
     // filter, above one with a per-layer filter, would leave the subscriber
     // with no level hint at all: `tracing` and `log` would then treat every
@@ -138,8 +139,37 @@ pub fn init(otlp_endpoint: Option<&str>) -> Result<TelemetryGuard, TelemetryErro
         registry.with(json).try_init()
     };
     installed.map_err(|e| TelemetryError::Subscriber(e.to_string()))?;
+    if let Some(reason) = bad_filter {
+        tracing::warn!("{reason}");
+    }
     TRACE_EVERY_REQUEST.store(exporting, Ordering::Relaxed);
     Ok(guard)
+}
+
+/// The filter when `RUST_LOG` names none.
+pub const DEFAULT_LOG_FILTER: &str = "info";
+
+/// The log filter for a `RUST_LOG` value. Unset or blank means
+/// [`DEFAULT_LOG_FILTER`], as in the compose file (`${RUST_LOG:-info}`) and
+/// for a chart whose `logLevel` is left empty: an empty filter would
+/// otherwise silence every line, errors included. A value that does not parse
+/// falls back to the default too, with the reason returned for [`init`] to
+/// log once the subscriber is up.
+#[must_use]
+pub fn log_filter(rust_log: Option<&str>) -> (EnvFilter, Option<String>) {
+    let default = || EnvFilter::new(DEFAULT_LOG_FILTER);
+    match rust_log.map(str::trim) {
+        None | Some("") => (default(), None),
+        Some(raw) => match EnvFilter::try_new(raw) {
+            Ok(filter) => (filter, None),
+            Err(err) => (
+                default(),
+                Some(format!(
+                    "RUST_LOG={raw:?} is not a log filter ({err}); logging at {DEFAULT_LOG_FILTER}"
+                )),
+            ),
+        },
+    }
 }
 
 impl TelemetryGuard {
@@ -374,6 +404,29 @@ mod tests {
     use super::request_span;
 
     const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn an_unset_blank_or_unparsable_rust_log_means_the_default_filter() {
+        use tracing_subscriber::filter::LevelFilter;
+        use tracing_subscriber::Layer;
+
+        let level = |raw: Option<&str>| {
+            let (filter, reason) = super::log_filter(raw);
+            (
+                Layer::<tracing_subscriber::Registry>::max_level_hint(&filter),
+                reason,
+            )
+        };
+        for raw in [None, Some(""), Some("  ")] {
+            assert_eq!(level(raw), (Some(LevelFilter::INFO), None), "{raw:?}");
+        }
+        assert_eq!(level(Some("debug")), (Some(LevelFilter::DEBUG), None));
+        assert_eq!(level(Some("warn,tlog=trace")).0, Some(LevelFilter::TRACE));
+        let (hint, reason) = level(Some("tlog=loud"));
+        assert_eq!(hint, Some(LevelFilter::INFO));
+        let reason = reason.expect("an unparsable filter is reported");
+        assert!(reason.contains("RUST_LOG=\"tlog=loud\""), "{reason}");
+    }
 
     /// Runs `f` under a subscriber like [`super::init`]'s without an
     /// exporter, at the `filter` level.

@@ -5,15 +5,12 @@
 //! A binary of its own: the subscriber is global to the process.
 
 use tracing::level_filters::LevelFilter;
-use tracing_subscriber::EnvFilter;
 
 #[test]
 fn the_installed_subscriber_caps_tracing_and_log_at_the_filter_level() {
-    // What `RUST_LOG` (default `info`) asks for, computed as `init` reads it.
-    let expected = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info"))
-        .max_level_hint()
-        .unwrap_or(LevelFilter::TRACE);
+    // What `RUST_LOG` (default `info`) asks for, read as `init` reads it.
+    let (filter, _) = tlog::telemetry::log_filter(std::env::var("RUST_LOG").ok().as_deref());
+    let expected = filter.max_level_hint().unwrap_or(LevelFilter::TRACE);
     assert_ne!(
         expected,
         LevelFilter::TRACE,
