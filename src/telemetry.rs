@@ -408,14 +408,10 @@ mod tests {
     #[test]
     fn an_unset_blank_or_unparsable_rust_log_means_the_default_filter() {
         use tracing_subscriber::filter::LevelFilter;
-        use tracing_subscriber::Layer;
 
         let level = |raw: Option<&str>| {
             let (filter, reason) = super::log_filter(raw);
-            (
-                Layer::<tracing_subscriber::Registry>::max_level_hint(&filter),
-                reason,
-            )
+            (filter.max_level_hint(), reason)
         };
         for raw in [None, Some(""), Some("  ")] {
             assert_eq!(level(raw), (Some(LevelFilter::INFO), None), "{raw:?}");
