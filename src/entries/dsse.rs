@@ -61,6 +61,9 @@ fn decode(spec: &Value) -> Result<Decoded<'_>, EntryError> {
                 .get("verifiers")
                 .and_then(Value::as_array)
                 .map(|items| {
+                    if items.len() > envelope::MAX_ENVELOPE_VERIFIERS {
+                        return Err(invalid(envelope::too_many_verifiers(items.len())));
+                    }
                     items
                         .iter()
                         .filter_map(Value::as_str)
@@ -190,7 +193,7 @@ pub(super) fn validate(spec: &Value) -> Result<Validated, EntryError> {
         return Err(invalid("DSSE envelope must contain 1 or more signatures"));
     }
     let (keys, payload) = verify_envelope(&env, verifiers)?;
-    Ok(proposed_entry(envelope_text, &env, &keys, &payload))
+    proposed_entry(envelope_text, &env, &keys, &payload)
 }
 
 /// rekor `verifyEnvelope`: keys in order until every signature is covered;
@@ -245,7 +248,7 @@ fn proposed_entry(
     env: &Envelope,
     keys: &[Option<PublicKey>],
     payload: &[u8],
-) -> Validated {
+) -> Result<Validated, EntryError> {
     // One signature per distinct text, sorted by it (Rekor's map + sort.Strings).
     let mut signed: Vec<(&str, &PublicKey)> = env
         .signatures
@@ -268,7 +271,7 @@ fn proposed_entry(
     index_keys.push(format!("sha256:{}", hex::encode(payload_hash)));
     index_keys.push(format!("sha256:{}", hex::encode(envelope_hash)));
     if env.payload_type == INTOTO_PAYLOAD_TYPE {
-        let stmt = envelope::statement(payload);
+        let stmt = envelope::statement(payload).map_err(invalid)?;
         if let Some(subjects) = envelope::subject_digests(&stmt) {
             index_keys.extend(subjects.iter().map(|k| k.to_lowercase()));
             let materials = envelope::material_digests(&stmt).unwrap_or_default();
@@ -279,7 +282,7 @@ fn proposed_entry(
         .iter()
         .map(|(sig, key)| json!({"signature": sig, "verifier": to_base64(key.canonical_pem())}))
         .collect();
-    Validated {
+    Ok(Validated {
         body: body(
             sha256_json(&envelope_hash),
             sha256_json(&payload_hash),
@@ -287,7 +290,7 @@ fn proposed_entry(
         ),
         index_keys,
         not_insertable: None,
-    }
+    })
 }
 
 /// The committed form, canonicalised as given (search only).
@@ -448,6 +451,91 @@ mod tests {
         assert!(entry.index_keys.contains(&"dev@example.com".to_owned()));
         // Non-in-toto payloads index no statement digests.
         assert_eq!(entry.index_keys.len(), 2 + 1 + 2);
+    }
+
+    #[test]
+    fn envelopes_over_the_caps_are_refused_before_any_signature_check() {
+        use super::super::envelope::{too_many_signatures, too_many_verifiers, VERIFICATIONS};
+        let key = TestKey::ecdsa(Curve::P256);
+        let sig = sign(&key, "t", b"p");
+        VERIFICATIONS.with(|n| n.set(0));
+        let crowded = envelope("t", b"p", &vec![sig.clone(); 17]);
+        assert_eq!(
+            parse(&proposal(&crowded, &[key.public_pem()])).unwrap_err(),
+            invalid(&too_many_signatures(17))
+        );
+        let one = envelope("t", b"p", std::slice::from_ref(&sig));
+        assert_eq!(
+            parse(&proposal(&one, &vec![key.public_pem(); 17])).unwrap_err(),
+            invalid(&too_many_verifiers(17))
+        );
+        assert_eq!(VERIFICATIONS.with(std::cell::Cell::get), 0);
+        assert_eq!(
+            too_many_signatures(17),
+            "DSSE envelope has 17 signatures; at most 16 are accepted"
+        );
+        assert_eq!(
+            too_many_verifiers(17),
+            "17 verifiers given; at most 16 are accepted"
+        );
+    }
+
+    #[test]
+    fn sixteen_keys_and_signatures_stay_within_the_bounded_work() {
+        use super::super::envelope::VERIFICATIONS;
+        let keys: Vec<TestKey> = (0..16).map(|_| TestKey::ecdsa(Curve::P256)).collect();
+        let sigs: Vec<String> = keys.iter().map(|k| sign(k, "t", b"p")).collect();
+        let pems: Vec<Vec<u8>> = keys.iter().map(TestKey::public_pem).collect();
+        VERIFICATIONS.with(|n| n.set(0));
+        let entry = parse(&proposal(&envelope("t", b"p", &sigs), &pems)).unwrap();
+        assert_eq!(entry.index_keys.len(), 16 + 2);
+        // Key i fails on the i signatures before its own: 16 * 17 / 2 checks.
+        assert_eq!(VERIFICATIONS.with(std::cell::Cell::get), 136);
+    }
+
+    #[test]
+    fn a_statement_that_would_write_a_bad_index_key_is_refused() {
+        let key = TestKey::ecdsa(Curve::P256);
+        for (digest, why) in [
+            (
+                r"\u0000",
+                r#"search index key "sha256:\0" contains the control character U+0000"#
+                    .to_owned(),
+            ),
+            (
+                &*"a".repeat(3000),
+                r#"search index key "sha256:aaaaaaaaaaaaaaaaaaaaaaaaa..." is 3007 bytes long, more than the 512 allowed"#
+                    .to_owned(),
+            ),
+        ] {
+            let statement = format!(r#"{{"subject":[{{"name":"x","digest":{{"sha256":"{digest}"}}}}]}}"#);
+            let sig = sign(&key, INTOTO_PAYLOAD_TYPE, statement.as_bytes());
+            let env = envelope(INTOTO_PAYLOAD_TYPE, statement.as_bytes(), &[sig]);
+            assert_eq!(
+                parse(&proposal(&env, &[key.public_pem()])).unwrap_err(),
+                invalid(&format!("entry not insertable into log: {why}"))
+            );
+            // Searching for it is no write: the entry is only looked up.
+            let body = serde_json::to_vec(&proposal(&env, &[key.public_pem()])).unwrap();
+            assert!(parse_search(&body).is_ok());
+        }
+    }
+
+    #[test]
+    fn payloads_and_envelopes_over_the_json_limits_are_refused() {
+        let key = TestKey::ecdsa(Curve::P256);
+        let deep = format!(r#"{{"subject":{}{}}}"#, "[".repeat(70), "]".repeat(70));
+        let sig = sign(&key, INTOTO_PAYLOAD_TYPE, deep.as_bytes());
+        let env = envelope(INTOTO_PAYLOAD_TYPE, deep.as_bytes(), &[sig]);
+        assert_eq!(
+            parse(&proposal(&env, &[key.public_pem()])).unwrap_err(),
+            invalid("in-toto statement refused: JSON nested deeper than 64 levels")
+        );
+        let wide = format!(r#"{{"x":[{}0]}}"#, "0,".repeat(100_000));
+        assert_eq!(
+            parse(&proposal(&wide, &[key.public_pem()])).unwrap_err(),
+            invalid("invalid JSON: JSON document holds more than 100000 values")
+        );
     }
 
     #[test]

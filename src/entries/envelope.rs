@@ -20,10 +20,31 @@ use sha2::{Digest as _, Sha256};
 
 use super::decoding::{flexible_base64, go_field};
 use super::digest_signature::{self, HashAlgorithm};
+use super::json_limits;
 use super::pki::{der_tlv, Curve, KeyAlgorithm, PublicKey};
 
 /// The in-toto payload type, whose statements are indexed.
 pub(super) const INTOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
+
+/// Most signatures accepted in one envelope. Clients sign with one key
+/// (sigstore-js, sigstore-python, cosign); 16 leaves room for multi-party
+/// signing and bounds the signature checks of an entry to
+/// [`MAX_ENVELOPE_SIGNATURES`] times [`MAX_ENVELOPE_VERIFIERS`].
+pub(super) const MAX_ENVELOPE_SIGNATURES: usize = 16;
+
+/// Most verifier keys accepted with one envelope (`dsse` `verifiers`, and
+/// the keys of `intoto` 0.0.2, one per signature).
+pub(super) const MAX_ENVELOPE_VERIFIERS: usize = 16;
+
+/// The refusal of an envelope with more than [`MAX_ENVELOPE_SIGNATURES`].
+pub(super) fn too_many_signatures(n: usize) -> String {
+    format!("DSSE envelope has {n} signatures; at most {MAX_ENVELOPE_SIGNATURES} are accepted")
+}
+
+/// The refusal of more than [`MAX_ENVELOPE_VERIFIERS`] verifiers.
+pub(super) fn too_many_verifiers(n: usize) -> String {
+    format!("{n} verifiers given; at most {MAX_ENVELOPE_VERIFIERS} are accepted")
+}
 
 /// go-securesystemslib's fixed message for any base64 failure in an envelope.
 const BAD_BASE64: &str = "unable to base64 decode payload (is payload in the right format?)";
@@ -49,6 +70,7 @@ impl Envelope {
     /// `json.Unmarshal(text, &dsse.Envelope{})`: unknown fields ignored, keys
     /// matched case-insensitively, `null` as the zero value.
     pub(super) fn parse(text: &str) -> Result<Self, String> {
+        json_limits::check(text.as_bytes()).map_err(|e| format!("invalid JSON: {e}"))?;
         let value: Value = serde_json::from_str(text).map_err(|e| {
             if e.is_eof() {
                 "unexpected end of JSON input".to_owned()
@@ -70,6 +92,9 @@ impl Envelope {
         let payload = go_string(&map, "payload", "Envelope.payload")?;
         let signatures = match go_field(&map, "signatures") {
             None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(items)) if items.len() > MAX_ENVELOPE_SIGNATURES => {
+                return Err(too_many_signatures(items.len()))
+            }
             Some(Value::Array(items)) => items
                 .iter()
                 .map(|item| match item {
@@ -147,6 +172,8 @@ pub(super) fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
 /// `signature.LoadVerifier(key, crypto.SHA256).VerifySignature`: ECDSA of any
 /// curve and RSA PKCS#1 v1.5 over SHA-256 of `message`, pure Ed25519.
 pub(super) fn verify_message(key: &PublicKey, message: &[u8], sig: &[u8]) -> bool {
+    #[cfg(test)]
+    VERIFICATIONS.with(|n| n.set(n.get() + 1));
     match key.algorithm() {
         KeyAlgorithm::Ed25519 => aws_lc_rs::signature::UnparsedPublicKey::new(
             &aws_lc_rs::signature::ED25519,
@@ -159,6 +186,12 @@ pub(super) fn verify_message(key: &PublicKey, message: &[u8], sig: &[u8]) -> boo
             digest_signature::verify(key, HashAlgorithm::Sha256, &digest, sig).is_ok()
         }
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Signature checks made on this thread, for tests that bound the work.
+    pub(super) static VERIFICATIONS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// go-securesystemslib `SHA256KeyID`: `ssh.FingerprintSHA256` of the key,
@@ -257,8 +290,13 @@ fn digest_list(list: Option<&Value>) -> Option<Vec<String>> {
 }
 
 /// The statement in a decoded payload; invalid JSON indexes nothing.
-pub(super) fn statement(payload: &[u8]) -> Value {
-    serde_json::from_slice(payload).unwrap_or(Value::Bool(false))
+///
+/// # Errors
+/// A payload over the [`json_limits`] is refused rather than indexed
+/// partly: its message names the limit.
+pub(super) fn statement(payload: &[u8]) -> Result<Value, String> {
+    json_limits::check(payload).map_err(|e| format!("in-toto statement refused: {e}"))?;
+    Ok(serde_json::from_slice(payload).unwrap_or(Value::Bool(false)))
 }
 
 fn go_string(map: &Map<String, Value>, name: &str, field: &str) -> Result<String, String> {
@@ -383,7 +421,7 @@ mod tests {
             None
         );
         assert_eq!(subject_digests(&json!([])), None);
-        assert_eq!(subject_digests(&statement(b"not json")), None);
+        assert_eq!(subject_digests(&statement(b"not json").unwrap()), None);
         assert_eq!(subject_digests(&Value::Null).unwrap(), Vec::<String>::new());
     }
 

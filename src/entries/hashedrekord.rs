@@ -407,6 +407,39 @@ mod tests {
     }
 
     #[test]
+    fn certificates_whose_sans_make_bad_index_keys_are_refused() {
+        use super::super::test_support::{certificate, san_email, san_uri, CertSpec};
+        let ca = TestKey::ecdsa(Curve::P256);
+        let leaf = TestKey::ecdsa(Curve::P256);
+        let digest = digest_of("sha256");
+        let sig = leaf.sign_digest(&digest);
+        let value = hex::encode(&digest);
+        let long = format!("https://example.com/{}", "a".repeat(3000));
+        for (san, why) in [
+            (
+                san_email("dev\0@example.com"),
+                r#"search index key "dev\0@example.com" contains the control character U+0000"#
+                    .to_owned(),
+            ),
+            (
+                san_uri(&long),
+                format!(
+                    r#"search index key "https://example.com/aaaaaaaaaaaa..." is {} bytes long, more than the 512 allowed"#,
+                    long.len()
+                ),
+            ),
+        ] {
+            let mut spec = CertSpec::leaf("", "Test CA");
+            spec.sans = vec![san];
+            let cert_pem = pem("CERTIFICATE", &certificate(&spec, &leaf.spki(), &ca));
+            assert_eq!(
+                parse_proposed(&request("sha256", &value, &sig, &cert_pem)).unwrap_err(),
+                invalid(&format!("entry not insertable into log: {why}"))
+            );
+        }
+    }
+
+    #[test]
     fn a_certificate_key_with_sans_signs_and_indexes_its_sans() {
         use super::super::test_support::{
             certificate, san_dns, san_email, san_fulcio_username, CertSpec,

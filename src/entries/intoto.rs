@@ -97,6 +97,10 @@ fn v2_decode(spec: &Value) -> Result<V2Decoded<'_>, EntryError> {
         .and_then(|e| e.get("signatures"))
         .and_then(Value::as_array)
         .map(|items| {
+            // Each item carries its own key: this caps the verifiers too.
+            if items.len() > envelope::MAX_ENVELOPE_SIGNATURES {
+                return Err(invalid(envelope::too_many_signatures(items.len())));
+            }
             items
                 .iter()
                 .filter_map(Value::as_object)
@@ -190,7 +194,7 @@ fn v002(spec: &Value) -> Result<Validated, EntryError> {
         }
         index_keys.push(format!("sha256:{}", hex::encode(Sha256::digest(payload))));
         if payload_type == INTOTO_PAYLOAD_TYPE {
-            index_keys.extend(statement_keys(payload));
+            index_keys.extend(statement_keys(payload)?);
         }
     }
     let body = json!({
@@ -234,8 +238,11 @@ fn v2_verify(
     for s in sigs {
         let key = PublicKey::parse(s.public_key.as_deref().unwrap_or_default())
             .map_err(|e| invalid(format!("could not parse public key as x509: {e}")))?;
+        // The key is named by the keyid of the item that carries it, if any:
+        // a signature naming another key is not tried with it.
+        let keyid = s.keyid.as_deref().filter(|id| !id.is_empty());
         let (accepted, _) = env
-            .verify_with(&key, None)
+            .verify_with(&key, keyid)
             .map_err(|e| invalid(format!("could not verify envelope: {e}")))?;
         for (i, other) in env.signatures.iter().enumerate() {
             covered[i] |= other.sig == env.signatures[accepted].sig;
@@ -287,11 +294,11 @@ fn v2_signature_json(s: &V2Signature) -> Value {
 
 /// Subject digests, then SLSA material digests, each only when Go decodes
 /// that part of the statement (rekor `parseStatement`, `parseSlsaPredicate`).
-fn statement_keys(payload: &[u8]) -> Vec<String> {
-    let stmt = envelope::statement(payload);
+fn statement_keys(payload: &[u8]) -> Result<Vec<String>, EntryError> {
+    let stmt = envelope::statement(payload).map_err(invalid)?;
     let mut keys = envelope::subject_digests(&stmt).unwrap_or_default();
     keys.extend(envelope::material_digests(&stmt).unwrap_or_default());
-    keys.iter().map(|k| k.to_lowercase()).collect()
+    Ok(keys.iter().map(|k| k.to_lowercase()).collect())
 }
 
 // ---- 0.0.1 ----
@@ -370,7 +377,7 @@ fn v001(spec: &Value) -> Result<Validated, EntryError> {
     index_keys.extend(key.subjects().iter().map(|s| s.to_lowercase()));
     index_keys.push(format!("sha256:{}", hex::encode(payload_hash)));
     if env.payload_type == INTOTO_PAYLOAD_TYPE {
-        index_keys.extend(statement_keys(&payload));
+        index_keys.extend(statement_keys(&payload)?);
     }
     Ok(Validated {
         body: v1_body(&key, sha256_json(&hash), Some(sha256_json(&payload_hash))),
@@ -519,6 +526,60 @@ mod tests {
         assert_eq!(
             parse(&bad_key).unwrap_err(),
             invalid("could not parse public key as x509: invalid public key: failure decoding PEM")
+        );
+    }
+
+    #[test]
+    fn v002_over_sixteen_signatures_is_refused_before_any_check() {
+        use super::super::envelope::{too_many_signatures, VERIFICATIONS};
+        let key = TestKey::ecdsa(Curve::P256);
+        let sig = sig_text(&key, STATEMENT);
+        let sigs: Vec<(String, &TestKey)> = (0..17).map(|_| (sig.clone(), &key)).collect();
+        VERIFICATIONS.with(|n| n.set(0));
+        assert_eq!(
+            parse(&v2(STATEMENT, &sigs)).unwrap_err(),
+            invalid(&too_many_signatures(17))
+        );
+        assert_eq!(VERIFICATIONS.with(std::cell::Cell::get), 0);
+        assert!(parse(&v2(STATEMENT, &sigs[..16])).is_ok());
+    }
+
+    #[test]
+    fn v002_keys_are_tried_only_on_signatures_with_their_keyid() {
+        use super::super::envelope::VERIFICATIONS;
+        let keys: Vec<TestKey> = (0..16).map(|_| TestKey::ecdsa(Curve::P256)).collect();
+        let sigs: Vec<(String, &TestKey)> =
+            keys.iter().map(|k| (sig_text(k, STATEMENT), k)).collect();
+        let mut named = v2(STATEMENT, &sigs);
+        for (i, s) in named["spec"]["content"]["envelope"]["signatures"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .enumerate()
+        {
+            s["keyid"] = json!(format!("key-{i}"));
+        }
+        VERIFICATIONS.with(|n| n.set(0));
+        assert!(parse(&named).is_ok());
+        // One check per key, not one per signature before its own.
+        assert_eq!(VERIFICATIONS.with(std::cell::Cell::get), 16);
+        // Without key IDs every key is tried in envelope order, as by Rekor.
+        VERIFICATIONS.with(|n| n.set(0));
+        assert!(parse(&v2(STATEMENT, &sigs)).is_ok());
+        assert_eq!(VERIFICATIONS.with(std::cell::Cell::get), 16 * 17 / 2);
+        // A key is not tried on a signature that names another key ID: here
+        // each item carries the other item's signature.
+        let crossed = [
+            (sig_text(&keys[1], STATEMENT), &keys[0]),
+            (sig_text(&keys[0], STATEMENT), &keys[1]),
+        ];
+        let mut wrong = v2(STATEMENT, &crossed);
+        assert!(parse(&wrong).is_ok());
+        wrong["spec"]["content"]["envelope"]["signatures"][0]["keyid"] = json!("a");
+        wrong["spec"]["content"]["envelope"]["signatures"][1]["keyid"] = json!("b");
+        assert_eq!(
+            parse(&wrong).unwrap_err(),
+            invalid("could not verify envelope: accepted signatures do not match threshold, Found: 0, Expected 1")
         );
     }
 

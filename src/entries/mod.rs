@@ -16,6 +16,7 @@ mod dsse;
 mod envelope;
 mod hashedrekord;
 mod intoto;
+pub mod json_limits;
 pub(crate) mod minisign;
 pub(crate) mod pgp;
 pub mod pki;
@@ -180,12 +181,53 @@ fn parse(body: &[u8], purpose: Purpose<'_>) -> Result<Entry, EntryError> {
                 "entry not insertable into log: {why}"
             )));
         }
+        for key in &validated.index_keys {
+            check_index_key(key).map_err(|why| {
+                EntryError::Invalid(format!("entry not insertable into log: {why}"))
+            })?;
+        }
     }
     Ok(Entry {
         kind,
         canonical: canonicalize(&validated.body)?,
         index_keys: validated.index_keys,
     })
+}
+
+/// Longest search-index key accepted, in bytes: Rekor's limit on a
+/// certificate subject. Longer keys come only from hostile entries (a real
+/// SAN, e-mail, digest or key hash is far shorter), and a key over about
+/// 2.7 KB would break Postgres' btree row limit.
+pub const MAX_INDEX_KEY_LEN: usize = 512;
+
+/// Checks one search-index key: at most [`MAX_INDEX_KEY_LEN`] bytes and no
+/// control character (a NUL cannot be stored in Postgres `text`, and no
+/// real identity or digest holds one). Every key of a written entry passes;
+/// journals and imports are held to the same rule.
+///
+/// # Errors
+/// What is wrong with the key, with an escaped prefix of it.
+pub fn check_index_key(key: &str) -> Result<(), String> {
+    let preview = || {
+        let head: String = key.chars().take(32).collect();
+        let more = if head.len() < key.len() { "..." } else { "" };
+        format!("{}{more}", head.escape_debug())
+    };
+    if key.len() > MAX_INDEX_KEY_LEN {
+        return Err(format!(
+            "search index key \"{}\" is {} bytes long, more than the {MAX_INDEX_KEY_LEN} allowed",
+            preview(),
+            key.len()
+        ));
+    }
+    if let Some(c) = key.chars().find(|c| c.is_control()) {
+        return Err(format!(
+            "search index key \"{}\" contains the control character U+{:04X}",
+            preview(),
+            u32::from(c)
+        ));
+    }
+    Ok(())
 }
 
 /// A kind's verified entry: its body before JCS and its index keys.
@@ -248,6 +290,8 @@ fn parse_json(body: &[u8]) -> Result<Value, EntryError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(required("proposedEntry"));
     }
+    json_limits::check(body)
+        .map_err(|e| EntryError::Malformed(format!("failed to parse proposed entry: {e}")))?;
     match serde_json::from_slice(body) {
         Ok(Value::Null) => Err(required("proposedEntry")),
         Ok(value) => Ok(value),

@@ -474,6 +474,17 @@ mod tests {
     }
 
     #[test]
+    fn a_pgp_signature_nested_5000_deep_is_invalid_on_a_small_stack() {
+        use super::super::test_support::{nested_pgp_signature, on_small_stack};
+        let proposal = request("pgp", &nested_pgp_signature(5000), b"key", HELLO, None);
+        let err = on_small_stack(move || submit(&proposal).unwrap_err());
+        assert!(
+            matches!(&err, EntryError::Invalid(m) if m.ends_with("embedded signatures nested more than 8 deep")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
     fn rekor_ssh_vector_is_re_armored_and_indexes_the_comment_email() {
         let entry = accepted("ssh", SSH_SIG.as_bytes(), SSH_KEY.as_bytes(), SSH_HELLO);
         // Canonical key: the line without its comment; signature: 64 columns.

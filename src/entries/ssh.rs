@@ -19,6 +19,7 @@
 use std::str::FromStr as _;
 
 use ed25519_dalek::Verifier as _;
+use memchr::memmem::Finder;
 use sha2::{Digest as _, Sha256, Sha512};
 use ssh_key::authorized_keys::Entry;
 use ssh_key::public::KeyData;
@@ -209,20 +210,44 @@ fn parse_error() -> String {
 }
 
 /// Go's `pem.Decode`: the first well-formed block, text around it ignored.
-fn first_pem_block(bytes: &[u8]) -> Option<pem::Pem> {
-    let text = bytes;
-    let mut start = 0;
-    while let Some(at) = find(&text[start..], b"-----BEGIN ") {
-        if let Ok(block) = pem::parse(&text[start + at..]) {
-            return Some(block);
+///
+/// Linear in the input, however many markers it holds: a `-----BEGIN ` is
+/// tried only when no other one comes before the first `-----END ` after
+/// it (a body holding a marker is never valid base64; one in a header line
+/// is not supported), and the search stops when no `-----END ` is left. Each
+/// marker search starts where the last one ended, and the blocks tried do
+/// not overlap, so every byte is read a bounded number of times.
+fn first_pem_block(text: &[u8]) -> Option<pem::Pem> {
+    const BEGIN: &[u8] = b"-----BEGIN ";
+    const END: &[u8] = b"-----END ";
+    let (begins, ends) = (Finder::new(BEGIN), Finder::new(END));
+    let mut candidate = begins.find(text);
+    // The first END after the current candidate's BEGIN.
+    let mut end: Option<usize> = None;
+    while let Some(at) = candidate {
+        let body = at + BEGIN.len();
+        let e = match end {
+            Some(e) if e >= body => e,
+            _ => body + ends.find(&text[body..])?,
+        };
+        end = Some(e);
+        let next = begins.find(&text[at + 1..]).map(|i| at + 1 + i);
+        if next.is_none_or(|n| n > e) {
+            #[cfg(test)]
+            PEM_ATTEMPTS.with(|n| n.set(n.get() + 1));
+            if let Ok(block) = pem::parse(&text[at..]) {
+                return Some(block);
+            }
         }
-        start += at + 1;
+        candidate = next;
     }
     None
 }
 
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
+#[cfg(test)]
+thread_local! {
+    /// Blocks [`first_pem_block`] handed to the PEM parser on this thread.
+    static PEM_ATTEMPTS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// The `WrappedSig` struct as `ssh.Unmarshal` reads it: every field present
@@ -293,4 +318,40 @@ pub(super) fn is_email(value: &str) -> bool {
             && !domain.ends_with('.')
             && !value.contains(char::is_whitespace)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BLOCK: &str = "-----BEGIN X-----\nAQID\n-----END X-----\n";
+
+    /// The block found and how many candidates went to the PEM parser.
+    fn attempts(text: &str) -> (Option<Vec<u8>>, usize) {
+        PEM_ATTEMPTS.with(|n| n.set(0));
+        let block = first_pem_block(text.as_bytes()).map(|b| b.contents().to_vec());
+        (block, PEM_ATTEMPTS.with(std::cell::Cell::get))
+    }
+
+    #[test]
+    fn begin_markers_without_an_end_are_not_parsed_one_by_one() {
+        // Each parse would scan to the end of the input: quadratic.
+        assert_eq!(attempts(&"-----BEGIN ".repeat(10_000)), (None, 0));
+        assert_eq!(attempts(&BLOCK.replace("END", "EDN")), (None, 0));
+    }
+
+    #[test]
+    fn the_first_good_block_is_found_past_broken_ones_in_few_attempts() {
+        let ok = Some(vec![1, 2, 3]);
+        assert_eq!(attempts(BLOCK), (ok.clone(), 1));
+        // Markers that open no block before the END are skipped unparsed.
+        let text = format!(
+            "junk\n{}{BLOCK}trailer",
+            "-----BEGIN X-----\n".repeat(10_000)
+        );
+        assert_eq!(attempts(&text), (ok.clone(), 1));
+        // A block that fails (its END names another type) gives way to the next.
+        let text = format!("-----BEGIN Y-----\nAQID\n-----END Z-----\n{BLOCK}");
+        assert_eq!(attempts(&text), (ok, 2));
+    }
 }

@@ -266,3 +266,49 @@ pub(crate) fn certificate(spec: &CertSpec<'_>, subject_spki: &[u8], issuer: &Tes
     let sig = issuer.sign_message(&tbs);
     seq(&[tbs, ecdsa_sha256, tlv(0x03, &[&[0u8][..], &sig].concat())])
 }
+
+/// An OpenPGP signature packet whose signatures embed one another `depth`
+/// levels deep, each an embedded-signature subpacket (type 32) of the
+/// unhashed area around it; nothing else in it is valid (version 4, a
+/// binary signature, RSA, SHA-256, no hashed area, no values). 5,000 levels
+/// fit in one packet.
+pub(crate) fn nested_pgp_signature(depth: usize) -> Vec<u8> {
+    const HEAD: [u8; 6] = [4, 0, 1, 8, 0, 0];
+    let mut body = [&HEAD[..], &[0, 0]].concat();
+    for _ in 0..depth {
+        let len = body.len() + 1;
+        let mut area = Vec::with_capacity(len + 5);
+        if len < 192 {
+            area.push(u8::try_from(len).unwrap());
+        } else if len < 16320 {
+            let rest = len - 192;
+            area.push(u8::try_from((rest >> 8) + 192).unwrap());
+            area.push(u8::try_from(rest & 0xff).unwrap());
+        } else {
+            area.push(255);
+            area.extend_from_slice(&u32::try_from(len).unwrap().to_be_bytes());
+        }
+        area.push(32);
+        area.extend_from_slice(&body);
+        let mut outer = HEAD.to_vec();
+        outer.extend_from_slice(&u16::try_from(area.len()).unwrap().to_be_bytes());
+        outer.extend_from_slice(&area);
+        body = outer;
+    }
+    // A new-format signature packet header with a five-octet length.
+    let mut packet = vec![0xc2, 255];
+    packet.extend_from_slice(&u32::try_from(body.len()).unwrap().to_be_bytes());
+    packet.extend_from_slice(&body);
+    packet
+}
+
+/// Runs `f` on a thread with a 2 MiB stack (an HTTP worker thread's),
+/// so that unbounded recursion shows up as a failed test.
+pub(crate) fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(f)
+        .unwrap()
+        .join()
+        .expect("the thread finished")
+}

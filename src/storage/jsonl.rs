@@ -14,6 +14,7 @@ use base64::prelude::{Engine, BASE64_STANDARD};
 use serde::{Deserialize, Serialize};
 
 use super::{LogIdentity, StoredCheckpoint, StoredEntry};
+use crate::entries;
 use crate::merkle::{self, Hash, Tree};
 use crate::note::SignedCheckpoint;
 use crate::signing::LogVerifier;
@@ -269,6 +270,10 @@ pub fn parse_record(bytes: &[u8]) -> Result<Record, String> {
             let keys = index_keys.ok_or("entry record without indexKeys")?;
             if keys.windows(2).any(|w| w[0] >= w[1]) {
                 return Err("indexKeys are not sorted and unique".to_owned());
+            }
+            // The rule admission applies: a stored entry never carries such a key.
+            if let Some(why) = keys.iter().find_map(|k| entries::check_index_key(k).err()) {
+                return Err(format!("indexKeys: {why}"));
             }
             Ok(Record::Entry(EntryRecord {
                 entry: StoredEntry {
@@ -925,5 +930,37 @@ impl<'k> Walk<'k> {
             covered_bytes: self.covered_bytes,
             tail,
         })))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry_line(keys: &[&str]) -> Vec<u8> {
+        let entry = StoredEntry {
+            index: 0,
+            body: b"{}".to_vec(),
+            integrated_time: 1,
+            set: vec![1],
+        };
+        let keys: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
+        let mut line = encode_entry(&entry, &keys);
+        line.pop();
+        line
+    }
+
+    #[test]
+    fn entry_records_with_keys_admission_refuses_are_refused() {
+        assert!(parse_record(&entry_line(&["a", "sha256:ab"])).is_ok());
+        assert_eq!(
+            parse_record(&entry_line(&["a\0"])).err().unwrap(),
+            r#"indexKeys: search index key "a\0" contains the control character U+0000"#
+        );
+        let long = "k".repeat(3000);
+        assert!(parse_record(&entry_line(&[&long]))
+            .err()
+            .unwrap()
+            .contains("3000 bytes long, more than the 512 allowed"));
     }
 }

@@ -100,6 +100,9 @@ pub async fn search_log_query(
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
     let body = read_json_body(&req, payload, state.max_request_body).await?;
+    // Bounded before it becomes a `Value` (32 bytes per element, whatever its text).
+    entries::json_limits::check(&body)
+        .map_err(|e| ApiError::BadRequest(format!("couldn't parse search query: {e}")))?;
     let query: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(format!("couldn't parse search query: {e}")))?;
     let Value::Object(query) = query else {

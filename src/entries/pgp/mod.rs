@@ -928,6 +928,23 @@ mod tests {
     }
 
     #[test]
+    fn deeply_nested_embedded_signatures_are_refused_on_a_small_stack() {
+        use crate::entries::test_support::{nested_pgp_signature, on_small_stack};
+        let packet = nested_pgp_signature(5000);
+        assert!(packet.len() < 70_000);
+        let result = on_small_stack(move || PgpSignature::parse(&packet).map(|_| ()));
+        assert_eq!(
+            result.unwrap_err(),
+            "invalid PGP signature: openpgp: invalid data: embedded signatures nested more than 8 deep"
+        );
+        // At the limit the nesting is read (and fails only on what follows).
+        let at_limit = on_small_stack(|| {
+            PgpSignature::parse(&nested_pgp_signature(packets::MAX_EMBEDDED_DEPTH)).map(|_| ())
+        });
+        assert!(!at_limit.unwrap_err().contains("nested"));
+    }
+
+    #[test]
     fn embedded_cross_signatures_are_read_as_go_reads_them() {
         // c's binding signature carries the subkey's cross-signature in its
         // unhashed area, so editing it leaves the binding valid.

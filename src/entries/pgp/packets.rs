@@ -115,6 +115,13 @@ pub(super) struct Sig {
     pub(super) sig: Signature,
 }
 
+/// Deepest chain of embedded signatures read. A subkey binding holds one
+/// primary key binding signature, which holds none (RFC 4880 §5.2.3.26):
+/// real keys nest one deep. go-crypto recurses without a limit; here each
+/// level is a stack frame, and one packet can hold about 5,000 levels, so
+/// deeper nesting is refused before it can exhaust a thread's stack.
+pub(super) const MAX_EMBEDDED_DEPTH: usize = 8;
+
 /// The subpackets go-crypto interprets: all of the hashed area, and the
 /// issuer, issuer fingerprint and embedded signature of the unhashed one.
 #[derive(Debug, Clone, Default)]
@@ -137,6 +144,17 @@ impl Sig {
     /// unsupported in Go too; version 6 (Go reads it, for version 6 keys)
     /// is unsupported here, like those keys.
     pub(super) fn parse(body: &[u8]) -> Result<Self, SigError> {
+        Self::parse_nested(body, 0)
+    }
+
+    /// [`Self::parse`] of a signature embedded `depth` levels deep.
+    fn parse_nested(body: &[u8], depth: usize) -> Result<Self, SigError> {
+        if depth > MAX_EMBEDDED_DEPTH {
+            return Err(structural(format!(
+                "embedded signatures nested more than {MAX_EMBEDDED_DEPTH} deep"
+            ))
+            .into());
+        }
         let truncated = || FrameError::Fatal("unexpected EOF".to_owned());
         let version = *body.first().ok_or_else(truncated)?;
         match version {
@@ -164,10 +182,10 @@ impl Sig {
         if !V4_HASHES.contains(&hash) {
             return Err(SigError::Unsupported(format!("hash function {hash}")));
         }
-        Self::parse_v4(body, algorithm)
+        Self::parse_v4(body, algorithm, depth)
     }
 
-    fn parse_v4(body: &[u8], algorithm: u8) -> Result<Self, SigError> {
+    fn parse_v4(body: &[u8], algorithm: u8, depth: usize) -> Result<Self, SigError> {
         let truncated = || FrameError::Fatal("unexpected EOF".to_owned());
         let mut info = SubpacketInfo::default();
         let hashed_len = usize::from(u16::from_be_bytes([
@@ -187,10 +205,10 @@ impl Sig {
         let hashed_subpackets = subpackets(hashed)?;
         let unhashed_subpackets = subpackets(unhashed)?;
         for (typ, contents) in &hashed_subpackets {
-            info.read(*typ, contents, true)?;
+            info.read(*typ, contents, true, depth)?;
         }
         for (typ, contents) in &unhashed_subpackets {
-            info.read(*typ, contents, false)?;
+            info.read(*typ, contents, false, depth)?;
         }
         if info.created.is_none() {
             return Err(structural("no creation time in signature").into());
@@ -264,7 +282,13 @@ pub(super) fn expired(created: i64, lifetime: Option<u32>, now: i64) -> bool {
 
 impl SubpacketInfo {
     /// go-crypto `parseSignatureSubpacket` for the subpackets used here.
-    fn read(&mut self, typ: u8, contents: &[u8], hashed: bool) -> Result<(), SigError> {
+    fn read(
+        &mut self,
+        typ: u8,
+        contents: &[u8],
+        hashed: bool,
+        depth: usize,
+    ) -> Result<(), SigError> {
         let kind = typ & 0x7f;
         if !hashed && !matches!(kind, 16 | 32 | 33) {
             return Ok(());
@@ -299,7 +323,7 @@ impl SubpacketInfo {
                 if self.embedded.is_some() {
                     return Err(structural("Cannot have multiple embedded signatures").into());
                 }
-                let embedded = Sig::parse(contents)?;
+                let embedded = Sig::parse_nested(contents, depth + 1)?;
                 if embedded.typ != SIG_PRIMARY_KEY_BINDING {
                     return Err(structural(format!(
                         "cross-signature has unexpected type {}",
