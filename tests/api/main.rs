@@ -9,6 +9,7 @@ mod cluster;
 mod conformance;
 mod crash;
 mod embedded;
+mod hostile_http;
 mod operations;
 mod process;
 mod release;

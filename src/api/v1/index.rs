@@ -46,7 +46,7 @@ pub async fn search_index(
     payload: web::Payload,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_json_body(&req, payload, state.max_request_body).await?;
+    let body = read_json_body(&req, payload, &state).await?;
     let query: SearchIndex = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(format!("couldn't parse search index query: {e}")))?;
     let keys = lookup_keys(&query)?;
