@@ -60,9 +60,12 @@ impl ClientIp {
 
 /// One `X-Forwarded-For` element: an address, optionally with a port.
 fn parse_hop(hop: &str) -> Option<IpAddr> {
-    hop.parse::<IpAddr>()
+    let ip = hop
+        .parse::<IpAddr>()
         .or_else(|_| hop.parse::<SocketAddr>().map(|s| s.ip()))
-        .ok()
+        .ok()?;
+    // `::ffff:10.0.0.1` is 10.0.0.1, so that IPv4 CIDRs match it.
+    Some(ip.to_canonical())
 }
 
 impl KeyExtractor for ClientIp {
@@ -73,12 +76,13 @@ impl KeyExtractor for ClientIp {
         let peer = req.peer_addr().map(|addr| addr.ip()).ok_or_else(|| {
             actix_governor::SimpleKeyExtractionError::new("couldn't read the client address")
         })?;
-        let forwarded = req
+        // A value that is not text reads as empty, which ends the walk there.
+        let forwarded: Vec<&str> = req
             .headers()
             .get_all("x-forwarded-for")
-            .filter_map(|v| v.to_str().ok());
-        let forwarded: Vec<&str> = forwarded.collect();
-        let ip = self.client(peer, forwarded.into_iter());
+            .map(|v| v.to_str().unwrap_or(""))
+            .collect();
+        let ip = self.client(peer.to_canonical(), forwarded.into_iter());
         Ok(match ip {
             IpAddr::V6(v6) => {
                 let mut octets = v6.octets();
@@ -182,6 +186,17 @@ mod tests {
             ip("10.0.0.1")
         );
         // No header, or garbage: the last trusted hop is the client.
+        assert_eq!(
+            key.client(ip("10.0.0.1"), ["1.2.3.4", "", "10.0.0.9"].into_iter()),
+            ip("10.0.0.9")
+        );
+        assert_eq!(
+            key.client(
+                ip("10.0.0.1"),
+                ["::ffff:1.2.3.4, ::ffff:10.0.0.2"].into_iter()
+            ),
+            ip("1.2.3.4")
+        );
         assert_eq!(key.client(ip("10.0.0.1"), [].into_iter()), ip("10.0.0.1"));
         assert_eq!(
             key.client(ip("10.0.0.1"), ["1.2.3.4, junk, 10.0.0.9"].into_iter()),
