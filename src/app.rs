@@ -9,6 +9,7 @@ use actix_web::{web, HttpServer};
 use anyhow::{bail, Context};
 use secrecy::ExposeSecret;
 
+use crate::api::validation::ValidationPool;
 use crate::api::{app_with_api, ApiState};
 use crate::config::Config;
 use crate::log::{Log, Options, SystemClock};
@@ -25,6 +26,7 @@ pub struct Application {
     server: Server,
     metrics_server: Server,
     log: Arc<Log<Store>>,
+    validation: Arc<ValidationPool>,
     stop: tokio::sync::watch::Sender<bool>,
     sequencer: tokio::task::JoinHandle<()>,
     _writer_lock: Option<WriterLock>,
@@ -87,23 +89,15 @@ impl Application {
         let listener = TcpListener::bind(config.listen_addr())
             .with_context(|| format!("couldn't listen on {}", config.listen))?;
         let port = listener.local_addr()?.port();
-        let state = web::Data::new(ApiState::new(
+        let state = web::Data::new(api_state(
+            config,
             Arc::clone(&log),
-            config.max_request_body,
             config.entries.disabled(),
         ));
         tokio::spawn(probe_readiness(state.clone(), Arc::clone(&alive), stopped));
-        let grace = config.shutdown_grace_secs;
         let state_for_metrics = state.clone();
-        let limit = crate::api::rate_limit::build(config.rate_limit);
-        let server = HttpServer::new(move || app_with_api(state.clone(), limit.as_ref()))
-            .shutdown_timeout(grace)
-            .client_request_timeout(std::time::Duration::from_millis(
-                config.request_header_timeout_ms,
-            ))
-            .keep_alive(std::time::Duration::from_secs(config.keep_alive_secs))
-            .listen(listener)?
-            .run();
+        let validation = Arc::clone(&state.validation);
+        let server = api_server(config, listener, state, crate::api::routes)?;
         let (metrics_server, metrics_port) = metrics_server(config, state_for_metrics)?;
         tracing::info!(
             port,
@@ -118,6 +112,7 @@ impl Application {
             server,
             metrics_server,
             log,
+            validation,
             stop,
             sequencer,
             _writer_lock: writer_lock,
@@ -148,6 +143,12 @@ impl Application {
         &self.log
     }
 
+    /// The pool that validates entries off the HTTP workers.
+    #[must_use]
+    pub fn validation_pool(&self) -> &Arc<ValidationPool> {
+        &self.validation
+    }
+
     /// Serves until the server is stopped.
     ///
     /// # Errors
@@ -175,6 +176,47 @@ impl Application {
         }
         served
     }
+}
+
+/// The state every handler shares, with the HTTP limits of `config`.
+#[must_use]
+pub fn api_state(
+    config: &Config,
+    log: Arc<Log<Store>>,
+    disabled_kinds: Vec<crate::entries::Kind>,
+) -> ApiState {
+    let validation = &config.validation;
+    ApiState::new(log, config.max_request_body, disabled_kinds)
+        .with_body_timeout(std::time::Duration::from_millis(
+            config.request_body_timeout_ms,
+        ))
+        .with_validation(Arc::new(ValidationPool::new(
+            validation.threads(),
+            validation.queue(),
+        )))
+}
+
+/// The one HTTP server builder, for `serve` and `replica` alike, so that
+/// every connection limit applies to both: `routes` is all that differs.
+///
+/// # Errors
+/// The listener cannot be used.
+pub fn api_server(
+    config: &Config,
+    listener: TcpListener,
+    state: web::Data<ApiState>,
+    routes: fn(&mut web::ServiceConfig),
+) -> anyhow::Result<Server> {
+    let limit = crate::api::rate_limit::build(&config.rate_limit);
+    let server = HttpServer::new(move || app_with_api(state.clone(), limit.as_ref(), routes))
+        .shutdown_timeout(config.shutdown_grace_secs)
+        .client_request_timeout(std::time::Duration::from_millis(
+            config.request_header_timeout_ms,
+        ))
+        .keep_alive(std::time::Duration::from_secs(config.keep_alive_secs))
+        .listen(listener)?
+        .run();
+    Ok(server)
 }
 
 /// Longest wait for the server's workers to release the log on shutdown.

@@ -36,6 +36,11 @@ pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:2112";
 pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 30;
 /// Default time a client has to send its request head, in milliseconds.
 pub const DEFAULT_REQUEST_HEADER_TIMEOUT_MS: u64 = 5_000;
+/// Default time a client has to send its request body once the head is in,
+/// in milliseconds (a 32 MiB body at 10 Mbit/s fits).
+pub const DEFAULT_REQUEST_BODY_TIMEOUT_MS: u64 = 30_000;
+/// Default validation jobs that may wait, per validation thread.
+pub const DEFAULT_VALIDATION_QUEUE_PER_THREAD: usize = 64;
 /// Default idle keep-alive for client connections, in seconds.
 pub const DEFAULT_KEEP_ALIVE_SECS: u64 = 75;
 /// Default memory budget for cached entries, in bytes.
@@ -83,6 +88,10 @@ pub struct Config {
     /// Milliseconds a client has to send its request head before 408.
     #[serde(default = "default_request_header_timeout_ms")]
     pub request_header_timeout_ms: u64,
+    /// Milliseconds a client has to send its request body after the head;
+    /// past it the request gets 408 and the connection is closed.
+    #[serde(default = "default_request_body_timeout_ms")]
+    pub request_body_timeout_ms: u64,
     /// Seconds an idle client connection is kept open.
     #[serde(default = "default_keep_alive_secs")]
     pub keep_alive_secs: u64,
@@ -95,6 +104,9 @@ pub struct Config {
     /// Submission pool.
     #[serde(default)]
     pub pool: PoolConfig,
+    /// The pool that validates entries off the HTTP workers.
+    #[serde(default)]
+    pub validation: ValidationConfig,
     /// Optional per-client rate limit on the API.
     #[serde(default)]
     pub rate_limit: RateLimitConfig,
@@ -137,7 +149,7 @@ impl EntriesConfig {
 
 /// A token bucket per client IP address (IPv6 per /56). Off by default:
 /// most deployments limit at the ingress.
-#[derive(Debug, Deserialize, Clone, Copy, Default)]
+#[derive(Debug, Deserialize, Clone, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitConfig {
     /// Sustained requests per second per client; 0 turns the limit off.
@@ -146,6 +158,42 @@ pub struct RateLimitConfig {
     /// Requests a client may make at once before the rate applies (at least 1).
     #[serde(default)]
     pub burst: u32,
+    /// Proxies (CIDRs, e.g. `10.0.0.0/8`) whose `X-Forwarded-For` is believed:
+    /// a request from one is limited as the right-most address in that
+    /// header that is not itself a trusted proxy. Empty (the default): the
+    /// peer address, and the header is ignored.
+    #[serde(default)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+/// The pool that runs entry validation (signature checks) off the HTTP
+/// workers, so that expensive requests cannot stall the other routes.
+#[derive(Debug, Deserialize, Clone, Copy, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ValidationConfig {
+    /// Validations that run at once. Default: one per available core.
+    #[serde(default)]
+    pub threads: Option<usize>,
+    /// Validations that may wait for a thread; one more gets 503 with
+    /// `Retry-After`. Default: [`DEFAULT_VALIDATION_QUEUE_PER_THREAD`] per thread.
+    #[serde(default)]
+    pub queue: Option<usize>,
+}
+
+impl ValidationConfig {
+    /// The thread count, defaulted to the available cores.
+    #[must_use]
+    pub fn threads(&self) -> usize {
+        self.threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+    }
+
+    /// The queue length, defaulted from the thread count.
+    #[must_use]
+    pub fn queue(&self) -> usize {
+        self.queue
+            .unwrap_or(self.threads() * DEFAULT_VALIDATION_QUEUE_PER_THREAD)
+    }
 }
 
 /// What `tlog replica` serves and which key it trusts.
@@ -250,6 +298,9 @@ fn default_shutdown_grace_secs() -> u64 {
 fn default_request_header_timeout_ms() -> u64 {
     DEFAULT_REQUEST_HEADER_TIMEOUT_MS
 }
+fn default_request_body_timeout_ms() -> u64 {
+    DEFAULT_REQUEST_BODY_TIMEOUT_MS
+}
 fn default_keep_alive_secs() -> u64 {
     DEFAULT_KEEP_ALIVE_SECS
 }
@@ -312,8 +363,13 @@ impl Config {
         if self.metrics_listen.parse::<SocketAddr>().is_err() {
             return invalid("metrics_listen must be an address like 127.0.0.1:2112");
         }
-        if self.request_header_timeout_ms == 0 {
-            return invalid("request_header_timeout_ms must be positive");
+        if self.request_header_timeout_ms == 0 || self.request_body_timeout_ms == 0 {
+            return invalid(
+                "request_header_timeout_ms and request_body_timeout_ms must be positive",
+            );
+        }
+        if self.validation.threads == Some(0) {
+            return invalid("validation.threads must be positive");
         }
         // A signed-note key name: non-empty, no whitespace, no '+' (C2SP signed-note).
         if self.hostname.is_empty()
@@ -418,6 +474,34 @@ mod tests {
         let err = from_yaml("entries: {disabled_kinds: [rpm]}").unwrap_err();
         assert!(err.to_string().contains(r#"unknown kind "rpm""#), "{err}");
         assert!(from_yaml("{}").unwrap().entries.disabled().is_empty());
+    }
+
+    #[test]
+    fn http_hardening_keys_have_defaults_and_are_checked() {
+        let config = from_yaml("{}").unwrap();
+        assert_eq!(
+            config.request_body_timeout_ms,
+            DEFAULT_REQUEST_BODY_TIMEOUT_MS
+        );
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        assert_eq!(config.validation.threads(), cores);
+        assert_eq!(
+            config.validation.queue(),
+            cores * DEFAULT_VALIDATION_QUEUE_PER_THREAD
+        );
+        assert!(config.rate_limit.trusted_proxies.is_empty());
+        let config = from_yaml(
+            "validation: {threads: 3, queue: 0}\nrate_limit: {trusted_proxies: [10.0.0.0/8, '::1/128']}",
+        )
+        .unwrap();
+        assert_eq!(
+            (config.validation.threads(), config.validation.queue()),
+            (3, 0)
+        );
+        assert_eq!(config.rate_limit.trusted_proxies.len(), 2);
+        assert!(from_yaml("validation: {threads: 0}").is_err());
+        assert!(from_yaml("request_body_timeout_ms: 0").is_err());
+        assert!(from_yaml("rate_limit: {trusted_proxies: [10.0.0.300/8]}").is_err());
     }
 
     #[test]

@@ -16,10 +16,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use actix_web::dev::Server;
-use actix_web::{web, HttpServer};
+use actix_web::web;
 use anyhow::{bail, Context};
 
-use crate::api::{app_with_api, ApiState};
+use crate::api::ApiState;
 use crate::config::Config;
 use crate::log::Log;
 use crate::merkle;
@@ -291,13 +291,9 @@ impl Replica {
         let listener = TcpListener::bind(config.listen_addr())
             .with_context(|| format!("couldn't listen on {}", config.listen))?;
         let port = listener.local_addr()?.port();
-        let state = web::Data::new(ApiState::new(log, config.max_request_body, Vec::new()));
-        let server_state = state.clone();
-        let limit = crate::api::rate_limit::build(config.rate_limit);
-        let server = HttpServer::new(move || app_with_api(server_state.clone(), limit.as_ref()))
-            .shutdown_timeout(config.shutdown_grace_secs)
-            .listen(listener)?
-            .run();
+        let state = web::Data::new(crate::app::api_state(config, log, Vec::new()));
+        let server =
+            crate::app::api_server(config, listener, state.clone(), crate::api::read_routes)?;
         let (metrics_server, metrics_port) = crate::app::metrics_server(config, state.clone())?;
         let reloader = Reloader {
             path,

@@ -48,6 +48,9 @@ pub enum ApiError {
         /// Relative URL of the existing entry.
         location: String,
     },
+    /// 408, closing the connection: the body did not arrive in time.
+    #[error("the request body was not received within {} ms", .0.as_millis())]
+    BodyTimeout(std::time::Duration),
     /// 413 (G-12).
     #[error("Request Entity Too Large. Limit set to {0}")]
     TooLarge(usize),
@@ -84,6 +87,7 @@ impl ResponseError for ApiError {
                 StatusCode::METHOD_NOT_ALLOWED
             }
             ApiError::Duplicate { .. } => StatusCode::CONFLICT,
+            ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Pushback | ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -107,6 +111,10 @@ impl ResponseError for ApiError {
             }
             ApiError::Pushback | ApiError::Unavailable => {
                 response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS));
+            }
+            // The rest of the body may still be on its way: drop the connection.
+            ApiError::BodyTimeout(_) => {
+                response.force_close();
             }
             _ => {}
         }

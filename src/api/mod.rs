@@ -6,10 +6,12 @@ pub mod health;
 pub mod rate_limit;
 pub mod request;
 pub mod v1;
+pub mod validation;
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use parking_lot::RwLock;
 
@@ -35,7 +37,15 @@ pub struct ApiState {
     pub disabled_kinds: Vec<crate::entries::Kind>,
     /// Whether the server can answer from a loaded, verified log (`/readyz`).
     ready: AtomicBool,
+    /// Longest time a client may take to send a request body.
+    pub body_timeout: Duration,
+    /// Where entry validation runs, off the HTTP workers.
+    pub validation: Arc<validation::ValidationPool>,
 }
+
+/// Body timeout of a state built with [`ApiState::new`] alone.
+const DEFAULT_BODY_TIMEOUT: Duration =
+    Duration::from_millis(crate::config::DEFAULT_REQUEST_BODY_TIMEOUT_MS);
 
 impl ApiState {
     /// State for `log`, ready to serve.
@@ -50,7 +60,23 @@ impl ApiState {
             max_request_body,
             disabled_kinds,
             ready: AtomicBool::new(true),
+            body_timeout: DEFAULT_BODY_TIMEOUT,
+            validation: Arc::new(validation::ValidationPool::new(1, 0)),
         }
+    }
+
+    /// The same state, with bodies bounded to `timeout`.
+    #[must_use]
+    pub fn with_body_timeout(mut self, timeout: Duration) -> Self {
+        self.body_timeout = timeout;
+        self
+    }
+
+    /// The same state, validating entries on `pool`.
+    #[must_use]
+    pub fn with_validation(mut self, pool: Arc<validation::ValidationPool>) -> Self {
+        self.validation = pool;
+        self
     }
 
     /// The log being served; a handler takes it once and uses that snapshot.
@@ -78,13 +104,23 @@ impl ApiState {
 
 /// Registers the Rekor v1 API and the auxiliary routes on an actix `App`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    api_routes(cfg, web::post().to(v1::entries::create_entry));
+}
+
+/// The read-only replica's routes: the reads, with create refused 405 before
+/// any of its body is read, so no write can cost the replica work.
+pub fn read_routes(cfg: &mut web::ServiceConfig) {
+    api_routes(cfg, web::post().to(refuse_write));
+}
+
+fn api_routes(cfg: &mut web::ServiceConfig, create: actix_web::Route) {
     use v1::{entries, index, log};
     cfg.service(resource("/api/v1/log", "GET").route(web::get().to(log::get_log_info)))
         .service(resource("/api/v1/log/publicKey", "GET").route(web::get().to(log::get_public_key)))
         .service(resource("/api/v1/log/proof", "GET").route(web::get().to(log::get_log_proof)))
         .service(
             resource("/api/v1/log/entries", "GET, POST")
-                .route(web::post().to(entries::create_entry))
+                .route(create)
                 .route(web::get().to(entries::get_entry_by_index)),
         )
         .service(
@@ -103,6 +139,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/readyz", "GET").route(web::get().to(health::readyz)));
 }
 
+async fn refuse_write() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::ReadOnly)
+}
+
 /// Middleware for the whole API: outermost path cleaning (G-02), the request
 /// span (issue 5), metrics and no-cache headers on GET (G-09), all in
 /// [`request`]; then CORS (G-10), the optional rate limit, and a JSON 404 for
@@ -110,6 +150,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 pub fn app_with_api(
     state: web::Data<ApiState>,
     rate_limit: Option<&rate_limit::RateLimit>,
+    routes: fn(&mut web::ServiceConfig),
 ) -> actix_web::App<
     impl actix_web::dev::ServiceFactory<
         ServiceRequest,
@@ -157,14 +198,16 @@ async fn ping() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain").body(".")
 }
 
-/// Reads a POST body: `application/json` only (G-03), at most `limit` bytes (G-12).
+/// Reads a POST body: `application/json` only (G-03), at most
+/// `state.max_request_body` bytes (G-12), within `state.body_timeout`.
 ///
 /// # Errors
-/// 415 for another media type, 413 over the limit, 400 if the stream breaks.
+/// 415 for another media type, 413 over the limit, 408 (closing the
+/// connection) when the body takes too long, 400 if the stream breaks.
 pub async fn read_json_body(
     req: &HttpRequest,
-    mut payload: web::Payload,
-    limit: usize,
+    payload: web::Payload,
+    state: &ApiState,
 ) -> Result<web::BytesMut, ApiError> {
     let media_type = req
         .headers()
@@ -174,6 +217,7 @@ pub async fn read_json_body(
     if !essence.eq_ignore_ascii_case("application/json") {
         return Err(ApiError::UnsupportedMediaType(media_type.to_owned()));
     }
+    let limit = state.max_request_body;
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -181,6 +225,18 @@ pub async fn read_json_body(
     if declared.is_some_and(|n| n > limit) {
         return Err(ApiError::TooLarge(limit));
     }
+    // The head timeout ends once the head is in; without this a client that
+    // trickles its body would hold the connection and its buffer forever.
+    tokio::time::timeout(state.body_timeout, read_body(payload, limit, declared))
+        .await
+        .map_err(|_| ApiError::BodyTimeout(state.body_timeout))?
+}
+
+async fn read_body(
+    mut payload: web::Payload,
+    limit: usize,
+    declared: Option<usize>,
+) -> Result<web::BytesMut, ApiError> {
     let mut body = web::BytesMut::with_capacity(declared.unwrap_or(1024).min(limit));
     while let Some(chunk) = payload.next().await {
         let chunk =

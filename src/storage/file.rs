@@ -24,7 +24,8 @@ use parking_lot::{Mutex, RwLock};
 
 use super::jsonl::{self, Bodies, KeyPolicy, PackedEntry, Record, ScanOutcome, TailPolicy};
 use super::{
-    Batch, LeafIndex, LogIdentity, LogReader, LogWriter, StoreError, StoredCheckpoint, StoredEntry,
+    newest_of_union, Batch, KeyMatch, LeafIndex, LogIdentity, LogReader, LogWriter, StoreError,
+    StoredCheckpoint, StoredEntry,
 };
 use crate::merkle::{self, Hash, Tree};
 
@@ -134,6 +135,22 @@ impl Postings {
             }
         }
     }
+}
+
+/// The newest `limit` indexes in every one of the ascending `lists`, ascending.
+fn newest_of_intersection(lists: &[&[u64]], limit: usize) -> Vec<u64> {
+    let Some(shortest) = lists.iter().min_by_key(|list| list.len()) else {
+        return Vec::new();
+    };
+    let mut found: Vec<u64> = shortest
+        .iter()
+        .rev()
+        .filter(|index| lists.iter().all(|list| list.binary_search(index).is_ok()))
+        .take(limit)
+        .copied()
+        .collect();
+    found.reverse();
+    found
 }
 
 fn io_error(path: &Path, what: &str, err: &std::io::Error) -> StoreError {
@@ -456,15 +473,26 @@ impl LogReader for FileStore {
         Ok(state.leaves.get(start..end).unwrap_or_default().to_vec())
     }
 
-    async fn search(&self, key: &str) -> Result<Vec<u64>, StoreError> {
-        Ok(self
-            .inner
-            .index
-            .read()
-            .keys
-            .get(key)
-            .map(|p| p.as_slice().to_vec())
-            .unwrap_or_default())
+    async fn search(
+        &self,
+        keys: &[String],
+        matching: KeyMatch,
+        limit: usize,
+    ) -> Result<Vec<u64>, StoreError> {
+        let state = self.inner.index.read();
+        let mut lists: Vec<&[u64]> = Vec::with_capacity(keys.len());
+        for key in keys {
+            match state.keys.get(key) {
+                Some(postings) => lists.push(postings.as_slice()),
+                // A key no entry wrote: nothing has them all.
+                None if matching == KeyMatch::All => return Ok(Vec::new()),
+                None => {}
+            }
+        }
+        Ok(match matching {
+            KeyMatch::Any => newest_of_union(lists, limit),
+            KeyMatch::All => newest_of_intersection(&lists, limit),
+        })
     }
 
     async fn entry_page(

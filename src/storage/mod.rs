@@ -33,6 +33,28 @@ pub enum StoreError {
     ReadOnly,
 }
 
+/// How a search combines its keys (E-08 `operator`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyMatch {
+    /// Entries that wrote any of the keys (`or`).
+    Any,
+    /// Entries that wrote every one of the keys (`and`).
+    All,
+}
+
+/// The newest `limit` of several ascending index lists' union, ascending.
+#[must_use]
+pub fn newest_of_union<'a>(lists: impl IntoIterator<Item = &'a [u64]>, limit: usize) -> Vec<u64> {
+    let mut all: Vec<u64> = lists
+        .into_iter()
+        .flat_map(|list| &list[list.len().saturating_sub(limit)..])
+        .copied()
+        .collect();
+    all.sort_unstable();
+    all.dedup();
+    all.split_off(all.len().saturating_sub(limit))
+}
+
 /// Who the log is: fixed at initialisation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogIdentity {
@@ -113,8 +135,16 @@ pub trait LogReader: Send + Sync {
         start: u64,
         end: u64,
     ) -> impl Future<Output = Result<Vec<Hash>, StoreError>> + Send;
-    /// Indexes of entries that wrote `key` to the search index, ascending.
-    fn search(&self, key: &str) -> impl Future<Output = Result<Vec<u64>, StoreError>> + Send;
+    /// Indexes of the newest `limit` entries that wrote any (or, with
+    /// [`KeyMatch::All`], every one) of `keys` to the search index, ascending.
+    /// The work is bounded by `limit` for [`KeyMatch::Any`], and by the
+    /// entries of the keys for [`KeyMatch::All`]; never by the log's size.
+    fn search(
+        &self,
+        keys: &[String],
+        matching: KeyMatch,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<u64>, StoreError>> + Send;
     /// Entries `[start, end)` in index order, each with its search keys sorted
     /// and deduplicated (what `tlog export` writes). Returns fewer only if the
     /// log is smaller.
@@ -212,10 +242,15 @@ impl LogReader for Store {
             Store::File(s) => s.leaf_hashes(start, end).await,
         }
     }
-    async fn search(&self, key: &str) -> Result<Vec<u64>, StoreError> {
+    async fn search(
+        &self,
+        keys: &[String],
+        matching: KeyMatch,
+        limit: usize,
+    ) -> Result<Vec<u64>, StoreError> {
         match self {
-            Store::Postgres(s) => s.search(key).await,
-            Store::File(s) => s.search(key).await,
+            Store::Postgres(s) => s.search(keys, matching, limit).await,
+            Store::File(s) => s.search(keys, matching, limit).await,
         }
     }
     async fn entry_page(

@@ -10,7 +10,10 @@ use sqlx::{Connection, PgConnection, PgPool, Row};
 use std::str::FromStr;
 use std::time::Duration;
 
-use super::{Batch, LogIdentity, LogReader, LogWriter, StoreError, StoredCheckpoint, StoredEntry};
+use super::{
+    newest_of_union, Batch, KeyMatch, LogIdentity, LogReader, LogWriter, StoreError,
+    StoredCheckpoint, StoredEntry,
+};
 use crate::merkle::Hash;
 use crate::tiles::TILE_WIDTH;
 
@@ -205,14 +208,66 @@ impl LogReader for PgStore {
     }
 
     #[tracing::instrument(name = "db.search", skip_all, fields(db.system = "postgresql"))]
-    async fn search(&self, key: &str) -> Result<Vec<u64>, StoreError> {
-        let rows: Vec<i64> = sqlx::query_scalar(
-            "SELECT entry_idx FROM index_keys WHERE key = $1 ORDER BY entry_idx",
-        )
-        .bind(key)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter().map(to_u64).collect()
+    async fn search(
+        &self,
+        keys: &[String],
+        matching: KeyMatch,
+        limit: usize,
+    ) -> Result<Vec<u64>, StoreError> {
+        let limit_sql = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        if keys.is_empty() || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let lists = match matching {
+            // The union's newest are among each key's newest: one backward
+            // scan of the primary key per key, each stopped at the limit.
+            KeyMatch::Any => {
+                let mut lists = Vec::with_capacity(keys.len());
+                for key in keys {
+                    let rows: Vec<i64> = sqlx::query_scalar(
+                        "SELECT entry_idx FROM index_keys WHERE key = $1 \
+                         ORDER BY entry_idx DESC LIMIT $2",
+                    )
+                    .bind(key)
+                    .bind(limit_sql)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    lists.push(rows);
+                }
+                lists
+            }
+            // (key, entry_idx) is the primary key, so an entry that wrote
+            // every key has one row per key.
+            KeyMatch::All => {
+                let count = i64::try_from(keys.len()).unwrap_or(i64::MAX);
+                let rows: Vec<i64> = sqlx::query_scalar(
+                    "SELECT entry_idx FROM index_keys WHERE key = ANY($1) \
+                     GROUP BY entry_idx HAVING count(*) = $2 \
+                     ORDER BY entry_idx DESC LIMIT $3",
+                )
+                .bind(&keys)
+                .bind(count)
+                .bind(limit_sql)
+                .fetch_all(&self.pool)
+                .await?;
+                vec![rows]
+            }
+        };
+        let lists = lists
+            .into_iter()
+            .map(|rows| {
+                let mut list = rows
+                    .into_iter()
+                    .map(to_u64)
+                    .collect::<Result<Vec<_>, _>>()?;
+                list.reverse();
+                Ok(list)
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(newest_of_union(lists.iter().map(Vec::as_slice), limit))
     }
 
     async fn entry_page(

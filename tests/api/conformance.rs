@@ -9,7 +9,8 @@ use tlog::signing::LogSigner;
 use tlog::storage::file::{Entries, FileStore};
 use tlog::storage::postgres::PgStore;
 use tlog::storage::{
-    Batch, LogIdentity, LogReader, LogWriter, NewEntry, StoreError, StoredCheckpoint, StoredEntry,
+    Batch, KeyMatch, LogIdentity, LogReader, LogWriter, NewEntry, StoreError, StoredCheckpoint,
+    StoredEntry,
 };
 use tlog::tiles;
 
@@ -87,7 +88,9 @@ where
     assert_eq!(store.identity().await.unwrap(), None);
     assert_eq!(store.checkpoint().await.unwrap(), None);
     assert_eq!(store.entry(0).await.unwrap(), None);
-    assert!(store.search("shared").await.unwrap().is_empty());
+    assert!(search(&store, &["shared"], KeyMatch::Any, 10)
+        .await
+        .is_empty());
 
     // init, then a second init conflicts.
     let empty = fx.sign(0, merkle::empty_root());
@@ -125,6 +128,16 @@ where
     check_contents(&reopened, &fx, &resigned).await;
 }
 
+async fn search<S: LogReader>(
+    store: &S,
+    keys: &[&str],
+    matching: KeyMatch,
+    limit: usize,
+) -> Vec<u64> {
+    let keys: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
+    store.search(&keys, matching, limit).await.unwrap()
+}
+
 async fn check_contents<S: LogReader>(store: &S, fx: &Fixture, head: &StoredCheckpoint) {
     assert_eq!(store.checkpoint().await.unwrap().as_ref(), Some(head));
     assert_eq!(store.identity().await.unwrap(), Some(fx.identity.clone()));
@@ -137,11 +150,35 @@ async fn check_contents<S: LogReader>(store: &S, fx: &Fixture, head: &StoredChec
     assert_eq!(leaves.len(), 300, "fewer only because the log is smaller");
     assert_eq!(Tree::from_leaves(leaves).root(300).unwrap(), head.root);
     assert_eq!(store.leaf_hashes(250, 260).await.unwrap().len(), 10);
-    assert_eq!(store.search("key-7").await.unwrap(), vec![7]);
     assert_eq!(
-        store.search("shared").await.unwrap(),
+        search(store, &["key-7"], KeyMatch::Any, 1000).await,
+        vec![7]
+    );
+    assert_eq!(
+        search(store, &["shared"], KeyMatch::Any, 1000).await,
         (0..300).collect::<Vec<_>>()
     );
+    // A limit keeps the newest matches; the union and the intersection of
+    // several keys are limited after they are combined.
+    assert_eq!(
+        search(store, &["shared"], KeyMatch::Any, 10).await,
+        (290..300).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        search(store, &["key-7", "key-299", "key-250"], KeyMatch::Any, 2).await,
+        vec![250, 299]
+    );
+    assert_eq!(
+        search(store, &["shared", "key-7"], KeyMatch::All, 2).await,
+        vec![7]
+    );
+    assert!(search(store, &["key-7", "key-8"], KeyMatch::All, 2)
+        .await
+        .is_empty());
+    assert!(search(store, &["shared", "absent"], KeyMatch::All, 2)
+        .await
+        .is_empty());
+    assert!(search(store, &[], KeyMatch::Any, 2).await.is_empty());
     let page = store.entry_page(298, 310).await.unwrap();
     assert_eq!(page.len(), 2);
     assert_eq!(page[0].0.index, 298);

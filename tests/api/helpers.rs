@@ -24,6 +24,7 @@ pub struct TestApp {
     pub key_file: std::path::PathBuf,
     pub log: Arc<Log<Store>>,
     pub verifier: LogVerifier,
+    pub validation: Arc<tlog::api::validation::ValidationPool>,
     server: actix_web::dev::ServerHandle,
     stopped: tokio::sync::oneshot::Receiver<()>,
 }
@@ -101,6 +102,7 @@ pub async fn spawn_with(config: Config) -> TestApp {
     let address = format!("http://127.0.0.1:{}", app.port());
     let metrics_address = format!("http://127.0.0.1:{}", app.metrics_port());
     let log = Arc::clone(app.log());
+    let validation = Arc::clone(app.validation_pool());
     let pem = std::fs::read_to_string(&config.key_file).unwrap();
     let verifier = LogSigner::from_pkcs8_pem(&pem).unwrap().verifier();
     let server = app.server_handle();
@@ -125,6 +127,7 @@ pub async fn spawn_with(config: Config) -> TestApp {
         key_file: config.key_file.clone(),
         log,
         verifier,
+        validation,
         server,
         stopped,
     }

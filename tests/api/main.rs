@@ -10,6 +10,7 @@ mod conformance;
 mod crash;
 mod embedded;
 mod hostile;
+mod hostile_http;
 mod operations;
 mod process;
 mod release;

@@ -119,6 +119,7 @@ async fn the_optional_rate_limit_answers_429_in_json_per_client() {
     config.rate_limit = tlog::config::RateLimitConfig {
         per_second: 1,
         burst: 2,
+        ..Default::default()
     };
     let app = spawn_with(config).await;
     let mut statuses = Vec::new();
@@ -136,4 +137,45 @@ async fn the_optional_rate_limit_answers_429_in_json_per_client() {
         .as_str()
         .unwrap()
         .starts_with("rate limit exceeded"));
+}
+
+#[tokio::test]
+async fn the_rate_limit_keys_on_the_forwarded_client_only_behind_a_trusted_proxy() {
+    let limited = |proxies: &[&str]| {
+        let proxies: Vec<ipnet::IpNet> = proxies.iter().map(|p| p.parse().unwrap()).collect();
+        async move {
+            let mut config = crate::helpers::test_config().await;
+            config.rate_limit = tlog::config::RateLimitConfig {
+                per_second: 1,
+                burst: 1,
+                trusted_proxies: proxies,
+            };
+            spawn_with(config).await
+        }
+    };
+    let get_as = |app: &crate::helpers::TestApp, forwarded: &str| {
+        app.client
+            .get(app.url("/api/v1/log"))
+            .header("x-forwarded-for", forwarded)
+            .send()
+    };
+    // The tests' requests come from 127.0.0.1: trusted here, so two clients
+    // behind it have a bucket each, and a forged left-most hop is ignored.
+    let app = limited(&["127.0.0.1/32"]).await;
+    assert_eq!(get_as(&app, "198.51.100.1").await.unwrap().status(), 200);
+    assert_eq!(get_as(&app, "198.51.100.1").await.unwrap().status(), 429);
+    assert_eq!(
+        get_as(&app, "203.0.113.9, 198.51.100.1")
+            .await
+            .unwrap()
+            .status(),
+        429
+    );
+    assert_eq!(get_as(&app, "198.51.100.2").await.unwrap().status(), 200);
+    app.stop().await;
+    // Not trusted: the header is ignored and both share the peer's bucket.
+    let app = limited(&["10.0.0.0/8"]).await;
+    assert_eq!(get_as(&app, "198.51.100.1").await.unwrap().status(), 200);
+    assert_eq!(get_as(&app, "198.51.100.2").await.unwrap().status(), 429);
+    app.stop().await;
 }

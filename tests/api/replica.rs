@@ -772,3 +772,85 @@ async fn a_refused_reload_is_logged_with_its_reason() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[tokio::test]
+async fn a_replica_refuses_writes_with_405_before_reading_their_body() {
+    let key = new_key();
+    let (path, _) = write_snapshot(&key, 9, 3);
+    let public_key = write_public_key(&verifier_of(&key));
+    let mut config = replica_config(&path, Some(&public_key));
+    config.max_request_body = 1024;
+    let replica = spawn_replica(&config).await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/api/v1/log/entries", replica.address);
+    // Over the body limit, of another media type, or not JSON at all: none
+    // of it is read or validated, so none of it costs the replica anything.
+    let oversized = vec![b'['; 4096];
+    for (content_type, body) in [
+        ("application/json", oversized),
+        ("text/plain", b"hello".to_vec()),
+        ("application/json", b"{not json".to_vec()),
+    ] {
+        let r = client
+            .post(&url)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 405, "{content_type}");
+        assert_eq!(r.headers()["allow"], "GET");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["code"], 405);
+        assert!(
+            body["message"].as_str().unwrap().contains("read-only"),
+            "{body}"
+        );
+    }
+    // The reads are still there.
+    let r = client
+        .get(format!("{url}?logIndex=0"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    replica.handle.stop(true).await;
+}
+
+#[tokio::test]
+async fn a_replica_applies_the_header_and_body_timeouts() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let key = new_key();
+    let (path, _) = write_snapshot(&key, 9, 3);
+    let public_key = write_public_key(&verifier_of(&key));
+    let mut config = replica_config(&path, Some(&public_key));
+    config.request_header_timeout_ms = 300;
+    config.request_body_timeout_ms = 300;
+    let replica = spawn_replica(&config).await;
+    let addr = replica.address.trim_start_matches("http://").to_owned();
+    // A head that never ends is cut off at the configured 300 ms (the
+    // default is 5 s), and a search body that never ends likewise.
+    for partial in [
+        "GET /ping HTTP/1.1\r\nHost: localhost\r\n".to_owned(),
+        "POST /api/v1/log/entries/retrieve HTTP/1.1\r\nHost: localhost\r\n\
+         Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"
+            .to_owned(),
+    ] {
+        let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        stream.write_all(partial.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        let closed = tokio::time::timeout(
+            std::time::Duration::from_secs(3),
+            stream.read_to_end(&mut answer),
+        )
+        .await
+        .is_ok();
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(closed, "{partial:?} is cut off in time");
+        assert!(
+            answer.starts_with("HTTP/1.1 408"),
+            "{partial:?}: {answer:?}"
+        );
+    }
+    replica.handle.stop(true).await;
+}

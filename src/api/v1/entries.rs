@@ -23,11 +23,17 @@ pub async fn create_entry(
     payload: web::Payload,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_json_body(&req, payload, state.max_request_body).await?;
+    let body = read_json_body(&req, payload, &state).await?.freeze();
     let validation = tracing::info_span!("entry.validate", entry.kind = tracing::field::Empty);
-    let entry = validation.in_scope(|| {
-        entries::parse_for_insert(&body, |kind| !state.disabled_kinds.contains(&kind))
-    })?;
+    let job = {
+        let (span, state) = (validation.clone(), state.clone());
+        move || {
+            span.in_scope(|| {
+                entries::parse_for_insert(&body, |kind| !state.disabled_kinds.contains(&kind))
+            })
+        }
+    };
+    let entry = state.validation.run(job).await??;
     validation.record("entry.kind", entry.kind.name());
     let leaf = merkle::leaf_hash(&entry.canonical);
     let log = &state.log();
@@ -99,7 +105,7 @@ pub async fn search_log_query(
     payload: web::Payload,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_json_body(&req, payload, state.max_request_body).await?;
+    let body = read_json_body(&req, payload, &state).await?;
     // Bounded before it becomes a `Value` (32 bytes per element, whatever its text).
     entries::json_limits::check(&body)
         .map_err(|e| ApiError::BadRequest(format!("couldn't parse search query: {e}")))?;
@@ -139,11 +145,7 @@ pub async fn search_log_query(
             found.push((index, uuid.leaf));
         }
     }
-    for item in proposals {
-        let bytes = serde_json::to_vec(item).expect("value serialises");
-        let entry =
-            entries::parse_search(&bytes).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-        let leaf = merkle::leaf_hash(&entry.canonical);
+    for leaf in proposal_leaves(&state, proposals).await? {
         if let Some(index) = log.find_leaf(&leaf) {
             found.push((index, leaf));
         }
@@ -172,6 +174,31 @@ pub async fn search_log_query(
     }
     results.extend_from_slice(b"]\n");
     Ok(json_bytes(results))
+}
+
+/// The leaf hashes of proposed entries, validated (signatures checked) on
+/// the validation pool as a create's are.
+async fn proposal_leaves(state: &ApiState, proposals: &[Value]) -> Result<Vec<Hash>, ApiError> {
+    if proposals.is_empty() {
+        return Ok(Vec::new());
+    }
+    let items: Vec<Vec<u8>> = proposals
+        .iter()
+        .map(|item| serde_json::to_vec(item).expect("value serialises"))
+        .collect();
+    state
+        .validation
+        .run(move || {
+            items
+                .iter()
+                .map(|bytes| {
+                    let entry = entries::parse_search(bytes)
+                        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+                    Ok(merkle::leaf_hash(&entry.canonical))
+                })
+                .collect()
+        })
+        .await?
 }
 
 /// One search array; absent, null and empty are the same.

@@ -1,8 +1,6 @@
 //! `POST /api/v1/index/retrieve` (E-08): entry IDs by artifact hash, public
 //! key fingerprint, e-mail or certificate subject.
 
-use std::collections::BTreeSet;
-
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use base64::prelude::{Engine, BASE64_STANDARD};
@@ -11,7 +9,12 @@ use serde::Deserialize;
 use super::models::entry_id;
 use crate::api::{json_response, read_json_body, ApiError, ApiState};
 use crate::entries::{self, pki};
-use crate::storage::LogReader;
+use crate::storage::{KeyMatch, LogReader};
+
+/// Most entry IDs one search answers: the newest matches. Rekor returns every
+/// match and has no paging (rekor-v1.md X-05); a key shared by a million
+/// entries must not cost a million-row response.
+pub const MAX_INDEX_RESULTS: usize = 1000;
 
 const HASH_PATTERN: &str =
     "^(sha512:)?[0-9a-fA-F]{128}$|^(sha256:)?[0-9a-fA-F]{64}$|^(sha1:)?[0-9a-fA-F]{40}$";
@@ -33,7 +36,8 @@ struct SearchKey {
     content: Option<String>,
 }
 
-/// E-08: entry IDs matching every (`and`) or any (`or`, the default) criterion.
+/// E-08: entry IDs matching every (`and`) or any (`or`, the default)
+/// criterion, in log order; the newest [`MAX_INDEX_RESULTS`] if there are more.
 ///
 /// # Errors
 /// 422 for schema errors, 400 for a key that does not parse, 503 if storage fails.
@@ -42,28 +46,21 @@ pub async fn search_index(
     payload: web::Payload,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_json_body(&req, payload, state.max_request_body).await?;
+    let body = read_json_body(&req, payload, &state).await?;
     let query: SearchIndex = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(format!("couldn't parse search index query: {e}")))?;
     let keys = lookup_keys(&query)?;
-    let intersect = match query.operator.as_deref() {
-        None | Some("or") => false,
-        Some("and") => true,
+    let matching = match query.operator.as_deref() {
+        None | Some("or") => KeyMatch::Any,
+        Some("and") => KeyMatch::All,
         Some(_) => return Err(enum_error("operator", &["and", "or"])),
     };
     let log = state.log();
-    let store = log.store();
-    let mut result: Option<BTreeSet<u64>> = None;
-    for key in &keys {
-        let found: BTreeSet<u64> = store.search(key).await?.into_iter().collect();
-        result = Some(match result {
-            None => found,
-            Some(acc) if intersect => acc.intersection(&found).copied().collect(),
-            Some(acc) => acc.union(&found).copied().collect(),
-        });
-    }
-    let ids: Vec<String> = result
-        .unwrap_or_default()
+    let found = log
+        .store()
+        .search(&keys, matching, MAX_INDEX_RESULTS)
+        .await?;
+    let ids: Vec<String> = found
         .into_iter()
         .filter_map(|index| Some(entry_id(log.info().tree_id, &log.leaf_hash(index)?)))
         .collect();
