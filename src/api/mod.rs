@@ -35,6 +35,10 @@ pub struct ApiState {
     pub disabled_kinds: Vec<crate::entries::Kind>,
     /// Whether the server can answer from a loaded, verified log (`/readyz`).
     ready: AtomicBool,
+    /// Which signers may write; `None` admits every valid entry.
+    pub write_policy: Option<crate::policy::WritePolicy>,
+    /// Tokens a create must carry; `None` asks for none.
+    pub bearer_tokens: Option<crate::policy::BearerTokens>,
 }
 
 impl ApiState {
@@ -50,7 +54,21 @@ impl ApiState {
             max_request_body,
             disabled_kinds,
             ready: AtomicBool::new(true),
+            write_policy: None,
+            bearer_tokens: None,
         }
+    }
+
+    /// The same state with a write policy and bearer tokens (each optional).
+    #[must_use]
+    pub fn with_write_access(
+        mut self,
+        policy: Option<crate::policy::WritePolicy>,
+        tokens: Option<crate::policy::BearerTokens>,
+    ) -> Self {
+        self.write_policy = policy;
+        self.bearer_tokens = tokens;
+        self
     }
 
     /// The log being served; a handler takes it once and uses that snapshot.
