@@ -84,6 +84,10 @@ pub enum Refusal {
         /// Its Fulcio OIDC issuer (empty without one).
         issuer: String,
     },
+    /// A certificate whose key is not listed and that the certificate rule
+    /// refuses too; names both rules.
+    #[error("the signing key is not listed in write_policy.allowed_keys, and {0}")]
+    Neither(Box<Refusal>),
     /// A key format the policy cannot match.
     #[error("{0} keys are not admitted: write_policy.allowed_keys lists PEM public keys only")]
     UnsupportedFormat(&'static str),
@@ -215,12 +219,25 @@ impl WritePolicy {
         let Some(roots) = &self.trusted_roots else {
             return Err(Refusal::KeyNotAllowed);
         };
+        match self.certificate_admitted(&certs, roots, now) {
+            Err(refusal) if self.allowed_keys.is_some() => Err(Refusal::Neither(Box::new(refusal))),
+            result => result,
+        }
+    }
+
+    /// The certificate rule: a path to a trusted root, then the identity.
+    fn certificate_admitted(
+        &self,
+        certs: &[X509Certificate<'_>],
+        roots: &[Vec<u8>],
+        now: i64,
+    ) -> Result<(), Refusal> {
         let roots = roots
             .iter()
             .filter_map(|der| X509Certificate::from_der(der).ok().map(|(_, c)| c))
             .collect::<Vec<_>>();
         let now = ASN1Time::from_timestamp(now).map_err(|_| Refusal::Untrusted("bad clock"))?;
-        chain_to_roots(&certs, &roots, now).map_err(Refusal::Untrusted)?;
+        chain_to_roots(certs, &roots, now).map_err(Refusal::Untrusted)?;
         self.identity_allowed(&certs[0])
     }
 
@@ -534,6 +551,40 @@ mod tests {
             );
             assert!(err.to_string().contains("write_policy.allowed_identities"));
         }
+    }
+
+    #[test]
+    fn with_both_rules_a_certificate_passes_either_and_a_refusal_names_both() {
+        let root = ca("root");
+        let (listed, other) = (key(), key());
+        let p = policy(&[&listed], &[&root], vec![alice()]);
+        let by_key = certificate(&CertSpec::leaf("x", "x"), &listed.spki(), &listed);
+        assert_eq!(
+            p.check(&[Signer::X509(pem("CERTIFICATE", &by_key))], NOW),
+            Ok(())
+        );
+        let by_root = leaf(&root, &other, "alice@example.com", "https://issuer.example");
+        assert_eq!(p.check(&[Signer::X509(by_root)], NOW), Ok(()));
+        let neither = leaf(
+            &root,
+            &other,
+            "mallory@example.com",
+            "https://issuer.example",
+        );
+        let err = p.check(&[Signer::X509(neither)], NOW).unwrap_err();
+        assert!(
+            matches!(&err, Refusal::Neither(inner) if matches!(**inner, Refusal::Identity { .. }))
+        );
+        let message = err.to_string();
+        assert!(message.contains("write_policy.allowed_keys"), "{message}");
+        assert!(
+            message.contains("write_policy.allowed_identities"),
+            "{message}"
+        );
+        assert_eq!(
+            p.check(&[Signer::X509(other.public_pem())], NOW),
+            Err(Refusal::KeyNotAllowed)
+        );
     }
 
     #[test]
