@@ -324,3 +324,38 @@ async fn malformed_policy_files_stop_start_up_naming_the_setting() {
         "{err:#}"
     );
 }
+
+#[tokio::test]
+async fn rekord_x509_keys_follow_the_policy_and_other_formats_are_refused() {
+    use crate::v1_rekord::{
+        rekord, HELLO, MINISIGN_KEY, MINISIGN_SIG, SSH_HELLO, SSH_KEY, SSH_SIG, X509_KEY, X509_SIG,
+    };
+    let keys = write_file(X509_KEY);
+    let app = spawn_with_policy(|c| c.write_policy.allowed_keys = Some(keys)).await;
+    let x509 = rekord(
+        "x509",
+        &BASE64_STANDARD.decode(X509_SIG).unwrap(),
+        X509_KEY.as_bytes(),
+        HELLO,
+    );
+    assert_eq!(app.create(&x509).await.status(), 201);
+    let minisig = rekord(
+        "minisign",
+        MINISIGN_SIG.as_bytes(),
+        MINISIGN_KEY.as_bytes(),
+        HELLO,
+    );
+    let ssh = rekord("ssh", SSH_SIG.as_bytes(), SSH_KEY.as_bytes(), SSH_HELLO);
+    for (entry, format) in [(minisig, "minisign"), (ssh, "ssh")] {
+        let response = app.create(&entry).await;
+        assert_eq!(response.status(), 403);
+        let body: Value = response.json().await.unwrap();
+        let message = body["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!("{format} keys are not admitted"))
+                && message.contains("write_policy.allowed_keys"),
+            "{message}"
+        );
+    }
+    app.stop().await;
+}
