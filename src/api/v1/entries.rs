@@ -26,8 +26,8 @@ pub async fn create_entry(
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
     if let Some(tokens) = &state.bearer_tokens {
-        let header = req.headers().get(header::AUTHORIZATION);
-        if !tokens.accepts(header.map(actix_web::http::header::HeaderValue::as_bytes)) {
+        let authorization = req.headers().get(header::AUTHORIZATION);
+        if !tokens.accepts(authorization.map(header::HeaderValue::as_bytes)) {
             return Err(ApiError::Unauthorized);
         }
     }
