@@ -1,7 +1,7 @@
 //! Wiring: builds every part from a validated [`Config`] and runs the server.
 
 use std::net::TcpListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use actix_web::dev::Server;
@@ -11,9 +11,10 @@ use secrecy::ExposeSecret;
 
 use crate::api::validation::ValidationPool;
 use crate::api::{app_with_api, ApiState};
-use crate::config::Config;
+use crate::config::{Config, WritePolicyConfig};
 use crate::log::{Log, Options, SystemClock};
 use crate::metrics::Metrics;
+use crate::policy::{BearerTokens, Identity, SanPattern, WritePolicy};
 use crate::signing::LogSigner;
 use crate::storage::file::FileStore;
 use crate::storage::postgres::{PgStore, WriterLock};
@@ -60,6 +61,7 @@ impl Application {
             );
         }
         let signer = load_signer(&config.key_file)?;
+        let (write_policy, bearer_tokens) = load_write_access(&config.write_policy)?;
         let (store, writer_lock) = open_store(config).await?;
         let (log, sequencer) = Log::open(
             store,
@@ -89,11 +91,10 @@ impl Application {
         let listener = TcpListener::bind(config.listen_addr())
             .with_context(|| format!("couldn't listen on {}", config.listen))?;
         let port = listener.local_addr()?.port();
-        let state = web::Data::new(api_state(
-            config,
-            Arc::clone(&log),
-            config.entries.disabled(),
-        ));
+        let state = web::Data::new(
+            api_state(config, Arc::clone(&log), config.entries.disabled())
+                .with_write_access(write_policy, bearer_tokens),
+        );
         tokio::spawn(probe_readiness(state.clone(), Arc::clone(&alive), stopped));
         let state_for_metrics = state.clone();
         let validation = Arc::clone(&state.validation);
@@ -406,6 +407,62 @@ pub async fn import(config: &Config, input: &Path) -> anyhow::Result<()> {
         "import committed"
     );
     Ok(())
+}
+
+/// Reads the files of `write_policy`: the policy (`None` when no rule is
+/// set) and the bearer tokens (`None` when no file is named).
+///
+/// # Errors
+/// A file that cannot be read or is malformed, or a SAN regex that does not
+/// compile; each names its setting.
+pub fn load_write_access(
+    config: &WritePolicyConfig,
+) -> anyhow::Result<(Option<WritePolicy>, Option<BearerTokens>)> {
+    let read = |setting: &str, path: Option<&PathBuf>| {
+        path.map(|p| {
+            std::fs::read(p)
+                .with_context(|| format!("couldn't read write_policy.{setting} {}", p.display()))
+        })
+        .transpose()
+    };
+    let keys = read("allowed_keys", config.allowed_keys.as_ref())?;
+    let roots = read("trusted_roots", config.trusted_roots.as_ref())?;
+    let identities = config
+        .allowed_identities
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let san = match (&id.san, &id.san_regex) {
+                (Some(exact), _) => SanPattern::Exact(exact.clone()),
+                (None, Some(re)) => SanPattern::regex(re).with_context(|| {
+                    format!("write_policy.allowed_identities[{i}].san_regex does not compile")
+                })?,
+                (None, None) => bail!("write_policy.allowed_identities[{i}] has no san"),
+            };
+            Ok(Identity {
+                san,
+                issuer: id.issuer.clone(),
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let policy = WritePolicy::new(keys.as_deref(), roots.as_deref(), identities)?;
+    let tokens = read("bearer_tokens_file", config.bearer_tokens_file.as_ref())?
+        .map(|bytes| {
+            let text = String::from_utf8(bytes)
+                .context("write_policy.bearer_tokens_file is not UTF-8 text")?;
+            anyhow::Ok(BearerTokens::parse(&text)?)
+        })
+        .transpose()?;
+    if !policy.is_empty() || tokens.is_some() {
+        tracing::info!(
+            allowed_keys = config.allowed_keys.is_some(),
+            trusted_roots = config.trusted_roots.is_some(),
+            allowed_identities = config.allowed_identities.len(),
+            bearer_tokens = tokens.is_some(),
+            "write policy in force"
+        );
+    }
+    Ok(((!policy.is_empty()).then_some(policy), tokens))
 }
 
 /// Reads the signing key, with a hint when it is missing.

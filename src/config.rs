@@ -116,6 +116,9 @@ pub struct Config {
     /// Read-only replica (`tlog replica`).
     #[serde(default)]
     pub replica: ReplicaConfig,
+    /// Who may write: off unless a rule is set (see `policy`).
+    #[serde(default)]
+    pub write_policy: WritePolicyConfig,
     /// OTLP/gRPC endpoint spans are exported to, e.g. `http://collector:4317`.
     /// Unset: `OTEL_EXPORTER_OTLP_ENDPOINT` decides; neither: no export.
     #[serde(default)]
@@ -145,6 +148,45 @@ impl EntriesConfig {
             .map(|name| crate::entries::Kind::from_name(name).expect("validated kind name"))
             .collect()
     }
+}
+
+/// Which signers may add entries, for private logs. Every rule is off by
+/// default; with none set, behaviour is Rekor's. Files are read at start-up
+/// and a malformed one stops it, naming the setting.
+#[derive(Debug, Deserialize, Clone, Default)]
+#[serde(deny_unknown_fields)]
+pub struct WritePolicyConfig {
+    /// PEM file of `PUBLIC KEY` blocks: signatures by these keys (bare, or in
+    /// a certificate) may be logged.
+    #[serde(default)]
+    pub allowed_keys: Option<PathBuf>,
+    /// PEM file of CA certificates (your Fulcio's root and intermediates): a
+    /// certificate signer that chains to one may be logged.
+    #[serde(default)]
+    pub trusted_roots: Option<PathBuf>,
+    /// Identities a certificate from `trusted_roots` must have (needs
+    /// `trusted_roots`); empty admits every such certificate.
+    #[serde(default)]
+    pub allowed_identities: Vec<IdentityConfig>,
+    /// File of bearer tokens, one a line; when set, a create must send
+    /// `Authorization: Bearer <token>` with one of them, or get 401.
+    #[serde(default)]
+    pub bearer_tokens_file: Option<PathBuf>,
+}
+
+/// One allowed certificate identity: a SAN (exact, or a regular expression
+/// matching the whole SAN) and the OIDC issuer of Fulcio's extension.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityConfig {
+    /// The exact SAN (an email, URI, ...).
+    #[serde(default)]
+    pub san: Option<String>,
+    /// A regular expression (Rust `regex` syntax) the whole SAN must match.
+    #[serde(default)]
+    pub san_regex: Option<String>,
+    /// The exact OIDC issuer URL, e.g. `https://token.actions.githubusercontent.com`.
+    pub issuer: String,
 }
 
 /// A token bucket per client IP address (IPv6 per /56). Off by default:
@@ -390,6 +432,18 @@ impl Config {
         if self.db_max_connections < 2 {
             return invalid("db_max_connections must be at least 2");
         }
+        for (i, id) in self.write_policy.allowed_identities.iter().enumerate() {
+            if id.san.is_some() == id.san_regex.is_some() || id.issuer.is_empty() {
+                return Err(ConfigError::Invalid(format!(
+                    "write_policy.allowed_identities[{i}] needs exactly one of san and san_regex, and an issuer"
+                )));
+            }
+        }
+        if !self.write_policy.allowed_identities.is_empty()
+            && self.write_policy.trusted_roots.is_none()
+        {
+            return invalid("write_policy.allowed_identities needs write_policy.trusted_roots: without a trusted issuer anyone can make a certificate with any identity");
+        }
         if let Some(unknown) = self
             .entries
             .disabled_kinds
@@ -502,6 +556,25 @@ mod tests {
         assert!(from_yaml("validation: {threads: 0}").is_err());
         assert!(from_yaml("request_body_timeout_ms: 0").is_err());
         assert!(from_yaml("rate_limit: {trusted_proxies: [10.0.0.300/8]}").is_err());
+    }
+
+    #[test]
+    fn write_policy_is_off_by_default_and_identities_are_checked() {
+        let config = from_yaml("{}").unwrap();
+        assert!(config.write_policy.allowed_keys.is_none());
+        assert!(config.write_policy.allowed_identities.is_empty());
+        let ok = "write_policy: {trusted_roots: r.pem, allowed_identities: [{san: a@b.c, issuer: https://i}]}";
+        assert!(from_yaml(ok).is_ok());
+        for bad in [
+            "write_policy: {allowed_identities: [{san: a@b.c, issuer: https://i}]}",
+            "write_policy: {trusted_roots: r.pem, allowed_identities: [{issuer: https://i}]}",
+            "write_policy: {trusted_roots: r.pem, allowed_identities: [{san: a, san_regex: b, issuer: https://i}]}",
+            "write_policy: {trusted_roots: r.pem, allowed_identities: [{san: a, issuer: ''}]}",
+            "write_policy: {allowed_keyz: k.pem}",
+        ] {
+            let err = from_yaml(bad).unwrap_err();
+            assert!(err.to_string().contains("write_policy") || err.to_string().contains("allowed_keyz"), "{bad}: {err}");
+        }
     }
 
     #[test]

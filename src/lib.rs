@@ -17,6 +17,8 @@
 //!   contract, implemented by Postgres.
 //! - `log` owns the write path: the bounded submission pool and the single
 //!   sequencer that commits one batch per database transaction.
+//! - `policy` decides which signers may write (the optional write policy);
+//!   pure like the core, its files are read by `app`.
 //! - `api` maps HTTP to `log` and `storage`, and errors to Rekor's bodies.
 //! - `app` wires everything from a validated [`config::Config`].
 
@@ -24,6 +26,7 @@ pub mod entries;
 pub mod merkle;
 pub mod metrics;
 pub mod note;
+pub mod policy;
 pub mod signing;
 pub mod tiles;
 

@@ -63,6 +63,13 @@ pub enum ApiError {
     /// 503 with `Retry-After`: storage is unavailable.
     #[error("the log is temporarily unavailable; retry later")]
     Unavailable,
+    /// 401 with `WWW-Authenticate`: a create without a listed bearer token
+    /// (`write_policy.bearer_tokens_file`).
+    #[error("a valid bearer token is required to add entries to this log")]
+    Unauthorized,
+    /// 403: the entry's signers are outside the write policy; names the rule.
+    #[error("entry refused by the write policy: {0}")]
+    Forbidden(#[from] crate::policy::Refusal),
     /// 405: the server is a read-only replica.
     #[error("this server is a read-only replica of the log; it does not accept new entries")]
     ReadOnly,
@@ -88,6 +95,8 @@ impl ResponseError for ApiError {
             }
             ApiError::Duplicate { .. } => StatusCode::CONFLICT,
             ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Pushback | ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -108,6 +117,9 @@ impl ResponseError for ApiError {
             }
             ApiError::ReadOnly => {
                 response.insert_header((header::ALLOW, "GET"));
+            }
+            ApiError::Unauthorized => {
+                response.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"tlog\""));
             }
             ApiError::Pushback | ApiError::Unavailable => {
                 response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS));

@@ -41,6 +41,10 @@ pub struct ApiState {
     pub body_timeout: Duration,
     /// Where entry validation runs, off the HTTP workers.
     pub validation: Arc<validation::ValidationPool>,
+    /// Which signers may write; `None` admits every valid entry.
+    pub write_policy: Option<crate::policy::WritePolicy>,
+    /// Tokens a create must carry; `None` asks for none.
+    pub bearer_tokens: Option<crate::policy::BearerTokens>,
 }
 
 /// Body timeout of a state built with [`ApiState::new`] alone.
@@ -62,6 +66,8 @@ impl ApiState {
             ready: AtomicBool::new(true),
             body_timeout: DEFAULT_BODY_TIMEOUT,
             validation: Arc::new(validation::ValidationPool::new(1, 0)),
+            write_policy: None,
+            bearer_tokens: None,
         }
     }
 
@@ -76,6 +82,18 @@ impl ApiState {
     #[must_use]
     pub fn with_validation(mut self, pool: Arc<validation::ValidationPool>) -> Self {
         self.validation = pool;
+        self
+    }
+
+    /// The same state with a write policy and bearer tokens (each optional).
+    #[must_use]
+    pub fn with_write_access(
+        mut self,
+        policy: Option<crate::policy::WritePolicy>,
+        tokens: Option<crate::policy::BearerTokens>,
+    ) -> Self {
+        self.write_policy = policy;
+        self.bearer_tokens = tokens;
         self
     }
 

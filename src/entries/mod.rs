@@ -21,11 +21,13 @@ pub(crate) mod minisign;
 pub(crate) mod pgp;
 pub mod pki;
 mod rekord;
+mod signers;
 pub(crate) mod ssh;
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 
 pub use pki::{normalize_hash_search_key, public_key_search_key, HASH_SEARCH_PATTERN};
+pub use signers::Signer;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -74,6 +76,9 @@ pub struct Entry {
     pub canonical: Vec<u8>,
     /// Search-index keys, lowercased (T-02 "Index keys").
     pub index_keys: Vec<String>,
+    /// The keys that verified its signatures, as the body records them (for
+    /// the write policy).
+    pub signers: Vec<Signer>,
 }
 
 /// Why a proposed entry was refused. The API maps each to Rekor's status and body.
@@ -191,6 +196,7 @@ fn parse(body: &[u8], purpose: Purpose<'_>) -> Result<Entry, EntryError> {
         kind,
         canonical: canonicalize(&validated.body)?,
         index_keys: validated.index_keys,
+        signers: signers::signers(kind, &validated.body),
     })
 }
 

@@ -307,6 +307,22 @@ fn verify_chain(certs: &[X509Certificate<'_>]) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// Whether `parent` issued `child`: names match and `parent`'s key verifies
+/// `child`'s signature. Nothing else (validity, constraints) is checked.
+#[must_use]
+pub fn is_issued_by(child: &X509Certificate<'_>, parent: &X509Certificate<'_>) -> bool {
+    child.issuer().as_raw() == parent.subject().as_raw()
+        && verify_cert_signature(child, parent).is_ok()
+}
+
+/// A certificate's SANs in sigstore's order, as [`PublicKey::subjects`].
+///
+/// # Errors
+/// A malformed subject alternative name extension.
+pub fn certificate_subjects(cert: &X509Certificate<'_>) -> Result<Vec<String>, KeyError> {
+    subject_alternative_names(cert)
+}
+
 fn verify_cert_signature(
     child: &X509Certificate<'_>,
     parent: &X509Certificate<'_>,

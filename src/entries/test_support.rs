@@ -193,6 +193,22 @@ pub(crate) fn san_fulcio_username(s: &str) -> Vec<u8> {
     tlv(0xa0, &[oid, tlv(0xa0, &tlv(0x0c, s.as_bytes()))].concat())
 }
 
+/// Fulcio's OIDC issuer extension: 1.3.6.1.4.1.57264.1.8 holding a DER
+/// `UTF8String`, or the deprecated 1.3.6.1.4.1.57264.1.1 holding the raw text.
+pub(crate) fn fulcio_issuer(issuer: &str, legacy: bool) -> Vec<u8> {
+    let last = if legacy { 0x01 } else { 0x08 };
+    let oid = tlv(
+        0x06,
+        &[0x2b, 0x06, 0x01, 0x04, 0x01, 0x83, 0xbf, 0x30, 0x01, last],
+    );
+    let value = if legacy {
+        issuer.as_bytes().to_vec()
+    } else {
+        tlv(0x0c, issuer.as_bytes())
+    };
+    seq(&[oid, tlv(0x04, &value)])
+}
+
 /// What goes into a test certificate.
 pub(crate) struct CertSpec<'a> {
     pub(crate) subject: &'a str,
@@ -205,6 +221,8 @@ pub(crate) struct CertSpec<'a> {
     pub(crate) ca: bool,
     /// The CA's `pathLenConstraint`, if any.
     pub(crate) path_len: Option<u8>,
+    /// More DER `Extension`s, written after the others.
+    pub(crate) extensions: Vec<Vec<u8>>,
 }
 
 impl<'a> CertSpec<'a> {
@@ -217,6 +235,7 @@ impl<'a> CertSpec<'a> {
             sans: Vec::new(),
             ca: false,
             path_len: None,
+            extensions: Vec::new(),
         }
     }
 
@@ -247,6 +266,7 @@ pub(crate) fn certificate(spec: &CertSpec<'_>, subject_spki: &[u8], issuer: &Tes
             tlv(0x04, &seq(&bc)),
         ]));
     }
+    extensions.extend(spec.extensions.iter().cloned());
     let mut tbs = vec![
         tlv(0xa0, &[0x02, 0x01, 0x02]),
         vec![0x02, 0x01, 0x01],

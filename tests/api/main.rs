@@ -20,3 +20,4 @@ mod v1_errors;
 mod v1_kinds;
 mod v1_log;
 mod v1_rekord;
+mod write_policy;

@@ -11,17 +11,17 @@ use sha2::{Digest as _, Sha256};
 use crate::helpers::{only_entry, spawn_app, spawn_with, test_config, verify_entry, TestApp};
 
 // sigstore/rekor pkg/pki/x509/testdata/{ec.pub,hello_world.txt.sig}.
-const X509_KEY: &str = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEIxaAc+TaxYoQU0X9NNUJgWffbn6h\njuoEDPQQn80nX/Eus9I/t00ccNpcSrUw1+IPyGp1p9fgmL0DlBf05BNFNQ==\n-----END PUBLIC KEY-----\n";
-const X509_SIG: &str = "MEYCIQDiFwPAGqJa++V9r+poXTz/pSsC5RseGJIbh5RImy1IEwIhAI2fsry4mQzqWKB/byojL4nsCW8pTaUYt+z3IdS/8QYk";
+pub(crate) const X509_KEY: &str = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEIxaAc+TaxYoQU0X9NNUJgWffbn6h\njuoEDPQQn80nX/Eus9I/t00ccNpcSrUw1+IPyGp1p9fgmL0DlBf05BNFNQ==\n-----END PUBLIC KEY-----\n";
+pub(crate) const X509_SIG: &str = "MEYCIQDiFwPAGqJa++V9r+poXTz/pSsC5RseGJIbh5RImy1IEwIhAI2fsry4mQzqWKB/byojL4nsCW8pTaUYt+z3IdS/8QYk";
 // sigstore/rekor pkg/pki/minisign/testdata/{minisign.pub,hello_world.txt.minisig}.
-const MINISIGN_KEY: &str = "untrusted comment: minisign public key 9D92931126AE543F\nRWQ/VK4mEZOSnVFf2NhEt9WV8zE1RcN8mtKeOO7mVjj/MCDvb5tSV6RD\n";
-const MINISIGN_SIG: &str = "untrusted comment: signature from minisign secret key\nRWQ/VK4mEZOSnVsP2aVAcwlCDu0V5VUqqGeE6mndH9v7wY4++PrZdB0HBRyVpt4/h0VDzQIvLenPpmTRSx1604Bac6Joz08phg4=\ntrusted comment: timestamp:1610131681\tfile:hello_world.txt\nSbpK5wWmI+aoiwXBitvDWszRT9dwH8ZMzVaGn+WHZQXz+xnnAWCTmikCYnVv67iffkmZr24wZmnMok6Fvv8HDQ==\n";
+pub(crate) const MINISIGN_KEY: &str = "untrusted comment: minisign public key 9D92931126AE543F\nRWQ/VK4mEZOSnVFf2NhEt9WV8zE1RcN8mtKeOO7mVjj/MCDvb5tSV6RD\n";
+pub(crate) const MINISIGN_SIG: &str = "untrusted comment: signature from minisign secret key\nRWQ/VK4mEZOSnVsP2aVAcwlCDu0V5VUqqGeE6mndH9v7wY4++PrZdB0HBRyVpt4/h0VDzQIvLenPpmTRSx1604Bac6Joz08phg4=\ntrusted comment: timestamp:1610131681\tfile:hello_world.txt\nSbpK5wWmI+aoiwXBitvDWszRT9dwH8ZMzVaGn+WHZQXz+xnnAWCTmikCYnVv67iffkmZr24wZmnMok6Fvv8HDQ==\n";
 /// The artifact both vectors above sign (rekor's `hello_world.txt`).
-const HELLO: &[u8] = b"Hello, World!\n";
+pub(crate) const HELLO: &[u8] = b"Hello, World!\n";
 // sigstore/rekor pkg/pki/ssh/testdata/{id_rsa.pub,hello_world.txt.sig}.
-const SSH_KEY: &str = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABgQDNiZqGzHyM/v0RU/EVmxeMevapvJID6/ZcvHBixjA8yZ+Fm08pNeNVZV0XaIKT1hI+/Jx7JoYo4KdeK3yf7b4MAo5dwTJL0z0Hwh+TNLZW6cti1HaNST+/SjgMrLCqG/d4hjzwZzr4PGJV9x4Roul2bl6LzfZtQhu5qJ7NFWMnmi+/9VY+IkBgZFx+NY1Rvq1GQucWGOpTzM4MR5rJY80Yl/fa0KAGTsD41ZPB7g2+6jZI1ZQGme5H7Ru/0ONDai3IbMNUPzmJUKq3Um/q6eN2EznT6UfXjlG2rDpBt9vxg8+8pUu0O/uzpbUTU2pDpBUnP4fdYdYXH+/2A63jlKfVCk1+xBnQpowK5x2l5yrmUWehoLRrGWnjiibYFul3Gn3/MnWOGXSb0E85YTD6F7jgiqMg5Gypm5MBAJ/A9Z/ZTFLDZgDWbAhovWpY0G8WlmxUPx3lIIlOVPNdxsB0nuTTw6ld82LVahCaljBiDoVK4mCIKfsGshb8dwyF6e5BBms= test@rekor.dev\n";
-const SSH_HELLO: &[u8] = b"Hello, ssh world!\n";
-const SSH_SIG: &str = concat!(
+pub(crate) const SSH_KEY: &str = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABgQDNiZqGzHyM/v0RU/EVmxeMevapvJID6/ZcvHBixjA8yZ+Fm08pNeNVZV0XaIKT1hI+/Jx7JoYo4KdeK3yf7b4MAo5dwTJL0z0Hwh+TNLZW6cti1HaNST+/SjgMrLCqG/d4hjzwZzr4PGJV9x4Roul2bl6LzfZtQhu5qJ7NFWMnmi+/9VY+IkBgZFx+NY1Rvq1GQucWGOpTzM4MR5rJY80Yl/fa0KAGTsD41ZPB7g2+6jZI1ZQGme5H7Ru/0ONDai3IbMNUPzmJUKq3Um/q6eN2EznT6UfXjlG2rDpBt9vxg8+8pUu0O/uzpbUTU2pDpBUnP4fdYdYXH+/2A63jlKfVCk1+xBnQpowK5x2l5yrmUWehoLRrGWnjiibYFul3Gn3/MnWOGXSb0E85YTD6F7jgiqMg5Gypm5MBAJ/A9Z/ZTFLDZgDWbAhovWpY0G8WlmxUPx3lIIlOVPNdxsB0nuTTw6ld82LVahCaljBiDoVK4mCIKfsGshb8dwyF6e5BBms= test@rekor.dev\n";
+pub(crate) const SSH_HELLO: &[u8] = b"Hello, ssh world!\n";
+pub(crate) const SSH_SIG: &str = concat!(
     "-----BEGIN SSH SIGNATURE-----\n",
     "U1NIU0lHAAAAAQAAAZcAAAAHc3NoLXJzYQAAAAMBAAEAAAGBAM2JmobMfIz+/RFT8RWbF4\n",
     "x69qm8kgPr9ly8cGLGMDzJn4WbTyk141VlXRdogpPWEj78nHsmhijgp14rfJ/tvgwCjl3B\n",
@@ -43,7 +43,7 @@ const SSH_SIG: &str = concat!(
     "-----END SSH SIGNATURE-----\n",
 );
 
-fn rekord(format: &str, sig: &[u8], key: &[u8], artifact: &[u8]) -> Value {
+pub(crate) fn rekord(format: &str, sig: &[u8], key: &[u8], artifact: &[u8]) -> Value {
     json!({"apiVersion": "0.0.1", "kind": "rekord", "spec": {
         "signature": {"format": format, "content": BASE64_STANDARD.encode(sig),
                       "publicKey": {"content": BASE64_STANDARD.encode(key)}},

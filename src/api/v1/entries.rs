@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::models::{entry_id, write_log_entry, EntryUuid, ENTRY_UUID_PATTERN};
 use crate::api::{json_bytes, query_pairs, query_value, read_json_body, ApiError, ApiState};
 use crate::entries;
-use crate::log::Log;
+use crate::log::{Clock as _, Log, SystemClock};
 use crate::merkle::{self, Hash};
 use crate::storage::Store;
 
@@ -17,19 +17,33 @@ const MAX_SEARCH_ITEMS: usize = 10;
 /// E-04: validates, appends, and answers once the entry is in a committed batch.
 ///
 /// # Errors
-/// 415, 413, 400, 422 for bad requests; 409 for a duplicate; 503 on pushback.
+/// 415, 413, 400, 422 for bad requests; 401 without a listed bearer token and
+/// 403 outside the write policy (when configured); 409 for a duplicate; 503
+/// on pushback.
 pub async fn create_entry(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
+    if let Some(tokens) = &state.bearer_tokens {
+        let authorization = req.headers().get(header::AUTHORIZATION);
+        if !tokens.accepts(authorization.map(header::HeaderValue::as_bytes)) {
+            return Err(ApiError::Unauthorized);
+        }
+    }
     let body = read_json_body(&req, payload, &state).await?.freeze();
     let validation = tracing::info_span!("entry.validate", entry.kind = tracing::field::Empty);
     let job = {
         let (span, state) = (validation.clone(), state.clone());
         move || {
-            span.in_scope(|| {
-                entries::parse_for_insert(&body, |kind| !state.disabled_kinds.contains(&kind))
+            span.in_scope(|| -> Result<entries::Entry, ApiError> {
+                let entry =
+                    entries::parse_for_insert(&body, |kind| !state.disabled_kinds.contains(&kind))?;
+                // A certificate chain costs signature checks too: in the pool.
+                if let Some(policy) = &state.write_policy {
+                    policy.check(&entry.signers, SystemClock.now_unix())?;
+                }
+                Ok(entry)
             })
         }
     };

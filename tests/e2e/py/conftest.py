@@ -98,6 +98,12 @@ def _wait_until_serving(base_url: str, child: subprocess.Popen, log_file: Path, 
 
 @pytest.fixture(scope="module")
 def server():
+    yield from start_server()
+
+
+def start_server(extra_env: dict[str, str] | None = None):
+    """Runs one `tlog serve` on a fresh database; yields its Server. `extra_env`
+    adds TLOG_* settings (e.g. TLOG_CONFIG_FILE for a write policy)."""
     bin_ = tlog_binary()
     work = Path(tempfile.mkdtemp(prefix="tlog-e2e-py-"))
     log_file = work / "server.log"
@@ -117,6 +123,7 @@ def server():
         TLOG_HOSTNAME="localhost",
         RUST_LOG=os.environ.get("RUST_LOG", "info"),
     )
+    env.update(extra_env or {})
     child = None
     try:
         _run(bin_, ["keygen", "--out", str(key_file)], env, log_file)
