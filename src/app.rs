@@ -33,15 +33,6 @@ pub struct Application {
     _writer_lock: Option<WriterLock>,
 }
 
-/// Marks the sequencer as gone when its task ends, however it ends.
-struct AliveGuard(Arc<std::sync::atomic::AtomicBool>);
-
-impl Drop for AliveGuard {
-    fn drop(&mut self) {
-        self.0.store(false, std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
 impl Application {
     /// Loads the key, opens the store (Postgres when `database_url` is set,
     /// else the embedded journal in `data_dir`), opens the log, starts the
@@ -78,16 +69,9 @@ impl Application {
         .await
         .context("couldn't open the log")?;
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let alive = Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let guard = AliveGuard(Arc::clone(&alive));
-        let sequencer = tokio::spawn({
-            let stopped = stopped.clone();
-            async move {
-                // Dropped when the task ends, panics included: readiness follows.
-                let _guard = guard;
-                sequencer.run(stopped).await;
-            }
-        });
+        // The sequencer marks the log when it ends, panics included: health
+        // and readiness follow.
+        let sequencer = tokio::spawn(sequencer.run(stopped.clone()));
         let listener = TcpListener::bind(config.listen_addr())
             .with_context(|| format!("couldn't listen on {}", config.listen))?;
         let port = listener.local_addr()?.port();
@@ -95,7 +79,7 @@ impl Application {
             api_state(config, Arc::clone(&log), config.entries.disabled())
                 .with_write_access(write_policy, bearer_tokens),
         );
-        tokio::spawn(probe_readiness(state.clone(), Arc::clone(&alive), stopped));
+        tokio::spawn(probe_readiness(state.clone(), stopped));
         let state_for_metrics = state.clone();
         let validation = Arc::clone(&state.validation);
         let server = api_server(config, listener, state, crate::api::routes)?;
@@ -136,6 +120,14 @@ impl Application {
     #[must_use]
     pub fn server_handle(&self) -> actix_web::dev::ServerHandle {
         self.server.handle()
+    }
+
+    /// A handle that ends the sequencer task as if it had died: for fault
+    /// drills and tests of what `/healthz` then reports.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn sequencer_abort_handle(&self) -> tokio::task::AbortHandle {
+        self.sequencer.abort_handle()
     }
 
     /// The log behind the server.
@@ -227,12 +219,9 @@ const RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 const READINESS_PROBE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Keeps `/readyz` current without a request ever waiting on the database:
-/// ready while the sequencer runs and the store answers a ping in time.
-async fn probe_readiness(
-    state: web::Data<ApiState>,
-    sequencer_alive: Arc<std::sync::atomic::AtomicBool>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
+/// ready while the store answers a ping in time (the sequencer's own state
+/// is read by `/readyz` directly).
+async fn probe_readiness(state: web::Data<ApiState>, mut stop: tokio::sync::watch::Receiver<bool>) {
     loop {
         let log = state.log();
         let reachable = match log.store() {
@@ -241,8 +230,7 @@ async fn probe_readiness(
                 .is_ok_and(|r| r.is_ok()),
             Store::File(_) => true,
         };
-        let alive = sequencer_alive.load(std::sync::atomic::Ordering::Relaxed);
-        state.set_ready(reachable && alive);
+        state.set_ready(reachable);
         drop(log);
         tokio::select! {
             () = tokio::time::sleep(READINESS_PROBE) => {}

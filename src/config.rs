@@ -26,6 +26,14 @@ pub const DEFAULT_BATCH_MAX_ENTRIES: usize = 512;
 pub const DEFAULT_BATCH_INTERVAL_MS: u64 = 0;
 /// Default number of submissions waiting for the sequencer before 503.
 pub const DEFAULT_POOL_CAPACITY: usize = 4096;
+/// Default canonical bytes waiting for the sequencer before 503: 64 MiB, far
+/// above a full pool of ordinary entries (about 1 KiB each), but a bound on
+/// what large bodies can pin in memory.
+pub const DEFAULT_POOL_MAX_BYTES: usize = 64 << 20;
+/// Default canonical bytes at which a batch closes: 8 MiB, so a batch of
+/// large bodies stays one modest transaction; 512 ordinary entries are
+/// well under it.
+pub const DEFAULT_BATCH_MAX_BYTES: usize = 8 << 20;
 /// Default request body limit: 32 MiB (rekor-v1.md G-12).
 pub const DEFAULT_MAX_REQUEST_BODY: usize = 32 << 20;
 /// Default Postgres connection pool size.
@@ -269,6 +277,10 @@ pub struct BatchConfig {
     /// 0 commits as soon as the sequencer is free.
     #[serde(default = "default_batch_interval_ms")]
     pub interval_ms: u64,
+    /// Canonical bytes at which a batch closes; the entry that reaches it is
+    /// the batch's last, so one entry larger than this is a batch of its own.
+    #[serde(default = "default_batch_max_bytes")]
+    pub max_bytes: usize,
 }
 
 /// The bounded pool of submissions waiting to be sequenced.
@@ -278,6 +290,10 @@ pub struct PoolConfig {
     /// Submissions that may wait; one more gets 503 with `Retry-After`.
     #[serde(default = "default_pool_capacity")]
     pub capacity: usize,
+    /// Canonical bytes that may wait; a submission that would go over gets
+    /// 503 with `Retry-After` (into an empty pool one is always let in).
+    #[serde(default = "default_pool_max_bytes")]
+    pub max_bytes: usize,
 }
 
 impl Default for BatchConfig {
@@ -285,6 +301,7 @@ impl Default for BatchConfig {
         Self {
             max_entries: DEFAULT_BATCH_MAX_ENTRIES,
             interval_ms: DEFAULT_BATCH_INTERVAL_MS,
+            max_bytes: DEFAULT_BATCH_MAX_BYTES,
         }
     }
 }
@@ -304,6 +321,7 @@ impl Default for PoolConfig {
     fn default() -> Self {
         Self {
             capacity: DEFAULT_POOL_CAPACITY,
+            max_bytes: DEFAULT_POOL_MAX_BYTES,
         }
     }
 }
@@ -363,6 +381,12 @@ fn default_batch_interval_ms() -> u64 {
 }
 fn default_pool_capacity() -> usize {
     DEFAULT_POOL_CAPACITY
+}
+fn default_pool_max_bytes() -> usize {
+    DEFAULT_POOL_MAX_BYTES
+}
+fn default_batch_max_bytes() -> usize {
+    DEFAULT_BATCH_MAX_BYTES
 }
 
 /// Why the configuration was refused.
@@ -426,8 +450,11 @@ impl Config {
                 "batch.max_entries must be positive and batch.interval_ms at most 10000",
             );
         }
-        if self.pool.capacity == 0 {
-            return invalid("pool.capacity must be positive");
+        if self.pool.capacity == 0 || self.pool.max_bytes == 0 {
+            return invalid("pool.capacity and pool.max_bytes must be positive");
+        }
+        if self.batch.max_bytes == 0 {
+            return invalid("batch.max_bytes must be positive");
         }
         if self.db_max_connections < 2 {
             return invalid("db_max_connections must be at least 2");
@@ -488,6 +515,8 @@ mod tests {
         assert_eq!(config.listen, DEFAULT_LISTEN);
         assert_eq!(config.batch.max_entries, DEFAULT_BATCH_MAX_ENTRIES);
         assert_eq!(config.pool.capacity, DEFAULT_POOL_CAPACITY);
+        assert_eq!(config.pool.max_bytes, DEFAULT_POOL_MAX_BYTES);
+        assert_eq!(config.batch.max_bytes, DEFAULT_BATCH_MAX_BYTES);
         assert!(config.database_url.is_none());
         assert_eq!(config.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
         assert!(config.replica.db.is_none() && !config.replica.trust_embedded_key);
@@ -516,6 +545,8 @@ mod tests {
         assert!(from_yaml("hostname: 'a b'").is_err());
         assert!(from_yaml("batch: {max_entries: 0}").is_err());
         assert!(from_yaml("pool: {capacity: 0}").is_err());
+        assert!(from_yaml("pool: {max_bytes: 0}").is_err());
+        assert!(from_yaml("batch: {max_bytes: 0}").is_err());
     }
 
     #[test]

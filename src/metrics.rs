@@ -24,8 +24,16 @@ pub struct Metrics {
     pub batch_commits: IntCounterVec,
     /// Submissions waiting for the sequencer (set at scrape time).
     pub pool_depth: IntGauge,
+    /// Canonical bytes of the submissions waiting (set at scrape time).
+    pub pool_bytes: IntGauge,
     /// Submissions refused with 503 because the pool was full.
     pub pushbacks: IntCounter,
+    /// 1 while the sequencer task lives, 0 once it stopped or died (set at
+    /// scrape time; writable logs only).
+    pub sequencer_up: IntGauge,
+    /// 1 for the sequencer's current state (`running`, `degraded`,
+    /// `conflicted`, `stopped`), 0 for the others (set at scrape time).
+    pub sequencer_state: IntGaugeVec,
     /// Size of the tree behind the served checkpoint.
     pub tree_size: IntGauge,
     /// Seconds since the served checkpoint was signed or loaded (set at scrape time).
@@ -105,6 +113,24 @@ impl Metrics {
             .unwrap(),
             pool_depth: IntGauge::new("tlog_pool_depth", "Submissions waiting for the sequencer.")
                 .unwrap(),
+            pool_bytes: IntGauge::new(
+                "tlog_pool_bytes",
+                "Canonical bytes of the submissions waiting for the sequencer.",
+            )
+            .unwrap(),
+            sequencer_up: IntGauge::new(
+                "tlog_sequencer_up",
+                "1 while the sequencer runs, 0 once it stopped or died.",
+            )
+            .unwrap(),
+            sequencer_state: IntGaugeVec::new(
+                Opts::new(
+                    "tlog_sequencer_state",
+                    "1 for the sequencer's current state, 0 for the others.",
+                ),
+                &["state"],
+            )
+            .unwrap(),
             pushbacks: IntCounter::new(
                 "tlog_pushbacks_total",
                 "Submissions refused with 503 because the pool was full.",
@@ -158,7 +184,10 @@ impl Metrics {
             Box::new(self.batch_commit.clone()),
             Box::new(self.batch_commits.clone()),
             Box::new(self.pool_depth.clone()),
+            Box::new(self.pool_bytes.clone()),
             Box::new(self.pushbacks.clone()),
+            Box::new(self.sequencer_up.clone()),
+            Box::new(self.sequencer_state.clone()),
             Box::new(self.tree_size.clone()),
             Box::new(self.checkpoint_age.clone()),
             Box::new(self.db_connections.clone()),

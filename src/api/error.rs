@@ -168,6 +168,7 @@ impl From<StoreError> for ApiError {
             StoreError::Unavailable(_) | StoreError::Conflict(_) => ApiError::Unavailable,
             StoreError::Corrupt(_) => ApiError::Internal("unexpected error reading the log"),
             StoreError::ReadOnly => ApiError::ReadOnly,
+            StoreError::Rejected { .. } => ApiError::Internal("unexpected error reading the log"),
         }
     }
 }
@@ -180,6 +181,9 @@ impl ApiError {
             AppendError::Duplicate(index) => duplicate(index),
             AppendError::Pushback => ApiError::Pushback,
             AppendError::ReadOnly => ApiError::ReadOnly,
+            AppendError::Rejected(why) => {
+                ApiError::BadRequest(format!("the entry can't be stored: {why}"))
+            }
             AppendError::Unavailable(reason) => {
                 tracing::warn!(%reason, "append failed");
                 ApiError::Unavailable

@@ -8,7 +8,7 @@
 
 mod sequencer;
 
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -51,7 +51,7 @@ impl Clock for SystemClock {
 }
 
 /// Why an append did not happen.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum AppendError {
     /// The same canonical body is already in the log at this index.
     #[error("an equivalent entry already exists at index {0}")]
@@ -65,6 +65,56 @@ pub enum AppendError {
     /// The log is a read-only replica: it has no key and no sequencer.
     #[error("this log is read-only")]
     ReadOnly,
+    /// Storage refused this entry's data (for example a search key with a
+    /// control character); the rest of its batch was committed without it.
+    #[error("the entry can't be stored: {0}")]
+    Rejected(String),
+}
+
+/// What the sequencer is doing, as `/healthz`, `/readyz` and the
+/// `tlog_sequencer_state` metric report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum SequencerState {
+    /// Committing batches (or waiting for submissions).
+    Running = 0,
+    /// Storage is failing; appends answer 503 until a commit settles.
+    Degraded = 1,
+    /// Another writer moved the log; the sequencer stopped, and only a
+    /// restart can reconcile.
+    Conflicted = 2,
+    /// The sequencer task ended (shutdown, or it died).
+    Stopped = 3,
+}
+
+impl SequencerState {
+    /// Every state, in metric order.
+    pub const ALL: [SequencerState; 4] = [
+        SequencerState::Running,
+        SequencerState::Degraded,
+        SequencerState::Conflicted,
+        SequencerState::Stopped,
+    ];
+
+    /// The metric label.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            SequencerState::Running => "running",
+            SequencerState::Degraded => "degraded",
+            SequencerState::Conflicted => "conflicted",
+            SequencerState::Stopped => "stopped",
+        }
+    }
+
+    fn from_u8(value: u8) -> Self {
+        match value {
+            0 => SequencerState::Running,
+            1 => SequencerState::Degraded,
+            2 => SequencerState::Conflicted,
+            _ => SequencerState::Stopped,
+        }
+    }
 }
 
 /// Why the log could not be opened.
@@ -114,6 +164,8 @@ struct State {
 pub(crate) struct Submission {
     leaf: Hash,
     entry: Entry,
+    /// Bytes it counts against `pool.max_bytes` while it waits.
+    bytes: usize,
     reply: oneshot::Sender<Result<u64, AppendError>>,
     /// The span of the request that submitted it; the batch span links to it.
     origin: opentelemetry::trace::SpanContext,
@@ -131,8 +183,9 @@ pub struct Log<S> {
     entries_in_memory: bool,
     metrics: Arc<Metrics>,
     clock: Arc<dyn Clock>,
-    /// Set while storage is failing: appends answer 503 at once instead of queueing.
-    degraded: AtomicBool,
+    /// A [`SequencerState`]: unless running, appends answer 503 at once
+    /// instead of queueing.
+    sequencer: AtomicU8,
     /// Unix seconds when the served checkpoint was published (or loaded).
     checkpoint_at: AtomicI64,
 }
@@ -147,6 +200,10 @@ struct Observe {
 struct Writer {
     signer: LogSigner,
     pool: mpsc::Sender<Submission>,
+    /// Canonical bytes of the submissions waiting in `pool`.
+    pool_bytes: AtomicUsize,
+    /// Most bytes that may wait in `pool` (one submission is always let in).
+    max_pool_bytes: usize,
 }
 
 #[derive(Clone)]
@@ -193,7 +250,12 @@ impl<S: LogWriter + 'static> Log<S> {
             .await?
             .ok_or_else(|| StoreError::Corrupt("log has an identity but no checkpoint".into()))?;
         let (tx, rx) = mpsc::channel(options.pool.capacity);
-        let writer = Writer { signer, pool: tx };
+        let writer = Writer {
+            signer,
+            pool: tx,
+            pool_bytes: AtomicUsize::new(0),
+            max_pool_bytes: options.pool.max_bytes,
+        };
         let observe = Observe {
             metrics: options.metrics,
             clock: Arc::clone(&options.clock),
@@ -352,7 +414,7 @@ impl<S: LogReader> Log<S> {
             checkpoint_at: AtomicI64::new(observe.clock.now_unix()),
             metrics: observe.metrics,
             clock: observe.clock,
-            degraded: AtomicBool::new(false),
+            sequencer: AtomicU8::new(SequencerState::Running as u8),
         })
     }
 
@@ -374,9 +436,10 @@ impl<S: LogReader> Log<S> {
     /// Queues `entry` and waits until its batch is committed. Returns its index.
     ///
     /// # Errors
-    /// `Duplicate` with the existing index, `Pushback` when the pool is full,
-    /// `Unavailable` when the batch could not be committed, `ReadOnly` for a
-    /// read-only log.
+    /// `Duplicate` with the existing index, `Pushback` when the pool is full
+    /// (in entries or bytes), `Unavailable` when the batch could not be
+    /// committed or the sequencer is not running, `Rejected` when storage
+    /// refused this entry's data, `ReadOnly` for a read-only log.
     pub async fn append(&self, entry: Entry) -> Result<u64, AppendError> {
         let Some(writer) = &self.writer else {
             return Err(AppendError::ReadOnly);
@@ -385,8 +448,23 @@ impl<S: LogReader> Log<S> {
         if let Some(index) = self.find_leaf(&leaf) {
             return Err(AppendError::Duplicate(index));
         }
-        if self.degraded.load(Ordering::Relaxed) {
-            return Err(AppendError::Unavailable("storage is unavailable".into()));
+        match self.sequencer_state() {
+            SequencerState::Running => {}
+            SequencerState::Degraded => {
+                return Err(AppendError::Unavailable("storage is unavailable".into()));
+            }
+            SequencerState::Conflicted | SequencerState::Stopped => {
+                return Err(AppendError::Unavailable(
+                    "the sequencer is not running".into(),
+                ));
+            }
+        }
+        let bytes = entry.canonical.len();
+        let waiting = writer.pool_bytes.fetch_add(bytes, Ordering::Relaxed);
+        if waiting > 0 && waiting + bytes > writer.max_pool_bytes {
+            writer.pool_bytes.fetch_sub(bytes, Ordering::Relaxed);
+            self.metrics.pushbacks.inc();
+            return Err(AppendError::Pushback);
         }
         let (reply, answer) = oneshot::channel();
         let origin = crate::telemetry::current_span_context();
@@ -395,10 +473,12 @@ impl<S: LogReader> Log<S> {
             .try_send(Submission {
                 leaf,
                 entry,
+                bytes,
                 reply,
                 origin,
             })
             .map_err(|_| {
+                writer.pool_bytes.fetch_sub(bytes, Ordering::Relaxed);
                 self.metrics.pushbacks.inc();
                 AppendError::Pushback
             })?;
@@ -409,7 +489,27 @@ impl<S: LogReader> Log<S> {
 
     /// Whether appends are being refused because storage is failing.
     pub fn is_degraded(&self) -> bool {
-        self.degraded.load(Ordering::Relaxed)
+        self.sequencer_state() == SequencerState::Degraded
+    }
+
+    /// What the sequencer is doing. A read-only log, which has none, reports
+    /// `Running`: nothing is wrong with it.
+    pub fn sequencer_state(&self) -> SequencerState {
+        SequencerState::from_u8(self.sequencer.load(Ordering::Relaxed))
+    }
+
+    /// Whether this log can take appends now: `/readyz` for a writable log.
+    pub fn accepts_appends(&self) -> bool {
+        self.sequencer_state() == SequencerState::Running
+    }
+
+    /// Whether the sequencer is gone for good, so only a restart brings
+    /// appends back: `/healthz` fails then.
+    pub fn sequencer_is_dead(&self) -> bool {
+        matches!(
+            self.sequencer_state(),
+            SequencerState::Conflicted | SequencerState::Stopped
+        )
     }
 
     /// The metrics this log reports to.
@@ -432,6 +532,22 @@ impl<S: LogReader> Log<S> {
             .set(i64::try_from(size).unwrap_or(i64::MAX));
         let age = self.clock.now_unix() - self.checkpoint_at.load(Ordering::Relaxed);
         self.metrics.checkpoint_age.set(age.max(0));
+        if let Some(writer) = &self.writer {
+            let bytes = writer.pool_bytes.load(Ordering::Relaxed);
+            self.metrics
+                .pool_bytes
+                .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+            let current = self.sequencer_state();
+            self.metrics
+                .sequencer_up
+                .set(i64::from(!self.sequencer_is_dead()));
+            for state in SequencerState::ALL {
+                self.metrics
+                    .sequencer_state
+                    .with_label_values(&[state.name()])
+                    .set(i64::from(state == current));
+            }
+        }
     }
 
     /// The latest committed signed checkpoint.
@@ -502,6 +618,20 @@ impl<S: LogReader> Log<S> {
             self.cache.insert(index, Arc::clone(&entry));
         }
         Ok(Some(entry))
+    }
+}
+
+impl<S> Log<S> {
+    /// Moves the sequencer to `to`, unless it is already stopped or
+    /// conflicted, which are final.
+    fn set_sequencer_state(&self, to: SequencerState) {
+        let _ = self
+            .sequencer
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |now| {
+                let final_state =
+                    now == SequencerState::Conflicted as u8 || now == SequencerState::Stopped as u8;
+                (!final_state).then_some(to as u8)
+            });
     }
 }
 

@@ -10,8 +10,9 @@ use base64::prelude::{Engine, BASE64_STANDARD};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::{AppendError, Clock, Log, Submission};
+use super::{AppendError, Clock, Log, SequencerState, Submission};
 use crate::config::BatchConfig;
+use crate::entries::Entry;
 use crate::storage::{Batch, LogWriter, NewEntry, StoreError, StoredCheckpoint, StoredEntry};
 use crate::tiles;
 
@@ -19,11 +20,17 @@ use crate::tiles;
 const SETTLE_PATIENCE: Duration = Duration::from_secs(3);
 /// Pause between attempts to read the outcome of a failed commit.
 const SETTLE_RETRY: Duration = Duration::from_millis(200);
+/// What the client of an entry hears when the database refused it without
+/// saying why in terms fit for a client (the reason is logged).
+const UNSTORABLE: &str = "it holds data the log's storage refuses";
 
 type Reply = oneshot::Sender<Result<u64, AppendError>>;
 
 /// Owns the receiving end of the pool. Run it with [`Sequencer::run`], or drive
 /// it by hand with [`Sequencer::sequence_once`] in tests.
+///
+/// Dropping it (the task ended, panicked or was aborted) marks the log's
+/// sequencer [`SequencerState::Stopped`], which `/healthz` reports.
 pub struct Sequencer<S> {
     log: Arc<Log<S>>,
     pool: mpsc::Receiver<Submission>,
@@ -35,6 +42,77 @@ pub struct Sequencer<S> {
 enum Outcome {
     Committed,
     NotCommitted,
+}
+
+/// Whether the sequencer goes on after a batch.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    /// Another writer moved the log: nothing more can be committed.
+    Stop,
+}
+
+/// What became of one attempt to commit part of a batch.
+enum Attempt {
+    /// Committed, published and answered.
+    Committed,
+    /// Not committed (storage failed or conflicted); these are unanswered.
+    NotCommitted {
+        waiting: Vec<([u8; 32], Reply)>,
+        flow: Flow,
+    },
+    /// Storage refused data in it and wrote nothing; the submissions come
+    /// back, unanswered, to be retried without the entries at fault.
+    Rejected {
+        submissions: Vec<Submission>,
+        reason: String,
+        culprits: Vec<(usize, String)>,
+    },
+}
+
+/// Answers the entries a store refused, and returns what to retry, the
+/// part to commit next last. When the store named no culprit, a lone entry is
+/// the culprit, and a larger part is split in halves (bisection: a few
+/// poisoned entries cost a few more attempts, not one per entry).
+fn isolate(
+    mut submissions: Vec<Submission>,
+    reason: &str,
+    mut culprits: Vec<(usize, String)>,
+    failed: &mut HashMap<[u8; 32], AppendError>,
+) -> Option<Vec<Vec<Submission>>> {
+    let mut refuse = |submission: Submission, why: String| {
+        tracing::warn!(reason = %why, "storage refused an entry");
+        let error = AppendError::Rejected(why);
+        failed.insert(submission.leaf.0, error.clone());
+        let _ = submission.reply.send(Err(error));
+    };
+    if culprits.is_empty() {
+        if submissions.len() == 1 {
+            tracing::warn!(%reason, "the database refused an entry");
+            refuse(submissions.remove(0), UNSTORABLE.to_owned());
+            return None;
+        }
+        let second = submissions.split_off(submissions.len() / 2);
+        return Some(vec![second, submissions]);
+    }
+    // Highest position first, so that removing one leaves the others in place.
+    culprits.sort_by_key(|c| std::cmp::Reverse(c.0));
+    culprits.dedup_by_key(|c| c.0);
+    for (position, why) in culprits {
+        if position < submissions.len() {
+            refuse(submissions.remove(position), why);
+        }
+    }
+    (!submissions.is_empty()).then(|| vec![submissions])
+}
+
+impl<S> Drop for Sequencer<S> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            tracing::error!("the sequencer panicked; appends stop until a restart");
+        }
+        self.log.set_sequencer_state(SequencerState::Stopped);
+    }
 }
 
 impl<S: LogWriter + 'static> Sequencer<S> {
@@ -53,7 +131,8 @@ impl<S: LogWriter + 'static> Sequencer<S> {
     }
 
     /// Sequences batches until `stop` turns true (checked only between
-    /// batches, never during a commit) or every sender is gone.
+    /// batches, never during a commit), every sender is gone, or another
+    /// writer moved the log (then the state is `Conflicted`).
     pub async fn run(mut self, mut stop: tokio::sync::watch::Receiver<bool>) {
         loop {
             let first = tokio::select! {
@@ -63,7 +142,9 @@ impl<S: LogWriter + 'static> Sequencer<S> {
                 },
                 _ = stop.wait_for(|stopped| *stopped) => break,
             };
-            self.sequence_from(first).await;
+            if self.sequence_from(first).await == Flow::Stop {
+                break;
+            }
         }
         tracing::info!("sequencer stopped");
     }
@@ -71,36 +152,150 @@ impl<S: LogWriter + 'static> Sequencer<S> {
     /// Waits for the first submission, takes everything already queued (group
     /// commit: whatever arrived while the previous batch was committing), then
     /// lingers up to the batch interval for more while the batch is not full.
-    /// Commits them. Returns `false` once the pool is closed and empty.
+    /// Commits them. Returns `false` once the pool is closed and empty, or
+    /// the sequencer can commit nothing more (another writer moved the log).
     pub async fn sequence_once(&mut self) -> bool {
         let Some(first) = self.pool.recv().await else {
             return false;
         };
-        self.sequence_from(first).await;
-        true
+        self.sequence_from(first).await == Flow::Continue
     }
 
-    async fn sequence_from(&mut self, first: Submission) {
+    /// Marks `submission` as out of the pool, freeing its bytes.
+    fn took(&self, submission: Submission) -> Submission {
+        if let Some(writer) = &self.log.writer {
+            writer
+                .pool_bytes
+                .fetch_sub(submission.bytes, Ordering::Relaxed);
+        }
+        submission
+    }
+
+    async fn sequence_from(&mut self, first: Submission) -> Flow {
+        let first = self.took(first);
+        let mut bytes = first.bytes;
         let mut batch = vec![first];
-        while batch.len() < self.batch.max_entries {
+        let full = |entries: usize, bytes: usize| {
+            entries >= self.batch.max_entries || bytes >= self.batch.max_bytes
+        };
+        while !full(batch.len(), bytes) {
             match self.pool.try_recv() {
-                Ok(item) => batch.push(item),
+                Ok(item) => {
+                    let item = self.took(item);
+                    bytes += item.bytes;
+                    batch.push(item);
+                }
                 Err(_) => break,
             }
         }
         let deadline = Instant::now() + self.batch.interval();
-        while batch.len() < self.batch.max_entries && Instant::now() < deadline {
+        while !full(batch.len(), bytes) && Instant::now() < deadline {
             match tokio::time::timeout_at(deadline, self.pool.recv()).await {
-                Ok(Some(item)) => batch.push(item),
+                Ok(Some(item)) => {
+                    let item = self.took(item);
+                    bytes += item.bytes;
+                    batch.push(item);
+                }
                 Ok(None) | Err(_) => break,
             }
         }
-        self.commit_batch(batch).await;
+        self.commit_batch(batch).await
     }
 
-    /// The write path. Its order is what keeps the log correct across crashes:
+    /// Drops duplicates, then commits the rest with [`Self::attempt`]. When
+    /// storage refuses data in the batch ([`StoreError::Rejected`]), the
+    /// entries at fault are answered with `Rejected` and the others are
+    /// committed without them: one poisoned entry never fails its batch. If
+    /// the store cannot say which entries are at fault, the batch is split in
+    /// halves until each refused entry stands alone. Every retry re-assigns
+    /// indexes and re-signs from scratch; nothing signed for a refused
+    /// attempt was written or answered.
+    #[tracing::instrument(
+        name = "sequencer.batch",
+        skip_all,
+        fields(batch.submissions = submissions.len(), batch.entries, tree.size)
+    )]
+    async fn commit_batch(&mut self, submissions: Vec<Submission>) -> Flow {
+        // One trace per batch, linked to the request spans it answers.
+        crate::telemetry::link_current_span(submissions.iter().map(|s| s.origin.clone()));
+
+        // 1. Duplicates. Only this task mutates the state, so what we read
+        //    here stays true until we publish.
+        let mut fresh: Vec<Submission> = Vec::with_capacity(submissions.len());
+        let mut in_batch: std::collections::HashSet<[u8; 32]> = std::collections::HashSet::new();
+        let mut repeats: Vec<([u8; 32], Reply)> = Vec::new();
+        {
+            let state = self.log.state.read();
+            for submission in submissions {
+                if let Some(&index) = state.leaves.get(&submission.leaf.0) {
+                    let _ = submission.reply.send(Err(AppendError::Duplicate(index)));
+                } else if in_batch.contains(&submission.leaf.0) {
+                    repeats.push((submission.leaf.0, submission.reply));
+                } else {
+                    in_batch.insert(submission.leaf.0);
+                    fresh.push(submission);
+                }
+            }
+        }
+        if fresh.is_empty() {
+            return Flow::Continue;
+        }
+
+        // A stack of parts still to commit, the next one last.
+        let mut parts = vec![fresh];
+        let mut failed: HashMap<[u8; 32], AppendError> = HashMap::new();
+        let mut flow = Flow::Continue;
+        let mut storage_failed = false;
+        while let Some(part) = parts.pop() {
+            if storage_failed {
+                let error = AppendError::Unavailable("batch not committed".into());
+                for submission in part {
+                    failed.insert(submission.leaf.0, error.clone());
+                    let _ = submission.reply.send(Err(error.clone()));
+                }
+                continue;
+            }
+            match self.attempt(part).await {
+                Attempt::Committed => {}
+                Attempt::NotCommitted { waiting, flow: f } => {
+                    storage_failed = true;
+                    flow = f;
+                    let error = AppendError::Unavailable("batch not committed".into());
+                    for (leaf, reply) in waiting {
+                        failed.insert(leaf, error.clone());
+                        let _ = reply.send(Err(error.clone()));
+                    }
+                }
+                Attempt::Rejected {
+                    submissions,
+                    reason,
+                    culprits,
+                } => {
+                    if let Some(rest) = isolate(submissions, &reason, culprits, &mut failed) {
+                        parts.extend(rest);
+                    }
+                }
+            }
+        }
+
+        // A repeat within the batch shares its original's fate.
+        for (leaf, reply) in repeats {
+            let answer = match self.log.find_leaf(&crate::merkle::Hash(leaf)) {
+                Some(index) => AppendError::Duplicate(index),
+                None => failed
+                    .get(&leaf)
+                    .cloned()
+                    .unwrap_or_else(|| AppendError::Unavailable("batch not committed".into())),
+            };
+            let _ = reply.send(Err(answer));
+        }
+        flow
+    }
+
+    /// The write path for one part of a batch, every entry in it new. Its
+    /// order is what keeps the log correct across crashes:
     ///
-    /// 1. drop duplicates (against the tree and within the batch);
+    /// 1. (done by the caller) drop duplicates;
     /// 2. assign indexes and sign each entry's SET;
     /// 3. stage the new tree hashes and tiles, and sign the new checkpoint;
     /// 4. commit entries, index keys, tiles and checkpoint in ONE transaction
@@ -111,39 +306,12 @@ impl<S: LogWriter + 'static> Sequencer<S> {
     /// at any point loses only unacknowledged submissions, and a restart
     /// resumes from the last committed checkpoint. If the commit fails with an
     /// unknown outcome (the connection dropped around COMMIT), the stored
-    /// checkpoint is read back to settle it before anything else happens.
+    /// checkpoint is read back to settle it before anything else happens. If
+    /// storage refuses the data, nothing was written, and what was signed in
+    /// steps 2 and 3 is dropped unseen.
     #[allow(clippy::too_many_lines)]
-    #[tracing::instrument(
-        name = "sequencer.batch",
-        skip_all,
-        fields(batch.submissions = submissions.len(), batch.entries, tree.size)
-    )]
-    async fn commit_batch(&mut self, submissions: Vec<Submission>) {
+    async fn attempt(&mut self, fresh: Vec<Submission>) -> Attempt {
         let log = Arc::clone(&self.log);
-        // One trace per batch, linked to the request spans it answers.
-        crate::telemetry::link_current_span(submissions.iter().map(|s| s.origin.clone()));
-
-        // 1. Duplicates. Only this task mutates the state, so what we read
-        //    here stays true until we publish.
-        let mut fresh: Vec<Submission> = Vec::with_capacity(submissions.len());
-        let mut in_batch: HashMap<[u8; 32], usize> = HashMap::new();
-        let mut repeats: Vec<(usize, Reply)> = Vec::new();
-        {
-            let state = log.state.read();
-            for submission in submissions {
-                if let Some(&index) = state.leaves.get(&submission.leaf.0) {
-                    let _ = submission.reply.send(Err(AppendError::Duplicate(index)));
-                } else if let Some(&position) = in_batch.get(&submission.leaf.0) {
-                    repeats.push((position, submission.reply));
-                } else {
-                    in_batch.insert(submission.leaf.0, fresh.len());
-                    fresh.push(submission);
-                }
-            }
-        }
-        if fresh.is_empty() {
-            return;
-        }
 
         // 2. Indexes and SETs. integratedTime is the batch's wall-clock second.
         let old_checkpoint = log.checkpoint();
@@ -151,7 +319,8 @@ impl<S: LogWriter + 'static> Sequencer<S> {
         let integrated_time = self.clock.now_unix();
         let mut replies = Vec::with_capacity(fresh.len());
         let mut entries = Vec::with_capacity(fresh.len());
-        let kinds: Vec<&'static str> = fresh.iter().map(|s| s.entry.kind.name()).collect();
+        let mut kinds = Vec::with_capacity(fresh.len());
+        let mut origins = Vec::with_capacity(fresh.len());
         let span = tracing::Span::current();
         span.record("batch.entries", fresh.len());
         let sign_sets = tracing::info_span!("sign.set", entries = fresh.len()).entered();
@@ -162,6 +331,8 @@ impl<S: LogWriter + 'static> Sequencer<S> {
                 .signer()
                 .sign_set(&BASE64_STANDARD.encode(&body), integrated_time, index);
             replies.push((index, submission.reply));
+            kinds.push(submission.entry.kind);
+            origins.push(submission.origin);
             entries.push(NewEntry {
                 entry: StoredEntry {
                     index,
@@ -191,6 +362,7 @@ impl<S: LogWriter + 'static> Sequencer<S> {
 
         // 4. One transaction. On error, settle what actually happened.
         let started = Instant::now();
+        let mut flow = Flow::Continue;
         let committed = match log.store.commit(old_size, &batch, &new_checkpoint).await {
             Ok(()) => {
                 log.metrics
@@ -198,8 +370,46 @@ impl<S: LogWriter + 'static> Sequencer<S> {
                     .observe(started.elapsed().as_secs_f64());
                 true
             }
+            Err(StoreError::Rejected { reason, culprits }) => {
+                log.metrics
+                    .batch_commits
+                    .with_label_values(&["rejected"])
+                    .inc();
+                // Nothing was written: hand the submissions back whole.
+                let submissions = batch
+                    .entries
+                    .into_iter()
+                    .zip(replies)
+                    .zip(kinds.into_iter().zip(origins))
+                    .map(|((new, (_, reply)), (kind, origin))| Submission {
+                        leaf: new.leaf_hash,
+                        bytes: new.entry.body.len(),
+                        entry: Entry {
+                            kind,
+                            canonical: new.entry.body,
+                            index_keys: new.index_keys,
+                            // Only admission (the write policy) reads them.
+                            signers: Vec::new(),
+                        },
+                        reply,
+                        origin,
+                    })
+                    .collect();
+                return Attempt::Rejected {
+                    submissions,
+                    reason,
+                    culprits,
+                };
+            }
             Err(err) => {
                 tracing::warn!(error = %err, size = old_size, "batch commit failed");
+                if let StoreError::Conflict(_) = err {
+                    // Someone else moved the log, which only a restart can
+                    // reconcile: stop, so that health checks say so.
+                    tracing::error!("another writer changed the log; restart this server");
+                    log.set_sequencer_state(SequencerState::Conflicted);
+                    flow = Flow::Stop;
+                }
                 matches!(
                     self.settle(old_size, &new_checkpoint, &err, &mut replies)
                         .await,
@@ -213,13 +423,14 @@ impl<S: LogWriter + 'static> Sequencer<S> {
             .with_label_values(&[outcome])
             .inc();
         if !committed {
-            for (_, reply) in replies {
-                let _ = reply.send(Err(AppendError::Unavailable("batch not committed".into())));
-            }
-            for (_, reply) in repeats {
-                let _ = reply.send(Err(AppendError::Unavailable("batch not committed".into())));
-            }
-            return;
+            let waiting = batch
+                .entries
+                .iter()
+                .map(|e| e.leaf_hash.0)
+                .zip(replies)
+                .map(|(leaf, (_, reply))| (leaf, reply))
+                .collect();
+            return Attempt::NotCommitted { waiting, flow };
         }
 
         // 5. Publish, then answer. Readers see the new checkpoint and the
@@ -237,19 +448,17 @@ impl<S: LogWriter + 'static> Sequencer<S> {
         for kind in kinds {
             log.metrics
                 .entries_appended
-                .with_label_values(&[kind])
+                .with_label_values(&[kind.name()])
                 .inc();
         }
         for new in batch.entries {
             log.cache.insert(new.entry.index, Arc::new(new.entry));
         }
-        for (position, reply) in repeats {
-            let _ = reply.send(Err(AppendError::Duplicate(old_size + position as u64)));
-        }
         for (index, reply) in replies {
             let _ = reply.send(Ok(index));
         }
         tracing::debug!(size = log.checkpoint().size, "committed batch");
+        Attempt::Committed
     }
 
     /// Reads the stored checkpoint until it tells whether a failed commit
@@ -267,19 +476,16 @@ impl<S: LogWriter + 'static> Sequencer<S> {
             first_error,
             StoreError::Conflict(_) | StoreError::Corrupt(_)
         ) {
-            // The transaction was rolled back; but a conflict means someone
-            // else moved the log, which only a restart can reconcile.
-            if let StoreError::Conflict(_) = first_error {
-                tracing::error!("another writer changed the log; restart this server");
-            }
+            // The transaction was rolled back.
             return Outcome::NotCommitted;
         }
         let started = Instant::now();
-        self.log.degraded.store(true, Ordering::Relaxed);
+        self.log.set_sequencer_state(SequencerState::Degraded);
         let outcome = loop {
             // Answer what queued meanwhile at once: a client should get 503,
             // not wait on a database that is down.
             while let Ok(queued) = self.pool.try_recv() {
+                let queued = self.took(queued);
                 let _ = queued
                     .reply
                     .send(Err(AppendError::Unavailable("storage unavailable".into())));
@@ -307,7 +513,7 @@ impl<S: LogWriter + 'static> Sequencer<S> {
             }
             tokio::time::sleep(SETTLE_RETRY).await;
         };
-        self.log.degraded.store(false, Ordering::Relaxed);
+        self.log.set_sequencer_state(SequencerState::Running);
         tracing::info!("storage answers again; sequencing resumes");
         outcome
     }

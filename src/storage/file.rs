@@ -594,6 +594,8 @@ impl LogWriter for FileStore {
         new: &StoredCheckpoint,
     ) -> Result<(), StoreError> {
         self.check_writable()?;
+        // The same keys as Postgres keeps, so a journal always imports.
+        super::check_index_keys(&batch.entries)?;
         // Encode on the caller's thread; write and fsync on a blocking one.
         let mut bytes = Vec::with_capacity(batch.entries.len() * 1024 + 512);
         let mut added = Vec::with_capacity(batch.entries.len());

@@ -31,6 +31,49 @@ pub enum StoreError {
     /// The store is a read-only snapshot; writes are refused.
     #[error("the store is a read-only snapshot")]
     ReadOnly,
+    /// The batch holds data this store cannot keep (for example a search key
+    /// with a NUL). Nothing was written, and the same data would fail again.
+    /// `culprits` are the positions in the batch of the entries at fault, each
+    /// with its reason, when the store can tell; empty when it cannot.
+    #[error("rejected: {reason}")]
+    Rejected {
+        /// What the store refused.
+        reason: String,
+        /// `(position in the batch, why)` of each entry at fault, if known.
+        culprits: Vec<(usize, String)>,
+    },
+}
+
+/// Why a store refuses the search-index key `key`, if it does: the rule of
+/// [`crate::entries::check_index_key`], which admission applies too, so that every
+/// store keeps the same keys and a log moves between them unchanged.
+#[must_use]
+pub fn index_key_problem(key: &str) -> Option<String> {
+    crate::entries::check_index_key(key).err()
+}
+
+/// Checks every index key of `entries` against [`index_key_problem`].
+///
+/// # Errors
+/// `Rejected` naming each entry with a key no store keeps.
+pub fn check_index_keys(entries: &[NewEntry]) -> Result<(), StoreError> {
+    let culprits: Vec<(usize, String)> = entries
+        .iter()
+        .enumerate()
+        .filter_map(|(position, new)| {
+            new.index_keys
+                .iter()
+                .find_map(|key| index_key_problem(key))
+                .map(|why| (position, why))
+        })
+        .collect();
+    match culprits.first() {
+        None => Ok(()),
+        Some((_, why)) => Err(StoreError::Rejected {
+            reason: format!("{} entries can't be stored: {why}", culprits.len()),
+            culprits,
+        }),
+    }
 }
 
 /// How a search combines its keys (E-08 `operator`).
@@ -187,7 +230,9 @@ pub trait LogWriter: LogReader {
     /// all of it survives a crash; when it returns an error, either none of it
     /// was written or (for `Unavailable`, whose outcome is unknown) all of it
     /// was, which the caller settles by reading [`LogReader::checkpoint`].
-    /// Returns `Conflict` if the current checkpoint's size is not `old_size`.
+    /// Returns `Conflict` if the current checkpoint's size is not `old_size`,
+    /// and `Rejected` (nothing written) if an entry holds data the store cannot
+    /// keep, such as an index key that [`index_key_problem`] refuses.
     /// An empty batch re-signs the tree head at the same size.
     fn commit(
         &self,

@@ -11,8 +11,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use super::{
-    newest_of_union, Batch, KeyMatch, LogIdentity, LogReader, LogWriter, StoreError,
-    StoredCheckpoint, StoredEntry,
+    check_index_keys, newest_of_union, Batch, KeyMatch, LogIdentity, LogReader, LogWriter,
+    StoreError, StoredCheckpoint, StoredEntry,
 };
 use crate::merkle::Hash;
 use crate::tiles::TILE_WIDTH;
@@ -50,6 +50,26 @@ impl From<sqlx::Error> for StoreError {
             _ => StoreError::Unavailable(err.to_string()),
         }
     }
+}
+
+/// Classifies a failed insert of entries or index keys: a data exception
+/// (SQLSTATE class 22, such as 22021 for a NUL in text) or 54000 (an index
+/// row over the btree limit) means the data itself can't be stored, so the
+/// batch is `Rejected` rather than the database `Unavailable`. Which entry was
+/// at fault the database does not say.
+fn entry_insert_error(err: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(db) = &err {
+        if db
+            .code()
+            .is_some_and(|c| c.starts_with("22") || c == "54000")
+        {
+            return StoreError::Rejected {
+                reason: db.message().to_owned(),
+                culprits: Vec::new(),
+            };
+        }
+    }
+    err.into()
 }
 
 impl PgStore {
@@ -348,6 +368,8 @@ impl LogWriter for PgStore {
         batch: &Batch,
         new: &StoredCheckpoint,
     ) -> Result<(), StoreError> {
+        // Refuse what no store keeps before touching the database.
+        check_index_keys(&batch.entries)?;
         let mut tx = self.pool.begin().await?;
         // The compare-and-swap comes first: it takes the row lock that
         // serialises writers, and a stale writer fails before writing anything.
@@ -371,6 +393,8 @@ impl LogWriter for PgStore {
         if !batch.tiles.is_empty() {
             upsert_tiles(&mut tx, batch).await?;
         }
+        // Only the inserts are classified `Rejected`: a failed COMMIT has an
+        // unknown outcome, whatever its code says.
         tx.commit().await?;
         Ok(())
     }
@@ -415,6 +439,7 @@ impl Import {
     /// # Errors
     /// `Unavailable` or `Corrupt` from the database.
     pub async fn write(&mut self, batch: &Batch) -> Result<(), StoreError> {
+        check_index_keys(&batch.entries)?;
         if !batch.entries.is_empty() {
             insert_entries(&mut self.tx, batch).await?;
         }
@@ -472,7 +497,8 @@ async fn insert_entries(tx: &mut PgConnection, batch: &Batch) -> Result<(), Stor
     .bind(&time)
     .bind(&set)
     .execute(&mut *tx)
-    .await?;
+    .await
+    .map_err(entry_insert_error)?;
     if !keys.is_empty() {
         sqlx::query(
             "INSERT INTO index_keys (key, entry_idx) SELECT * FROM UNNEST($1::text[], $2::int8[]) \
@@ -481,7 +507,8 @@ async fn insert_entries(tx: &mut PgConnection, batch: &Batch) -> Result<(), Stor
         .bind(&keys)
         .bind(&key_idx)
         .execute(&mut *tx)
-        .await?;
+        .await
+        .map_err(entry_insert_error)?;
     }
     Ok(())
 }

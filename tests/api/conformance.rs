@@ -50,6 +50,14 @@ impl Fixture {
 
     /// A batch of `n` entries after the current tree, and its checkpoint.
     fn batch(&mut self, n: u64) -> (u64, Batch, StoredCheckpoint) {
+        let (old, batch, checkpoint) = self.proposed(n);
+        let leaves: Vec<_> = batch.entries.iter().map(|e| e.leaf_hash).collect();
+        self.tree.apply(self.tree.stage(&leaves));
+        (old, batch, checkpoint)
+    }
+
+    /// Like [`Self::batch`], but the fixture's tree does not take it.
+    fn proposed(&self, n: u64) -> (u64, Batch, StoredCheckpoint) {
         let old = self.tree.size();
         let entries: Vec<NewEntry> = (old..old + n)
             .map(|i| {
@@ -71,7 +79,6 @@ impl Fixture {
         let staged = self.tree.stage(&leaves);
         let tiles = tiles::changed_tiles(&self.tree, &staged);
         let checkpoint = self.sign(staged.size(), staged.root());
-        self.tree.apply(staged);
         (old, Batch { entries, tiles }, checkpoint)
     }
 }
@@ -114,6 +121,27 @@ where
     assert_eq!(store.checkpoint().await.unwrap(), Some(cp1.clone()));
     assert_eq!(store.entry(200).await.unwrap(), None);
     store.commit(old, &second, &cp2).await.unwrap();
+
+    // Index keys that no store keeps (a NUL, a control character, one over
+    // the length limit) reject the batch, naming each entry at fault, and
+    // write nothing.
+    let (old, mut poisoned, cp3) = fx.proposed(5);
+    poisoned.entries[1].index_keys.push("nul\0key".into());
+    poisoned.entries[2].index_keys.push("bell\u{7}".into());
+    poisoned.entries[4].index_keys.push("k".repeat(3000));
+    poisoned.entries[3]
+        .index_keys
+        .push("k".repeat(tlog::entries::MAX_INDEX_KEY_LEN));
+    match store.commit(old, &poisoned, &cp3).await {
+        Err(StoreError::Rejected { culprits, .. }) => {
+            let positions: Vec<usize> = culprits.iter().map(|(p, _)| *p).collect();
+            assert_eq!(positions, vec![1, 2, 4]);
+            assert!(culprits[2].1.contains("3000 bytes"), "{culprits:?}");
+        }
+        other => panic!("a poisoned batch must be rejected, got {other:?}"),
+    }
+    assert_eq!(store.checkpoint().await.unwrap(), Some(cp2.clone()));
+    assert_eq!(store.entry(300).await.unwrap(), None);
 
     // An empty batch re-signs the head at the same size.
     let resigned = fx.sign(cp2.size, cp2.root);

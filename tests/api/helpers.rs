@@ -25,6 +25,8 @@ pub struct TestApp {
     pub log: Arc<Log<Store>>,
     pub verifier: LogVerifier,
     pub validation: Arc<tlog::api::validation::ValidationPool>,
+    /// Ends the sequencer task, as if it had died.
+    pub sequencer: tokio::task::AbortHandle,
     server: actix_web::dev::ServerHandle,
     stopped: tokio::sync::oneshot::Receiver<()>,
 }
@@ -106,6 +108,7 @@ pub async fn spawn_with(config: Config) -> TestApp {
     let pem = std::fs::read_to_string(&config.key_file).unwrap();
     let verifier = LogSigner::from_pkcs8_pem(&pem).unwrap().verifier();
     let server = app.server_handle();
+    let sequencer = app.sequencer_abort_handle();
     let (done, stopped) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
         let _ = app.run_until_stopped().await;
@@ -128,6 +131,7 @@ pub async fn spawn_with(config: Config) -> TestApp {
         log,
         verifier,
         validation,
+        sequencer,
         server,
         stopped,
     }

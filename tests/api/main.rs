@@ -15,6 +15,7 @@ mod operations;
 mod process;
 mod release;
 mod replica;
+mod sequencer;
 mod v1_entries;
 mod v1_errors;
 mod v1_kinds;
