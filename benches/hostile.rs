@@ -12,6 +12,9 @@
 //! more than one `tlog` runs). A request that gets no answer within
 //! `--timeout` seconds (default 20) is reported as such.
 //!
+//! `attack` runs only the attackers and the `/ping` sampler, so that the
+//! honest load can come from another process (`benches/load.rs create`).
+//!
 //! `flood` measures what the attacks cost honest users: 64 clients post
 //! distinct hashedrekord entries for `--seconds`, while `/ping` is sampled
 //! every 10 ms, first alone and then beside 8 connections that send the
@@ -69,11 +72,11 @@ fn parse_args() -> Args {
             "--seconds" => args.seconds = value().parse().expect("--seconds"),
             "--timeout" => args.timeout = value().parse().expect("--timeout"),
             "--tlog-pid" => args.tlog_pid = Some(value().parse().expect("--tlog-pid")),
-            "worst" | "flood" => args.mode = arg.clone(),
+            "worst" | "flood" | "attack" => args.mode = arg.clone(),
             other => panic!("unknown argument {other}; see the doc comment in benches/hostile.rs"),
         }
     }
-    assert!(!args.mode.is_empty(), "say `worst` or `flood`");
+    assert!(!args.mode.is_empty(), "say `worst`, `flood` or `attack`");
     args
 }
 
@@ -92,6 +95,7 @@ fn main() {
     runtime.block_on(async move {
         match args.mode.as_str() {
             "worst" => run_worst(&args, &attacks).await,
+            "attack" => run_attack(&args, attacks).await,
             _ => run_flood(&args, attacks).await,
         }
     });
@@ -529,6 +533,21 @@ async fn run_flood(args: &Args, attacks: Arc<Vec<Attack>>) {
     );
     println!("/ping ms alone:        {}", quiet_ping);
     println!("/ping ms under attack: {}", loud_ping);
+    for (what, count) in statuses.lock().unwrap().iter() {
+        println!("  {what}: {count}");
+    }
+}
+
+/// The attackers and the `/ping` sampler alone, for `--seconds`: run the
+/// honest load from another process (`benches/load.rs create`) beside it, so
+/// that the two clients do not share one runtime's threads.
+async fn run_attack(args: &Args, attacks: Arc<Vec<Attack>>) {
+    let statuses: Statuses = Arc::default();
+    let none = Arc::new(Vec::new());
+    let next = Arc::new(AtomicUsize::new(0));
+    eprintln!("attacking for {} s", args.seconds);
+    let (_, ping) = phase(args, &none, &next, Some(&attacks), &statuses).await;
+    println!("/ping ms under attack: {ping}");
     for (what, count) in statuses.lock().unwrap().iter() {
         println!("  {what}: {count}");
     }

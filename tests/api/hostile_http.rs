@@ -21,7 +21,7 @@ async fn occupy_validation(
         let (pool, wait) = (Arc::clone(&app.validation), Arc::clone(&wait));
         tokio::spawn(async move {
             let _ = pool
-                .run(move || {
+                .run(0, move || {
                     let _ = wait.lock().unwrap().recv();
                 })
                 .await;

@@ -5,6 +5,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::Value;
 
 use super::models::{entry_id, write_log_entry, EntryUuid, ENTRY_UUID_PATTERN};
+use crate::api::validation::LARGE_JOB_BYTES;
 use crate::api::{json_bytes, query_pairs, query_value, read_json_body, ApiError, ApiState};
 use crate::entries;
 use crate::log::{Clock as _, Log, SystemClock};
@@ -33,6 +34,7 @@ pub async fn create_entry(
     }
     let body = read_json_body(&req, payload, &state).await?.freeze();
     let validation = tracing::info_span!("entry.validate", entry.kind = tracing::field::Empty);
+    let body_bytes = body.len();
     let job = {
         let (span, state) = (validation.clone(), state.clone());
         move || {
@@ -47,7 +49,7 @@ pub async fn create_entry(
             })
         }
     };
-    let entry = state.validation.run(job).await??;
+    let entry = state.validation.run(body_bytes, job).await??;
     validation.record("entry.kind", entry.kind.name());
     let leaf = merkle::leaf_hash(&entry.canonical);
     let log = &state.log();
@@ -119,12 +121,18 @@ pub async fn search_log_query(
     payload: web::Payload,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_json_body(&req, payload, &state).await?;
-    // Bounded before it becomes a `Value` (32 bytes per element, whatever its text).
-    entries::json_limits::check(&body)
-        .map_err(|e| ApiError::BadRequest(format!("couldn't parse search query: {e}")))?;
-    let query: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::BadRequest(format!("couldn't parse search query: {e}")))?;
+    let body = read_json_body(&req, payload, &state).await?.freeze();
+    // A small query is parsed here, so that searches by UUID or index keep
+    // answering while validation is busy; a large one would hold the worker
+    // as long as validating it, so it waits its turn in the large lane.
+    let query: Value = if body.len() < LARGE_JOB_BYTES {
+        parse_search_query(&body)?
+    } else {
+        state
+            .validation
+            .run(body.len(), move || parse_search_query(&body))
+            .await??
+    };
     let Value::Object(query) = query else {
         return Err(ApiError::BadRequest(
             "search query must be a JSON object".to_owned(),
@@ -200,9 +208,10 @@ async fn proposal_leaves(state: &ApiState, proposals: &[Value]) -> Result<Vec<Ha
         .iter()
         .map(|item| serde_json::to_vec(item).expect("value serialises"))
         .collect();
+    let body_bytes = items.iter().map(Vec::len).sum();
     state
         .validation
-        .run(move || {
+        .run(body_bytes, move || {
             items
                 .iter()
                 .map(|bytes| {
@@ -213,6 +222,16 @@ async fn proposal_leaves(state: &ApiState, proposals: &[Value]) -> Result<Vec<Ha
                 .collect()
         })
         .await?
+}
+
+/// The search query as JSON, bounded before it becomes a `Value` (32 bytes
+/// per element, whatever its text).
+fn parse_search_query(body: &[u8]) -> Result<Value, ApiError> {
+    let failed = |e: &dyn std::fmt::Display| {
+        ApiError::BadRequest(format!("couldn't parse search query: {e}"))
+    };
+    entries::json_limits::check(body).map_err(|e| failed(&e))?;
+    serde_json::from_slice(body).map_err(|e| failed(&e))
 }
 
 /// One search array; absent, null and empty are the same.
