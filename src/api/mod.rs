@@ -216,6 +216,34 @@ async fn ping() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain").body(".")
 }
 
+/// [`read_json_body`] for a body that will be validated in the pool: when
+/// the lane for its declared length (an undeclared one counts as large) is
+/// full, it answers 503 + `Retry-After` before reading a byte of it.
+///
+/// # Errors
+/// As [`read_json_body`], and [`ApiError::Pushback`] when the lane is full.
+pub async fn read_body_to_validate(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &ApiState,
+) -> Result<web::BytesMut, ApiError> {
+    if !state
+        .validation
+        .has_room(declared_length(req).unwrap_or(usize::MAX))
+    {
+        return Err(ApiError::Pushback);
+    }
+    read_json_body(req, payload, state).await
+}
+
+/// The request's `Content-Length`, if it has a valid one.
+#[must_use]
+pub fn declared_length(req: &HttpRequest) -> Option<usize> {
+    req.headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+}
+
 /// Reads a POST body: `application/json` only (G-03), at most
 /// `state.max_request_body` bytes (G-12), within `state.body_timeout`.
 ///
@@ -236,10 +264,7 @@ pub async fn read_json_body(
         return Err(ApiError::UnsupportedMediaType(media_type.to_owned()));
     }
     let limit = state.max_request_body;
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    let declared = declared_length(req);
     if declared.is_some_and(|n| n > limit) {
         return Err(ApiError::TooLarge(limit));
     }

@@ -78,6 +78,23 @@ impl ValidationPool {
         }
     }
 
+    /// Whether the lane for a body of `body_bytes` bytes has a place free now.
+    /// A handler asks before it reads a body, so that a flood of large bodies
+    /// is shed for the price of its head, not of its 32 MiB; [`Self::run`]
+    /// still decides once the body is in.
+    #[must_use]
+    pub fn has_room(&self, body_bytes: usize) -> bool {
+        self.lane(body_bytes).admitted.available_permits() > 0
+    }
+
+    fn lane(&self, body_bytes: usize) -> &Lane {
+        if body_bytes >= LARGE_JOB_BYTES {
+            &self.large
+        } else {
+            &self.small
+        }
+    }
+
     /// Runs `job`, which validates a request body of `body_bytes` bytes, on
     /// the lane for its size, and returns its result.
     ///
@@ -89,11 +106,7 @@ impl ValidationPool {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let lane = if body_bytes >= LARGE_JOB_BYTES {
-            &self.large
-        } else {
-            &self.small
-        };
+        let lane = self.lane(body_bytes);
         let admitted = Arc::clone(&lane.admitted)
             .try_acquire_owned()
             .map_err(|_| ApiError::Pushback)?;
@@ -177,11 +190,13 @@ mod tests {
             tokio::task::yield_now().await;
         }
         // The large lane is full: one more large body is shed at once...
+        assert!(!pool.has_room(32 << 20));
         assert!(matches!(
             pool.run(32 << 20, || ()).await,
             Err(ApiError::Pushback)
         ));
         // ...while a small one runs straight away on its own lane.
+        assert!(pool.has_room(LARGE_JOB_BYTES - 1));
         assert_eq!(pool.run(LARGE_JOB_BYTES - 1, || 5).await.unwrap(), 5);
         release.send(()).unwrap();
         release.send(()).unwrap();

@@ -9,11 +9,20 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::helpers::{spawn_with, test_config, ClientKey};
 
-/// Fills every thread and queue place of `app`'s validation pool with jobs
-/// that block until the returned sender is dropped.
+/// Fills every thread and queue place of `app`'s small validation lane with
+/// jobs that block until the returned sender is dropped.
 async fn occupy_validation(
     app: &crate::helpers::TestApp,
     jobs: usize,
+) -> std::sync::mpsc::Sender<()> {
+    occupy_lane(app, jobs, 0).await
+}
+
+/// The same for the lane of `body_bytes`-byte bodies.
+async fn occupy_lane(
+    app: &crate::helpers::TestApp,
+    jobs: usize,
+    body_bytes: usize,
 ) -> std::sync::mpsc::Sender<()> {
     let (release, wait) = std::sync::mpsc::channel::<()>();
     let wait = Arc::new(Mutex::new(wait));
@@ -21,7 +30,7 @@ async fn occupy_validation(
         let (pool, wait) = (Arc::clone(&app.validation), Arc::clone(&wait));
         tokio::spawn(async move {
             let _ = pool
-                .run(0, move || {
+                .run(body_bytes, move || {
                     let _ = wait.lock().unwrap().recv();
                 })
                 .await;
@@ -84,6 +93,41 @@ async fn a_busy_validation_pool_leaves_probes_and_reads_answering_and_sheds_writ
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     assert_eq!(app.create(&proposal).await.status(), 201);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_full_large_lane_sheds_a_large_body_before_reading_it() {
+    let mut config = test_config().await;
+    config.validation.threads = Some(1);
+    config.validation.queue = Some(0);
+    let app = spawn_with(config).await;
+    // One thread and one place in the large lane.
+    let release = occupy_lane(&app, 2, tlog::api::validation::LARGE_JOB_BYTES).await;
+    for path in ["/api/v1/log/entries", "/api/v1/log/entries/retrieve"] {
+        // The head announces 10 MB, none of which is ever sent.
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 10000000\r\n\r\n"
+        );
+        let addr = app.address.trim_start_matches("http://");
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let mut answer = vec![0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut answer))
+            .await
+            .expect("answered without waiting for the body")
+            .unwrap();
+        let answer = String::from_utf8_lossy(&answer[..n]);
+        assert!(answer.starts_with("HTTP/1.1 503"), "POST {path}: {answer}");
+        assert!(
+            answer.to_ascii_lowercase().contains("retry-after: 1"),
+            "{answer}"
+        );
+    }
+    // Small bodies have their own lane: an honest create still lands.
+    let honest = ClientKey::new().hashedrekord(b"beside the large flood");
+    assert_eq!(app.create(&honest).await.status(), 201);
+    drop(release);
     app.stop().await;
 }
 

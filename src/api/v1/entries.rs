@@ -6,7 +6,10 @@ use serde_json::Value;
 
 use super::models::{entry_id, write_log_entry, EntryUuid, ENTRY_UUID_PATTERN};
 use crate::api::validation::LARGE_JOB_BYTES;
-use crate::api::{json_bytes, query_pairs, query_value, read_json_body, ApiError, ApiState};
+use crate::api::{
+    declared_length, json_bytes, query_pairs, query_value, read_body_to_validate, read_json_body,
+    ApiError, ApiState,
+};
 use crate::entries;
 use crate::log::{Clock as _, Log, SystemClock};
 use crate::merkle::{self, Hash};
@@ -32,7 +35,7 @@ pub async fn create_entry(
             return Err(ApiError::Unauthorized);
         }
     }
-    let body = read_json_body(&req, payload, &state).await?.freeze();
+    let body = read_body_to_validate(&req, payload, &state).await?.freeze();
     let validation = tracing::info_span!("entry.validate", entry.kind = tracing::field::Empty);
     let body_bytes = body.len();
     let job = {
@@ -121,7 +124,13 @@ pub async fn search_log_query(
     payload: web::Payload,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_json_body(&req, payload, &state).await?.freeze();
+    let large = declared_length(&req).is_none_or(|n| n >= LARGE_JOB_BYTES);
+    let body = if large {
+        read_body_to_validate(&req, payload, &state).await?
+    } else {
+        read_json_body(&req, payload, &state).await?
+    }
+    .freeze();
     // A small query is parsed here, so that searches by UUID or index keep
     // answering while validation is busy; a large one would hold the worker
     // as long as validating it, so it waits its turn in the large lane.
