@@ -195,6 +195,19 @@ impl ClientKey {
         Self { pair, pem }
     }
 
+    /// Base64 of a signature over the DSSE pre-authentication encoding of
+    /// `payload` (what a dsse or intoto envelope signs).
+    pub fn sign(&self, payload_type: &str, payload: &[u8]) -> String {
+        let mut pae = format!(
+            "DSSEv1 {} {payload_type} {} ",
+            payload_type.len(),
+            payload.len()
+        )
+        .into_bytes();
+        pae.extend_from_slice(payload);
+        BASE64_STANDARD.encode(self.pair.sign(&SystemRandom::new(), &pae).unwrap())
+    }
+
     /// A hashedrekord proposal signing `artifact`.
     pub fn hashedrekord(&self, artifact: &[u8]) -> Value {
         let digest = hex::encode(Sha256::digest(artifact));

@@ -2,8 +2,6 @@
 //! and Rekor's `{code, message}` body, and honest entries around it still
 //! commit.
 
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
 use base64::prelude::{Engine, BASE64_STANDARD};
 use serde_json::{json, Value};
 
@@ -12,40 +10,8 @@ use crate::helpers::{spawn_app, spawn_with, test_config, ClientKey, TestApp};
 const INTOTO: &str = "application/vnd.in-toto+json";
 
 /// A P-256 key of the attacker's own, signing DSSE envelopes.
-struct EnvelopeKey {
-    pair: EcdsaKeyPair,
-    pem: String,
-}
-
-impl EnvelopeKey {
-    fn new() -> Self {
-        let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING).unwrap();
-        let der = aws_lc_rs::encoding::AsDer::<aws_lc_rs::encoding::PublicKeyX509Der>::as_der(
-            pair.public_key(),
-        )
-        .unwrap();
-        let pem = pem::encode_config(
-            &pem::Pem::new("PUBLIC KEY", der.as_ref()),
-            pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
-        );
-        Self { pair, pem }
-    }
-
-    /// Base64 of an ECDSA signature over the DSSE PAE of the payload.
-    fn sign(&self, payload_type: &str, payload: &[u8]) -> String {
-        let mut pae = format!(
-            "DSSEv1 {} {payload_type} {} ",
-            payload_type.len(),
-            payload.len()
-        )
-        .into_bytes();
-        pae.extend_from_slice(payload);
-        BASE64_STANDARD.encode(self.pair.sign(&SystemRandom::new(), &pae).unwrap())
-    }
-}
-
 /// A `dsse` proposal of `payload` with `signatures` and `verifiers`.
-fn dsse(payload: &[u8], signatures: &[String], verifiers: &[&EnvelopeKey]) -> Value {
+fn dsse(payload: &[u8], signatures: &[String], verifiers: &[&ClientKey]) -> Value {
     let signatures: Vec<Value> = signatures
         .iter()
         .map(|s| json!({"keyid": "", "sig": s}))
@@ -108,7 +74,7 @@ async fn a_body_of_millions_of_zeros_is_refused_before_it_is_parsed() {
 #[tokio::test]
 async fn envelopes_with_more_than_sixteen_signatures_or_verifiers_get_400() {
     let app = spawn_app().await;
-    let key = EnvelopeKey::new();
+    let key = ClientKey::new();
     let payload = statement(r#""ab""#);
     let sig = key.sign(INTOTO, &payload);
     let response = app
@@ -191,7 +157,7 @@ async fn poisoned_entries_get_400_and_every_honest_entry_of_their_batch_commits(
     // A long linger puts the poison and the honest entries in one batch.
     config.batch.interval_ms = 300;
     let app = spawn_with(config).await;
-    let attacker = EnvelopeKey::new();
+    let attacker = ClientKey::new();
     let poisons: Vec<(Value, &str)> = [
         (
             statement(r#""\u0000""#),
