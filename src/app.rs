@@ -183,10 +183,10 @@ pub fn api_state(
         .with_body_timeout(std::time::Duration::from_millis(
             config.request_body_timeout_ms,
         ))
-        .with_validation(Arc::new(ValidationPool::new(
-            validation.threads(),
-            validation.queue(),
-        )))
+        .with_validation(Arc::new(
+            ValidationPool::new(validation.threads(), validation.queue())
+                .with_large_bytes_per_second(validation.large_bytes_per_second()),
+        ))
 }
 
 /// The one HTTP server builder, for `serve` and `replica` alike, so that
@@ -207,6 +207,9 @@ pub fn api_server(
             config.request_header_timeout_ms,
         ))
         .keep_alive(std::time::Duration::from_secs(config.keep_alive_secs))
+        .client_disconnect_timeout(std::time::Duration::from_millis(
+            config.unread_body_linger_ms,
+        ))
         .listen(listener)?
         .run();
     Ok(server)

@@ -47,8 +47,15 @@ pub const DEFAULT_REQUEST_HEADER_TIMEOUT_MS: u64 = 5_000;
 /// Default time a client has to send its request body once the head is in,
 /// in milliseconds (a 32 MiB body at 10 Mbit/s fits).
 pub const DEFAULT_REQUEST_BODY_TIMEOUT_MS: u64 = 30_000;
+
+/// Default `unread_body_linger_ms`.
+pub const DEFAULT_UNREAD_BODY_LINGER_MS: u64 = 1000;
 /// Default validation jobs that may wait, per validation thread.
 pub const DEFAULT_VALIDATION_QUEUE_PER_THREAD: usize = 64;
+
+/// Default `validation.large_bytes_per_second`: 64 MiB, two bodies at the
+/// default 32 MiB limit, or a few hundred large attestations, a second.
+pub const DEFAULT_LARGE_BODY_BYTES_PER_SECOND: u64 = 64 << 20;
 /// Default idle keep-alive for client connections, in seconds.
 pub const DEFAULT_KEEP_ALIVE_SECS: u64 = 75;
 /// Default memory budget for cached entries, in bytes.
@@ -100,6 +107,14 @@ pub struct Config {
     /// past it the request gets 408 and the connection is closed.
     #[serde(default = "default_request_body_timeout_ms")]
     pub request_body_timeout_ms: u64,
+    /// Milliseconds the server goes on reading, and throwing away, the rest
+    /// of a body it answered without reading (a 413, or a 503 from a full
+    /// validation lane) before it closes the connection, so that the client
+    /// can read the answer instead of a reset. Every byte read then costs a
+    /// copy, so a flood of refused 32 MiB bodies would keep the cores busy
+    /// for nothing; 0 closes at once.
+    #[serde(default = "default_unread_body_linger_ms")]
+    pub unread_body_linger_ms: u64,
     /// Seconds an idle client connection is kept open.
     #[serde(default = "default_keep_alive_secs")]
     pub keep_alive_secs: u64,
@@ -228,9 +243,22 @@ pub struct ValidationConfig {
     /// `Retry-After`. Default: [`DEFAULT_VALIDATION_QUEUE_PER_THREAD`] per thread.
     #[serde(default)]
     pub queue: Option<usize>,
+    /// Bytes of large request bodies (64 KiB and more) admitted per second,
+    /// across all clients; past it a large body gets 503 with `Retry-After`
+    /// before it is read. 0 turns the limit off.
+    /// Default: [`DEFAULT_LARGE_BODY_BYTES_PER_SECOND`].
+    #[serde(default)]
+    pub large_bytes_per_second: Option<u64>,
 }
 
 impl ValidationConfig {
+    /// The large-body byte rate, defaulted.
+    #[must_use]
+    pub fn large_bytes_per_second(&self) -> u64 {
+        self.large_bytes_per_second
+            .unwrap_or(DEFAULT_LARGE_BODY_BYTES_PER_SECOND)
+    }
+
     /// The thread count, defaulted to the available cores.
     #[must_use]
     pub fn threads(&self) -> usize {
@@ -357,6 +385,9 @@ fn default_shutdown_grace_secs() -> u64 {
 }
 fn default_request_header_timeout_ms() -> u64 {
     DEFAULT_REQUEST_HEADER_TIMEOUT_MS
+}
+fn default_unread_body_linger_ms() -> u64 {
+    DEFAULT_UNREAD_BODY_LINGER_MS
 }
 fn default_request_body_timeout_ms() -> u64 {
     DEFAULT_REQUEST_BODY_TIMEOUT_MS

@@ -216,9 +216,11 @@ async fn ping() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain").body(".")
 }
 
-/// [`read_json_body`] for a body that will be validated in the pool: when
-/// the lane for its declared length (an undeclared one counts as large) is
-/// full, it answers 503 + `Retry-After` before reading a byte of it.
+/// [`read_json_body`] for a body that will be validated in the pool. Its
+/// place is taken first, by its declared length (an undeclared one counts
+/// as large): when that lane is full it answers 503 + `Retry-After` before
+/// reading a byte, and a large body holds its place while it arrives, so no
+/// more large bodies are in memory at once than the large lane can take.
 ///
 /// # Errors
 /// As [`read_json_body`], and [`ApiError::Pushback`] when the lane is full.
@@ -226,14 +228,14 @@ pub async fn read_body_to_validate(
     req: &HttpRequest,
     payload: web::Payload,
     state: &ApiState,
-) -> Result<web::BytesMut, ApiError> {
-    if !state
-        .validation
-        .has_room(declared_length(req).unwrap_or(usize::MAX))
-    {
-        return Err(ApiError::Pushback);
+) -> Result<(web::BytesMut, validation::Ticket), ApiError> {
+    let declared = declared_length(req);
+    let ticket = state.validation.admit(declared)?;
+    let body = read_json_body(req, payload, state).await?;
+    if declared.is_none() {
+        state.validation.charge_large_bytes(body.len());
     }
-    read_json_body(req, payload, state).await
+    Ok((body, ticket))
 }
 
 /// The request's `Content-Length`, if it has a valid one.

@@ -131,6 +131,52 @@ async fn a_full_large_lane_sheds_a_large_body_before_reading_it() {
     app.stop().await;
 }
 
+#[tokio::test]
+async fn large_bodies_still_arriving_hold_the_large_lanes_places() {
+    let mut config = test_config().await;
+    config.validation.threads = Some(1);
+    config.validation.queue = Some(0);
+    let app = spawn_with(config).await;
+    let addr = app.address.trim_start_matches("http://").to_owned();
+    let head = "POST /api/v1/log/entries HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 10000000\r\n\r\n";
+    // Two large bodies (the lane's thread and its one waiting place) start
+    // to arrive and stall: each is being read, none is validated yet.
+    let mut arriving = Vec::new();
+    for _ in 0..2 {
+        let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(&[b' '; 1024]).await.unwrap();
+        arriving.push(stream);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while app.validation.in_use() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "bodies being read took no place"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // A third is refused on its head: at most two are in memory at once.
+    let mut third = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    third.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(10), third.read(&mut answer))
+        .await
+        .expect("answered without waiting for the body")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    // Small bodies are not held up by them.
+    let honest = ClientKey::new().hashedrekord(b"beside two stalled large bodies");
+    assert_eq!(app.create(&honest).await.status(), 201);
+    // A client that gives up frees its place.
+    drop(arriving);
+    while app.validation.in_use() > 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    app.stop().await;
+}
+
 /// Sends `head` and then the body one byte every 100 ms, and returns all the
 /// server answered until it closed the connection (or `wait` passed).
 async fn trickle(address: &str, head: &str, wait: Duration) -> (String, bool) {

@@ -35,9 +35,9 @@ pub async fn create_entry(
             return Err(ApiError::Unauthorized);
         }
     }
-    let body = read_body_to_validate(&req, payload, &state).await?.freeze();
+    let (body, ticket) = read_body_to_validate(&req, payload, &state).await?;
+    let body = body.freeze();
     let validation = tracing::info_span!("entry.validate", entry.kind = tracing::field::Empty);
-    let body_bytes = body.len();
     let job = {
         let (span, state) = (validation.clone(), state.clone());
         move || {
@@ -52,7 +52,7 @@ pub async fn create_entry(
             })
         }
     };
-    let entry = state.validation.run(body_bytes, job).await??;
+    let entry = state.validation.run_admitted(ticket, job).await??;
     validation.record("entry.kind", entry.kind.name());
     let leaf = merkle::leaf_hash(&entry.canonical);
     let log = &state.log();
@@ -124,23 +124,19 @@ pub async fn search_log_query(
     payload: web::Payload,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
-    let large = declared_length(&req).is_none_or(|n| n >= LARGE_JOB_BYTES);
-    let body = if large {
-        read_body_to_validate(&req, payload, &state).await?
-    } else {
-        read_json_body(&req, payload, &state).await?
-    }
-    .freeze();
     // A small query is parsed here, so that searches by UUID or index keep
     // answering while validation is busy; a large one would hold the worker
     // as long as validating it, so it waits its turn in the large lane.
-    let query: Value = if body.len() < LARGE_JOB_BYTES {
-        parse_search_query(&body)?
-    } else {
+    let large = declared_length(&req).is_none_or(|n| n >= LARGE_JOB_BYTES);
+    let query: Value = if large {
+        let (body, ticket) = read_body_to_validate(&req, payload, &state).await?;
+        let body = body.freeze();
         state
             .validation
-            .run(body.len(), move || parse_search_query(&body))
+            .run_admitted(ticket, move || parse_search_query(&body))
             .await??
+    } else {
+        parse_search_query(&read_json_body(&req, payload, &state).await?)?
     };
     let Value::Object(query) = query else {
         return Err(ApiError::BadRequest(
