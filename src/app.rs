@@ -288,6 +288,13 @@ async fn render_metrics(state: web::Data<ApiState>) -> actix_web::HttpResponse {
         gauges.with_label_values(&["idle"]).set(i64::from(idle));
         gauges.with_label_values(&["in_use"]).set(i64::from(in_use));
     }
+    let (small, large) = state.validation.in_use_by_lane();
+    for (lane, jobs) in [("small", small), ("large", large)] {
+        log.metrics()
+            .validation_jobs
+            .with_label_values(&[lane])
+            .set(i64::try_from(jobs).unwrap_or(i64::MAX));
+    }
     actix_web::HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(log.metrics().render())

@@ -46,6 +46,9 @@ pub struct Metrics {
     pub replica_snapshot_bytes: IntGauge,
     /// Replica snapshot reloads by result (`ok`, `rejected`, `error`).
     pub replica_reloads: IntCounterVec,
+    /// Validation jobs holding a place, running or waiting (large bodies
+    /// also while they are read), by lane (`small`, `large`; set at scrape time).
+    pub validation_jobs: IntGaugeVec,
 }
 
 impl Default for Metrics {
@@ -169,6 +172,14 @@ impl Metrics {
                 &["result"],
             )
             .unwrap(),
+            validation_jobs: IntGaugeVec::new(
+                Opts::new(
+                    "tlog_validation_jobs",
+                    "Validation jobs holding a place in the pool, by lane.",
+                ),
+                &["lane"],
+            )
+            .unwrap(),
             registry,
         };
         metrics.register_all();
@@ -194,6 +205,7 @@ impl Metrics {
             Box::new(self.replica_snapshot_entries.clone()),
             Box::new(self.replica_snapshot_bytes.clone()),
             Box::new(self.replica_reloads.clone()),
+            Box::new(self.validation_jobs.clone()),
         ];
         for collector in collectors {
             self.registry

@@ -220,6 +220,12 @@ impl ValidationPool {
     pub fn in_use(&self) -> usize {
         self.small.in_use() + self.large.in_use()
     }
+
+    /// [`Self::in_use`] by lane: `(small, large)`.
+    #[must_use]
+    pub fn in_use_by_lane(&self) -> (usize, usize) {
+        (self.small.in_use(), self.large.in_use())
+    }
 }
 
 /// A token bucket of bytes: it refills at `rate` a second up to one

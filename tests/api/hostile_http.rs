@@ -156,6 +156,23 @@ async fn large_bodies_still_arriving_hold_the_large_lanes_places() {
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.metrics_address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("tlog_validation_jobs{lane=\"large\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tlog_validation_jobs{lane=\"small\"} 0"),
+        "{metrics}"
+    );
     // A third is refused on its head: at most two are in memory at once.
     let mut third = tokio::net::TcpStream::connect(&addr).await.unwrap();
     third.write_all(head.as_bytes()).await.unwrap();
