@@ -38,3 +38,4 @@ pub mod log;
 pub mod replica;
 pub mod storage;
 pub mod telemetry;
+pub mod verify;

@@ -45,6 +45,21 @@ enum Command {
     },
     /// Apply database migrations and exit.
     Migrate,
+    /// Audit a db.jsonl export: every body, SET, index key and checkpoint,
+    /// under the given key. Exits 1 on the first problem, naming its line.
+    Verify {
+        /// The db.jsonl file.
+        source: PathBuf,
+        /// PEM public key of the log; nothing in the file is trusted.
+        #[arg(long)]
+        public_key: PathBuf,
+        /// A signed checkpoint seen earlier: the log must extend it.
+        #[arg(long)]
+        since: Option<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Write a new ECDSA P-256 signing key (PKCS#8 PEM, mode 0600).
     Keygen {
         /// Where to write the key.
@@ -57,6 +72,12 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Verify {
+            source,
+            public_key,
+            since,
+            json,
+        } => verify(&source, &public_key, since.as_deref(), json),
         Command::Keygen { out } => {
             let _telemetry = tlog::telemetry::init(None)?;
             tlog::app::keygen(&out)
@@ -105,4 +126,34 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `tlog verify`: prints the audit and exits 1 unless the file passed.
+fn verify(
+    source: &std::path::Path,
+    public_key: &std::path::Path,
+    since: Option<&std::path::Path>,
+    json: bool,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let pem = std::fs::read_to_string(public_key)
+        .with_context(|| format!("couldn't read --public-key {}", public_key.display()))?;
+    let verifier = tlog::signing::LogVerifier::from_pem(&pem)
+        .with_context(|| format!("--public-key {} is not a log key", public_key.display()))?;
+    let since = since
+        .map(|path| {
+            std::fs::read_to_string(path)
+                .with_context(|| format!("couldn't read --since {}", path.display()))
+        })
+        .transpose()?;
+    let report = tlog::verify::verify_file(source, &verifier, since.as_deref());
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.render());
+    }
+    if !report.ok() {
+        std::process::exit(1);
+    }
+    Ok(())
 }

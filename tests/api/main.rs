@@ -21,4 +21,5 @@ mod v1_errors;
 mod v1_kinds;
 mod v1_log;
 mod v1_rekord;
+mod verify;
 mod write_policy;

@@ -1,0 +1,419 @@
+//! `tlog verify FILE`: an audit of a `db.jsonl` export that trusts nothing
+//! in it but the key it is given (issue 15).
+//!
+//! What [`storage::jsonl::scan`](crate::storage::jsonl::scan) checks already:
+//! the header names the given key, entries come in index order, every body
+//! hashes to its leaf, and every checkpoint's size, root and signature match
+//! the tree rebuilt from the entries before it. On top of that this checks:
+//! - every entry's Signed Entry Timestamp under the key, which also covers
+//!   its `integratedTime`, index and body;
+//! - every entry's index keys against the ones its body yields: each key the
+//!   body yields must be in the file (a removed key would hide the entry
+//!   from search). Keys that come from outside the committed body (the
+//!   in-toto subjects of a `dsse` entry, whose envelope is not stored) cannot
+//!   be re-derived; the report counts the entries whose body yields none;
+//! - with `--since`, that a checkpoint seen earlier (signed by the same key)
+//!   is a prefix of this log: its root is the root of the file's first
+//!   entries.
+//!
+//! The first problem ends the audit, with its line and entry index.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use base64::prelude::{Engine, BASE64_STANDARD};
+use serde::Serialize;
+
+use crate::entries;
+use crate::note::Checkpoint;
+use crate::signing::LogVerifier;
+use crate::storage::jsonl::{self, Bodies, KeyPolicy, ScanOutcome, TailPolicy, Visited};
+
+/// Entries checked together, spread over the cores.
+const CHUNK: usize = 4096;
+
+/// What the audit found.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// The file audited.
+    pub source: String,
+    /// The log's origin line, once the header was read.
+    pub origin: Option<String>,
+    /// Entries checked (up to the problem, if there was one).
+    pub entries: u64,
+    /// Entries by kind.
+    pub kinds: BTreeMap<String, u64>,
+    /// Bytes of entry bodies.
+    pub body_bytes: u64,
+    /// Size of the tree at the last checkpoint.
+    pub tree_size: u64,
+    /// Its root, in hex.
+    pub root: Option<String>,
+    /// SETs that verified.
+    pub sets_verified: u64,
+    /// Entries whose body yields index keys, all of which were in the file.
+    pub index_keys_checked: u64,
+    /// Entries whose body yields no index key to check.
+    pub index_keys_not_derivable: u64,
+    /// The `--since` checkpoint's size, when one was given and it holds.
+    pub consistent_with: Option<u64>,
+    /// The first problem, if any.
+    pub problem: Option<Problem>,
+    /// Seconds the audit took.
+    pub seconds: f64,
+}
+
+/// The first thing wrong with the file.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Problem {
+    /// 1-based line, when the problem is on one.
+    pub line: Option<u64>,
+    /// The entry's index, when the problem is an entry.
+    pub index: Option<u64>,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl Report {
+    /// Whether the file passed.
+    #[must_use]
+    pub fn ok(&self) -> bool {
+        self.problem.is_none()
+    }
+
+    /// The human-readable audit.
+    #[must_use]
+    pub fn render(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let _ = writeln!(out, "tlog verify {}", self.source);
+        if let Some(origin) = &self.origin {
+            let _ = writeln!(out, "  log          {origin}");
+        }
+        let kinds: Vec<String> = self.kinds.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        let _ = writeln!(
+            out,
+            "  entries      {} ({}), {} bytes of bodies",
+            self.entries,
+            if kinds.is_empty() {
+                "none".to_owned()
+            } else {
+                kinds.join(", ")
+            },
+            self.body_bytes
+        );
+        if let Some(root) = &self.root {
+            let _ = writeln!(
+                out,
+                "  tree         size {}, root {root}, checkpoint signature verified",
+                self.tree_size
+            );
+        }
+        let _ = writeln!(out, "  SETs         {} verified", self.sets_verified);
+        let _ = writeln!(
+            out,
+            "  index keys   {} entries re-derived from their bodies, {} with none to derive",
+            self.index_keys_checked, self.index_keys_not_derivable
+        );
+        if let Some(size) = self.consistent_with {
+            let _ = writeln!(
+                out,
+                "  since        the checkpoint at size {size} is a prefix of this log"
+            );
+        }
+        #[allow(clippy::cast_precision_loss)]
+        let rate = self.entries as f64 / self.seconds.max(1e-6);
+        match &self.problem {
+            None => {
+                let _ = writeln!(
+                    out,
+                    "  result       OK in {:.2} s ({rate:.0} entries/s)",
+                    self.seconds
+                );
+            }
+            Some(problem) => {
+                let mut place = Vec::new();
+                if let Some(line) = problem.line {
+                    place.push(format!("line {line}"));
+                }
+                if let Some(index) = problem.index {
+                    place.push(format!("entry {index}"));
+                }
+                let place = if place.is_empty() {
+                    String::new()
+                } else {
+                    format!(" at {}", place.join(", "))
+                };
+                let _ = writeln!(
+                    out,
+                    "  result       FAILED{place}: {} (after {:.2} s)",
+                    problem.reason, self.seconds
+                );
+            }
+        }
+        out
+    }
+}
+
+/// Audits the `db.jsonl` file at `path` as a log signed by `verifier`;
+/// `since` is a signed checkpoint seen earlier, which the log must extend.
+/// Every problem is in the report, never an `Err`.
+#[must_use]
+pub fn verify_file(path: &Path, verifier: &LogVerifier, since: Option<&str>) -> Report {
+    let started = Instant::now();
+    let mut report = Report {
+        source: path.display().to_string(),
+        origin: None,
+        entries: 0,
+        kinds: BTreeMap::new(),
+        body_bytes: 0,
+        tree_size: 0,
+        root: None,
+        sets_verified: 0,
+        index_keys_checked: 0,
+        index_keys_not_derivable: 0,
+        consistent_with: None,
+        problem: None,
+        seconds: 0.0,
+    };
+    let problem = audit(path, verifier, since, &mut report).err();
+    report.problem = problem;
+    report.seconds = started.elapsed().as_secs_f64();
+    report
+}
+
+fn audit(
+    path: &Path,
+    verifier: &LogVerifier,
+    since: Option<&str>,
+    report: &mut Report,
+) -> Result<(), Problem> {
+    let plain = |reason: String| Problem {
+        line: None,
+        index: None,
+        reason,
+    };
+    // The earlier checkpoint must be the same key's, before anything else.
+    let since: Option<Checkpoint> = since
+        .map(|text| {
+            verifier
+                .verify_checkpoint(text)
+                .map_err(|e| plain(format!("the --since checkpoint does not verify: {e}")))
+        })
+        .transpose()?;
+    let file = std::fs::File::open(path).map_err(|e| plain(format!("couldn't open it: {e}")))?;
+    let mut progress = Progress::new(file.metadata().map_or(0, |m| m.len()));
+    let mut chunk: Vec<Visited> = Vec::with_capacity(CHUNK);
+    let mut first_problem: Option<Problem> = None;
+    let outcome = jsonl::scan(
+        file,
+        KeyPolicy::Trusted(verifier),
+        TailPolicy::Refuse,
+        Bodies::Keep,
+        |visited| {
+            if first_problem.is_some() {
+                return;
+            }
+            progress.advance(visited.len);
+            chunk.push(visited);
+            if chunk.len() >= CHUNK {
+                first_problem = check_chunk(&mut chunk, verifier, report).err();
+            }
+        },
+    );
+    if first_problem.is_none() {
+        first_problem = check_chunk(&mut chunk, verifier, report).err();
+    }
+    progress.finish();
+    // A problem in an entry comes before any the scan found further on.
+    if let Some(problem) = first_problem {
+        return Err(problem);
+    }
+    let scanned = match outcome {
+        Ok(ScanOutcome::Log(scanned)) => scanned,
+        Ok(ScanOutcome::Empty) => return Err(plain("the file holds no log".to_owned())),
+        Err(e) => {
+            return Err(Problem {
+                line: Some(e.line),
+                index: None,
+                reason: e.reason,
+            })
+        }
+    };
+    report.origin = Some(scanned.header.origin.clone());
+    report.tree_size = scanned.checkpoint.size;
+    report.root = Some(hex::encode(scanned.checkpoint.root.0));
+    if let Some(since) = since {
+        if since.size > scanned.checkpoint.size {
+            return Err(plain(format!(
+                "the log is smaller ({}) than the --since checkpoint ({}): rolled back",
+                scanned.checkpoint.size, since.size
+            )));
+        }
+        let root = scanned
+            .tree
+            .root(since.size)
+            .map_err(|e| plain(format!("couldn't compute the root at {}: {e}", since.size)))?;
+        if root != since.root {
+            return Err(plain(format!(
+                "the log's first {} entries have root {}, not the --since checkpoint's {}: a fork",
+                since.size,
+                hex::encode(root.0),
+                hex::encode(since.root.0)
+            )));
+        }
+        report.consistent_with = Some(since.size);
+    }
+    Ok(())
+}
+
+/// What one entry's checks found.
+struct Checked {
+    kind: Option<&'static str>,
+    derivable: bool,
+}
+
+/// Checks the SETs and index keys of `chunk` on every core, tallies them
+/// into `report`, and empties it. The first failing entry is the problem.
+fn check_chunk(
+    chunk: &mut Vec<Visited>,
+    verifier: &LogVerifier,
+    report: &mut Report,
+) -> Result<(), Problem> {
+    if chunk.is_empty() {
+        return Ok(());
+    }
+    let workers = std::thread::available_parallelism().map_or(1, usize::from);
+    let per = chunk.len().div_ceil(workers);
+    let results: Vec<Result<Checked, Problem>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = chunk
+            .chunks(per)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|v| check_entry(v, verifier))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a verify worker panicked"))
+            .collect()
+    });
+    for (visited, result) in chunk.iter().zip(results) {
+        let checked = result?;
+        report.entries += 1;
+        report.sets_verified += 1;
+        report.body_bytes += visited.record.entry.body.len() as u64;
+        *report
+            .kinds
+            .entry(checked.kind.unwrap_or("unknown").to_owned())
+            .or_default() += 1;
+        if checked.derivable {
+            report.index_keys_checked += 1;
+        } else {
+            report.index_keys_not_derivable += 1;
+        }
+    }
+    chunk.clear();
+    Ok(())
+}
+
+fn check_entry(visited: &Visited, verifier: &LogVerifier) -> Result<Checked, Problem> {
+    let entry = &visited.record.entry;
+    let problem = |reason: String| Problem {
+        line: Some(visited.line),
+        index: Some(entry.index),
+        reason,
+    };
+    verifier
+        .verify_set(
+            &BASE64_STANDARD.encode(&entry.body),
+            entry.integrated_time,
+            entry.index,
+            &entry.set,
+        )
+        .map_err(|_| {
+            problem(
+                "its SET does not verify under the key (body, integratedTime or index changed, or another key signed it)"
+                    .to_owned(),
+            )
+        })?;
+    // The committed body, parsed as a search proposal: the same keys as at
+    // insertion for every form that can be inserted, none for the others.
+    let derived = match entries::parse_search(&entry.body) {
+        Ok(parsed) => parsed,
+        Err(e) => return Err(problem(format!("its body is not a valid entry: {e}"))),
+    };
+    let stored = &visited.record.index_keys;
+    let keys = jsonl::normalize_keys(&derived.index_keys);
+    if let Some(missing) = keys.iter().find(|k| stored.binary_search(k).is_err()) {
+        return Err(problem(format!(
+            "index key {missing:?}, which its body yields, is missing from the file"
+        )));
+    }
+    Ok(Checked {
+        kind: Some(derived.kind.name()),
+        derivable: !keys.is_empty(),
+    })
+}
+
+/// A progress bar over the file's bytes, on stderr when it is a terminal.
+struct Progress {
+    total: u64,
+    done: u64,
+    started: Instant,
+    last: Instant,
+    enabled: bool,
+}
+
+impl Progress {
+    fn new(total: u64) -> Self {
+        let now = Instant::now();
+        Self {
+            total,
+            done: 0,
+            started: now,
+            last: now,
+            enabled: std::io::stderr().is_terminal() && total > 0,
+        }
+    }
+
+    fn advance(&mut self, bytes: u64) {
+        self.done += bytes;
+        if !self.enabled || self.last.elapsed() < Duration::from_millis(200) {
+            return;
+        }
+        self.last = Instant::now();
+        #[allow(clippy::cast_precision_loss)]
+        let share = self.done as f64 / self.total as f64;
+        let width = 40;
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            clippy::cast_precision_loss
+        )]
+        let filled = ((share * f64::from(width)) as u32).min(width);
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let eta = if share > 0.0 {
+            elapsed / share - elapsed
+        } else {
+            0.0
+        };
+        eprint!(
+            "\r[{}{}] {:>3.0}%  ETA {eta:.0}s ",
+            "#".repeat(filled as usize),
+            " ".repeat((width - filled) as usize),
+            share * 100.0
+        );
+    }
+
+    fn finish(&self) {
+        if self.enabled && self.started.elapsed() >= Duration::from_millis(200) {
+            eprintln!();
+        }
+    }
+}
