@@ -292,6 +292,16 @@ pub struct ReplicaConfig {
     /// (0 to reload on SIGHUP only).
     #[serde(default = "default_replica_poll_interval_ms")]
     pub poll_interval_ms: u64,
+    /// A directory of the replica's own (a volume that outlives the pod)
+    /// where it keeps the high-water mark of what it served, so that after
+    /// a restart it refuses an older or forked snapshot. Unset: no memory
+    /// across restarts.
+    #[serde(default)]
+    pub state_dir: Option<PathBuf>,
+    /// A file with a signed checkpoint (as `/api/v1/log`'s `signedTreeHead`)
+    /// that every snapshot must extend.
+    #[serde(default)]
+    pub min_checkpoint: Option<PathBuf>,
 }
 
 /// How the sequencer forms batches.
@@ -341,6 +351,8 @@ impl Default for ReplicaConfig {
             public_key: None,
             trust_embedded_key: false,
             poll_interval_ms: DEFAULT_REPLICA_POLL_INTERVAL_MS,
+            state_dir: None,
+            min_checkpoint: None,
         }
     }
 }

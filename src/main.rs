@@ -30,6 +30,12 @@ enum Command {
         /// Trust the key written in the snapshot (replica.trust_embedded_key).
         #[arg(long)]
         trust_embedded_key: bool,
+        /// Where the replica keeps its high-water mark (replica.state_dir).
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+        /// A signed checkpoint every snapshot must extend (replica.min_checkpoint).
+        #[arg(long)]
+        min_checkpoint: Option<PathBuf>,
     },
     /// Write the configured log (Postgres or embedded) to a db.jsonl file.
     Export {
@@ -93,11 +99,15 @@ async fn main() -> anyhow::Result<()> {
             db,
             public_key,
             trust_embedded_key,
+            state_dir,
+            min_checkpoint,
         } => {
             let mut config = tlog::config::Config::load(cli.config.as_deref())?;
             config.replica.db = db.or(config.replica.db);
             config.replica.public_key = public_key.or(config.replica.public_key);
             config.replica.trust_embedded_key |= trust_embedded_key;
+            config.replica.state_dir = state_dir.or(config.replica.state_dir);
+            config.replica.min_checkpoint = min_checkpoint.or(config.replica.min_checkpoint);
             let telemetry = tlog::telemetry::init(config.otlp_endpoint.as_deref())?;
             let replica = tlog::replica::Replica::build(&config).await?;
             replica.run_until_stopped().await?;

@@ -124,6 +124,172 @@ pub fn check_successor(old: &Log<Store>, new: &Log<Store>) -> anyhow::Result<()>
     })
 }
 
+/// Checks that `log` extends the tree `(size, root)` it was seen at before:
+/// not smaller, and consistent with it. `what` names that earlier tree.
+///
+/// # Errors
+/// Why `log` does not extend it: a rollback or a fork.
+pub fn check_extends(
+    log: &Log<Store>,
+    size: u64,
+    root: merkle::Hash,
+    what: &str,
+) -> anyhow::Result<()> {
+    let head = log.checkpoint();
+    if head.size < size {
+        bail!(
+            "the snapshot has {} entries, fewer than the {size} of {what}: refusing a rollback",
+            head.size
+        );
+    }
+    let proof = if size == 0 || size == head.size {
+        Vec::new()
+    } else {
+        log.consistency_proof(size, head.size)
+            .map_err(|e| anyhow::anyhow!("couldn't compute a consistency proof: {e}"))?
+            .0
+    };
+    merkle::verify_consistency(size, root, head.size, head.root, &proof).map_err(|_| {
+        anyhow::anyhow!(
+            "the snapshot (size {}) is not consistent with {what} (size {size}, root {}): \
+             a fork, refused",
+            head.size,
+            hex::encode(root.0)
+        )
+    })
+}
+
+/// The high-water mark a replica keeps in `replica.state_dir`: the largest
+/// tree it has served, so that after a restart it refuses a snapshot that is
+/// older than, or forks from, what it served before. The file is small and
+/// replaced atomically (write, fsync, rename).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HighWaterMark {
+    /// The log's tree ID.
+    pub tree_id: i64,
+    /// The log ID (hex SHA-256 of the key).
+    pub log_id: String,
+    /// Tree size served.
+    pub size: u64,
+    /// Its root, hex.
+    pub root: String,
+    /// The signed checkpoint served at that size.
+    pub checkpoint: String,
+}
+
+/// The mark's file name inside `replica.state_dir`.
+pub const HIGH_WATER_MARK_FILE: &str = "replica-high-water-mark.json";
+
+impl HighWaterMark {
+    /// The mark for what `log` serves.
+    #[must_use]
+    pub fn of(log: &Log<Store>) -> Self {
+        let (info, head) = (log.info(), log.checkpoint());
+        Self {
+            tree_id: info.tree_id,
+            log_id: info.log_id.clone(),
+            size: head.size,
+            root: hex::encode(head.root.0),
+            checkpoint: head.note.clone(),
+        }
+    }
+
+    /// Reads the mark in `dir`; `None` before the first snapshot was served.
+    ///
+    /// # Errors
+    /// A mark that exists but cannot be read: refusing is safer than
+    /// forgetting what was served.
+    pub fn load(dir: &Path) -> anyhow::Result<Option<Self>> {
+        let path = dir.join(HIGH_WATER_MARK_FILE);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .with_context(|| format!("the high-water mark {} is damaged", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("couldn't read {}", path.display())),
+        }
+    }
+
+    /// Writes the mark into `dir`, atomically.
+    ///
+    /// # Errors
+    /// The directory is not writable.
+    pub fn store(&self, dir: &Path) -> anyhow::Result<()> {
+        use std::io::Write;
+        let path = dir.join(HIGH_WATER_MARK_FILE);
+        let tmp = dir.join(format!("{HIGH_WATER_MARK_FILE}.tmp"));
+        let mut file = std::fs::File::create(&tmp)
+            .with_context(|| format!("couldn't write {}", tmp.display()))?;
+        file.write_all(&serde_json::to_vec_pretty(self)?)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, &path)
+            .with_context(|| format!("couldn't replace {}", path.display()))?;
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+
+    /// Checks that `log` may be served after this mark: the same log, and
+    /// extending the tree the mark records.
+    ///
+    /// # Errors
+    /// Another log, a rollback or a fork.
+    pub fn check(&self, log: &Log<Store>) -> anyhow::Result<()> {
+        let info = log.info();
+        if info.tree_id != self.tree_id || info.log_id != self.log_id {
+            bail!(
+                "the snapshot is another log (tree ID {}, log ID {}) than the one this replica \
+                 served before (tree ID {}, log ID {}; high-water mark in replica.state_dir)",
+                info.tree_id,
+                info.log_id,
+                self.tree_id,
+                self.log_id
+            );
+        }
+        let root = hex::decode(&self.root)
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .context("the high-water mark's root is not a hex SHA-256")?;
+        check_extends(
+            log,
+            self.size,
+            merkle::Hash(root),
+            "the high-water mark this replica served before",
+        )
+    }
+}
+
+/// What a snapshot must extend besides the one being served: the
+/// high-water mark in `state_dir`, and a pinned checkpoint.
+#[derive(Debug, Clone, Default)]
+pub struct Floor {
+    /// Where the high-water mark lives (`replica.state_dir`).
+    pub state_dir: Option<PathBuf>,
+    /// `replica.min_checkpoint`, verified under the trusted key: `(size, root)`.
+    pub pinned: Option<(u64, merkle::Hash)>,
+}
+
+impl Floor {
+    /// Checks `log` against the mark and the pin, and then raises the mark
+    /// to it.
+    ///
+    /// # Errors
+    /// A snapshot below either, or a mark that cannot be read or written.
+    pub fn admit(&self, log: &Log<Store>) -> anyhow::Result<()> {
+        if let Some((size, root)) = self.pinned {
+            check_extends(log, size, root, "replica.min_checkpoint")?;
+        }
+        if let Some(dir) = &self.state_dir {
+            if let Some(mark) = HighWaterMark::load(dir)? {
+                mark.check(log)?;
+            }
+            HighWaterMark::of(log).store(dir)?;
+        }
+        Ok(())
+    }
+}
+
 /// The snapshot file's identity as seen by `stat`, to notice replacement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct FileStamp {
@@ -162,6 +328,7 @@ pub struct Reloader {
     state: web::Data<ApiState>,
     lock: Arc<tokio::sync::Mutex<Option<FileStamp>>>,
     metrics: Arc<Metrics>,
+    floor: Floor,
 }
 
 impl Reloader {
@@ -182,6 +349,7 @@ impl Reloader {
         .await?;
         let old = self.state.log();
         check_successor(&old, &new)?;
+        self.floor.admit(&new)?;
         let size = new.checkpoint().size;
         self.state.replace_log(new);
         record_snapshot(&self.metrics, &self.path, size);
@@ -237,6 +405,29 @@ impl Reloader {
     }
 }
 
+/// Reads and verifies `replica.min_checkpoint` under the trusted key (with
+/// `trust_embedded_key`, the key of the snapshot just loaded).
+fn pinned_checkpoint(
+    file: Option<&Path>,
+    key: &TrustedKey,
+    log: &Log<Store>,
+) -> anyhow::Result<Option<(u64, merkle::Hash)>> {
+    let Some(file) = file else { return Ok(None) };
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("couldn't read replica.min_checkpoint {}", file.display()))?;
+    let verifier = match key {
+        TrustedKey::Configured(v) => v.clone(),
+        TrustedKey::Embedded => LogVerifier::from_pem(&log.info().public_key_pem)?,
+    };
+    let checkpoint = verifier.verify_checkpoint(&text).with_context(|| {
+        format!(
+            "replica.min_checkpoint {} does not verify under the log's key",
+            file.display()
+        )
+    })?;
+    Ok(Some((checkpoint.size, checkpoint.root)))
+}
+
 /// Sets the snapshot gauges after a snapshot is served.
 fn record_snapshot(metrics: &Metrics, path: &Path, size: u64) {
     metrics
@@ -281,6 +472,13 @@ impl Replica {
         let metrics = Arc::new(Metrics::new());
         let log =
             load_snapshot(&path, &key, config.entry_cache_bytes, Arc::clone(&metrics)).await?;
+        let floor = Floor {
+            state_dir: settings.state_dir.clone(),
+            pinned: pinned_checkpoint(settings.min_checkpoint.as_deref(), &key, &log)?,
+        };
+        floor
+            .admit(&log)
+            .with_context(|| format!("refusing to serve {}", path.display()))?;
         record_snapshot(&metrics, &path, log.checkpoint().size);
         tracing::info!(
             path = %path.display(),
@@ -302,6 +500,7 @@ impl Replica {
             state: state.clone(),
             lock: Arc::new(tokio::sync::Mutex::new(first_stamp)),
             metrics,
+            floor,
         };
         let every = (settings.poll_interval_ms > 0)
             .then(|| Duration::from_millis(settings.poll_interval_ms));

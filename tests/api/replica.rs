@@ -854,3 +854,133 @@ async fn a_replica_applies_the_header_and_body_timeouts() {
     }
     replica.handle.stop(true).await;
 }
+
+/// Builds a replica of `path` with `state_dir` (and optionally a pinned
+/// checkpoint), as a restarted pod with the same volume would, and returns
+/// why it refused to start, or `None` if it started.
+async fn restart_with(
+    path: &Path,
+    public_key: &Path,
+    state_dir: &Path,
+    min_checkpoint: Option<&Path>,
+) -> Option<String> {
+    let mut config = replica_config(path, Some(public_key));
+    config.replica.state_dir = Some(state_dir.to_owned());
+    config.replica.min_checkpoint = min_checkpoint.map(Path::to_owned);
+    match Replica::build(&config).await {
+        Ok(replica) => {
+            let handle = replica.server_handle();
+            let running = tokio::spawn(replica.run_until_stopped());
+            handle.stop(false).await;
+            let _ = running.await;
+            None
+        }
+        Err(err) => Some(format!("{err:#}")),
+    }
+}
+
+#[tokio::test]
+async fn after_a_restart_the_replica_refuses_an_older_or_forked_snapshot() {
+    let key = new_key();
+    let public_key = write_public_key(&verifier_of(&key));
+    let state_dir = tempdir();
+    let bodies = |n: u64, fork_at: u64| -> Vec<String> {
+        (0..n)
+            .map(|i| {
+                if i >= fork_at {
+                    format!("{{\"fork\":{i}}}")
+                } else {
+                    format!("{{\"n\":{i}}}")
+                }
+            })
+            .collect()
+    };
+    let (path, _) = write_snapshot_with(&key, 21, bodies(6, 99));
+    assert_eq!(
+        restart_with(&path, &public_key, &state_dir, None).await,
+        None
+    );
+    let mark = tlog::replica::HighWaterMark::load(&state_dir)
+        .unwrap()
+        .unwrap();
+    assert_eq!(mark.size, 6);
+
+    // A new pod, the same volume: an older prefix, validly signed.
+    let (older, _) = write_snapshot_with(&key, 21, bodies(4, 99));
+    let err = restart_with(&older, &public_key, &state_dir, None)
+        .await
+        .expect("refused");
+    assert!(err.contains("refusing a rollback"), "{err}");
+    // A longer snapshot the same key signed, that forks at entry 3.
+    let (forked, _) = write_snapshot_with(&key, 21, bodies(8, 3));
+    let err = restart_with(&forked, &public_key, &state_dir, None)
+        .await
+        .expect("refused");
+    assert!(err.contains("a fork"), "{err}");
+    // Another log signed with the same key.
+    let (other, _) = write_snapshot_with(&key, 22, bodies(8, 99));
+    let err = restart_with(&other, &public_key, &state_dir, None)
+        .await
+        .expect("refused");
+    assert!(err.contains("another log"), "{err}");
+    // The mark is unchanged by the refusals; a consistent successor
+    // starts and raises it.
+    assert_eq!(
+        tlog::replica::HighWaterMark::load(&state_dir)
+            .unwrap()
+            .unwrap(),
+        mark
+    );
+    let (newer, _) = write_snapshot_with(&key, 21, bodies(9, 99));
+    assert_eq!(
+        restart_with(&newer, &public_key, &state_dir, None).await,
+        None
+    );
+    assert_eq!(
+        tlog::replica::HighWaterMark::load(&state_dir)
+            .unwrap()
+            .unwrap()
+            .size,
+        9
+    );
+    // Without the volume there is no memory: the older file would start.
+    assert_eq!(
+        restart_with(&older, &public_key, &tempdir(), None).await,
+        None
+    );
+}
+
+#[tokio::test]
+async fn a_pinned_min_checkpoint_must_be_extended() {
+    let key = new_key();
+    let public_key = write_public_key(&verifier_of(&key));
+    let bodies = |n: u64| (0..n).map(|i| format!("{{\"n\":{i}}}")).collect::<Vec<_>>();
+    let (five, lines) = write_snapshot_with(&key, 31, bodies(5));
+    let note: serde_json::Value = serde_json::from_str(lines.last().unwrap()).unwrap();
+    let pin = tempdir().join("min.checkpoint");
+    std::fs::write(&pin, note["note"].as_str().unwrap()).unwrap();
+    // The pinned snapshot itself and a successor start; a prefix does not.
+    assert_eq!(
+        restart_with(&five, &public_key, &tempdir(), Some(&pin)).await,
+        None
+    );
+    let (seven, _) = write_snapshot_with(&key, 31, bodies(7));
+    assert_eq!(
+        restart_with(&seven, &public_key, &tempdir(), Some(&pin)).await,
+        None
+    );
+    let (three, _) = write_snapshot_with(&key, 31, bodies(3));
+    let err = restart_with(&three, &public_key, &tempdir(), Some(&pin))
+        .await
+        .expect("refused");
+    assert!(err.contains("replica.min_checkpoint"), "{err}");
+    // A pin signed by another key is an error, not a silent pass.
+    let other = new_key();
+    let (_, other_lines) = write_snapshot_with(&other, 31, bodies(5));
+    let note: serde_json::Value = serde_json::from_str(other_lines.last().unwrap()).unwrap();
+    std::fs::write(&pin, note["note"].as_str().unwrap()).unwrap();
+    let err = restart_with(&seven, &public_key, &tempdir(), Some(&pin))
+        .await
+        .expect("refused");
+    assert!(err.contains("does not verify"), "{err}");
+}
