@@ -16,9 +16,8 @@ use crate::log::{Log, Options, SystemClock};
 use crate::metrics::Metrics;
 use crate::policy::{BearerTokens, Identity, SanPattern, WritePolicy};
 use crate::signing::LogSigner;
-use crate::storage::file::FileStore;
-use crate::storage::postgres::{PgStore, WriterLock};
-use crate::storage::Store;
+use crate::storage::postgres::PgStore;
+use crate::storage::{Lease, Store, StoreLease};
 
 /// A built, bound, not yet running server.
 pub struct Application {
@@ -30,7 +29,7 @@ pub struct Application {
     validation: Arc<ValidationPool>,
     stop: tokio::sync::watch::Sender<bool>,
     sequencer: tokio::task::JoinHandle<()>,
-    _writer_lock: Option<WriterLock>,
+    lease: Arc<StoreLease>,
 }
 
 impl Application {
@@ -53,7 +52,7 @@ impl Application {
         }
         let signer = load_signer(&config.key_file)?;
         let (write_policy, bearer_tokens) = load_write_access(&config.write_policy)?;
-        let (store, writer_lock) = open_store(config).await?;
+        let (store, lease) = open_store(config).await?;
         let (log, sequencer) = Log::open(
             store,
             signer,
@@ -64,6 +63,7 @@ impl Application {
                 entry_cache_bytes: config.entry_cache_bytes,
                 clock: Arc::new(SystemClock),
                 metrics: Arc::new(Metrics::new()),
+                lease: Arc::clone(&lease) as Arc<dyn crate::storage::Held>,
             },
         )
         .await
@@ -72,6 +72,7 @@ impl Application {
         // The sequencer marks the log when it ends, panics included: health
         // and readiness follow.
         let sequencer = tokio::spawn(sequencer.run(stopped.clone()));
+        tokio::spawn(keep_lease(Arc::clone(&lease), stopped.clone()));
         let listener = TcpListener::bind(config.listen_addr())
             .with_context(|| format!("couldn't listen on {}", config.listen))?;
         let port = listener.local_addr()?.port();
@@ -100,7 +101,7 @@ impl Application {
             validation,
             stop,
             sequencer,
-            _writer_lock: writer_lock,
+            lease,
         })
     }
 
@@ -153,7 +154,7 @@ impl Application {
             stop,
             sequencer,
             log,
-            _writer_lock,
+            lease,
             ..
         } = self;
         let served = serve_with_metrics(server, metrics_server).await;
@@ -166,6 +167,9 @@ impl Application {
         let deadline = std::time::Instant::now() + RELEASE_WAIT;
         while Arc::strong_count(&log) > 1 && std::time::Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        if let Err(err) = lease.release().await {
+            tracing::warn!(error = %err, "couldn't release the sequencer lease");
         }
         served
     }
@@ -242,6 +246,21 @@ async fn probe_readiness(state: web::Data<ApiState>, mut stop: tokio::sync::watc
     }
 }
 
+/// Renews the sequencer's lease until `stop`.
+async fn keep_lease(lease: Arc<StoreLease>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(lease.renew_every()) => {}
+            _ = stop.wait_for(|stopped| *stopped) => return,
+        }
+        match lease.acquire().await {
+            Ok(Some(_)) => {}
+            Ok(None) => tracing::error!("another process took the sequencer lease"),
+            Err(err) => tracing::warn!(error = %err, "couldn't renew the sequencer lease"),
+        }
+    }
+}
+
 /// Runs the API server and the metrics server until the API server stops
 /// (on SIGTERM, after draining), then stops the metrics server.
 ///
@@ -300,32 +319,47 @@ async fn render_metrics(state: web::Data<ApiState>) -> actix_web::HttpResponse {
         .body(log.metrics().render())
 }
 
-/// Opens the configured store for writing: Postgres (migrated, with the
-/// writer lock held) or, without a database URL, the embedded journal.
+/// Opens the configured store for writing (see [`crate::storage::open`])
+/// and takes the sequencer's lease on it.
 ///
 /// # Errors
-/// An unreachable database, a lock held by another server, or a journal
+/// An unreachable database, a lease held by another server, or a journal
 /// that fails its checks.
-pub async fn open_store(config: &Config) -> anyhow::Result<(Store, Option<WriterLock>)> {
-    if config.database_url.is_some() {
-        let store = connect(config).await?;
-        let lock = store
-            .lock_writer()
-            .await
-            .context("couldn't take the writer lock")?;
-        return Ok((Store::Postgres(store), Some(lock)));
+pub async fn open_store(config: &Config) -> anyhow::Result<(Store, Arc<StoreLease>)> {
+    if config.database_url.is_none() {
+        tracing::info!(data_dir = %config.data_dir.display(), "no database_url: using the embedded log");
     }
-    let dir = config.data_dir.clone();
-    tracing::info!(data_dir = %dir.display(), "no database_url: using the embedded log");
-    let store = tokio::task::spawn_blocking(move || FileStore::open(&dir))
-        .await?
-        .with_context(|| {
-            format!(
-                "couldn't open the embedded log in {}",
-                config.data_dir.display()
-            )
-        })?;
-    Ok((Store::File(store), None))
+    let (store, lease) = crate::storage::open(config)
+        .await
+        .with_context(|| open_hint(config))?;
+    // A lease left by a process that crashed runs out within its length.
+    let deadline =
+        std::time::Instant::now() + 2 * std::time::Duration::from_millis(config.lease_ttl_ms);
+    while lease
+        .acquire()
+        .await
+        .context("couldn't take the sequencer lease")?
+        .is_none()
+    {
+        if std::time::Instant::now() > deadline {
+            bail!("couldn't take the sequencer lease: another tlog server is writing to this database");
+        }
+        tokio::time::sleep(lease.renew_every()).await;
+    }
+    Ok((store, Arc::new(lease)))
+}
+
+/// What to say when the configured store does not open.
+fn open_hint(config: &Config) -> String {
+    if config.database_url.is_some() {
+        "couldn't connect to Postgres; hint: check database_url and that the server is up"
+            .to_owned()
+    } else {
+        format!(
+            "couldn't open the embedded log in {}",
+            config.data_dir.display()
+        )
+    }
 }
 
 /// `tlog export`: writes the configured log to `out` (`-` for stdout),
@@ -334,23 +368,14 @@ pub async fn open_store(config: &Config) -> anyhow::Result<(Store, Option<Writer
 /// # Errors
 /// The store cannot be opened or read, or the file cannot be written.
 pub async fn export(config: &Config, out: &Path) -> anyhow::Result<()> {
-    let store = if config.database_url.is_some() {
-        Store::Postgres(connect(config).await?)
-    } else {
-        let path = config.data_dir.join(crate::storage::file::JOURNAL_FILE);
-        let store = tokio::task::spawn_blocking(move || {
-            FileStore::open_snapshot(
-                &path,
-                crate::storage::jsonl::KeyPolicy::Unchecked,
-                crate::storage::file::Entries::OnDisk,
-            )
-        })
-        .await?
-        .context(
-            "couldn't read the embedded log; hint: stop `tlog serve` first, or set database_url",
-        )?;
-        Store::File(store)
-    };
+    let store = crate::storage::open_reader(config).await.with_context(|| {
+        if config.database_url.is_some() {
+            open_hint(config)
+        } else {
+            "couldn't read the embedded log; hint: stop `tlog serve` first, or set database_url"
+                .to_owned()
+        }
+    })?;
     let mut progress = crate::export::Progress::new("export", 0);
     let started = std::time::Instant::now();
     let checkpoint = if out == Path::new("-") {
@@ -390,15 +415,29 @@ pub async fn import(config: &Config, input: &Path) -> anyhow::Result<()> {
     }
     let verifier = load_signer(&config.key_file)?.verifier();
     let store = connect(config).await?;
-    let _lock = store
-        .lock_writer()
-        .await
-        .context("couldn't take the writer lock; hint: stop `tlog serve` first")?;
+    let lease = store.lease(std::time::Duration::from_millis(config.lease_ttl_ms));
+    if lease.acquire().await?.is_none() {
+        bail!("couldn't take the sequencer lease; hint: stop `tlog serve` first");
+    }
+    // Keep the lease while the import runs, so that no server starts sequencing.
+    let lease = Arc::new(lease);
+    let keeper = tokio::spawn({
+        let lease = Arc::clone(&lease);
+        async move {
+            loop {
+                tokio::time::sleep(lease.renew_every()).await;
+                let _ = lease.acquire().await;
+            }
+        }
+    });
     let mut progress = crate::export::Progress::new("import", 0);
     let started = std::time::Instant::now();
     let checkpoint = crate::export::import(&store, input, &verifier, &mut progress)
         .await
-        .with_context(|| format!("couldn't import {}", input.display()))?;
+        .with_context(|| format!("couldn't import {}", input.display()));
+    keeper.abort();
+    let _ = lease.release().await;
+    let checkpoint = checkpoint?;
     tracing::info!(
         size = checkpoint.size,
         elapsed_ms = started.elapsed().as_millis(),
@@ -486,12 +525,9 @@ pub async fn connect(config: &Config) -> anyhow::Result<PgStore> {
     let Some(url) = &config.database_url else {
         bail!("database_url is not set; hint: set TLOG_DATABASE_URL=postgres://user@host/db");
     };
-    let store = PgStore::connect_lazy(url.expose_secret(), config.db_max_connections)?;
-    store.ping().await.context(
-        "couldn't connect to Postgres; hint: check database_url and that the server is up",
-    )?;
-    store.migrate().await?;
-    Ok(store)
+    PgStore::open(url.expose_secret(), config.db_max_connections)
+        .await
+        .context("couldn't connect to Postgres; hint: check database_url and that the server is up")
 }
 
 /// Writes a new PKCS#8 PEM signing key readable only by its owner.

@@ -13,7 +13,10 @@ use crate::tiles::TileId;
 
 pub mod file;
 pub mod jsonl;
+pub mod lease;
 pub mod postgres;
+
+pub use lease::{Held, Lease, StoreLease};
 
 /// Errors sorted by what the caller must do.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +31,11 @@ pub enum StoreError {
     /// Stored data contradicts itself or the request; do not retry.
     #[error("storage corrupt: {0}")]
     Corrupt(String),
+    /// The writer's lease was taken over by another process: nothing was
+    /// written, and this process must not write again until it holds the
+    /// lease anew.
+    #[error("the sequencer lease is held by another process")]
+    Fenced,
     /// The store is a read-only snapshot; writes are refused.
     #[error("the store is a read-only snapshot")]
     ReadOnly,
@@ -240,6 +248,92 @@ pub trait LogWriter: LogReader {
         batch: &Batch,
         new: &StoredCheckpoint,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Which store a configuration names, and how to reach it: the one place
+/// that decides the backend.
+pub enum Backend<'a> {
+    /// Postgres at this URL, with this pool size.
+    Postgres {
+        /// The database URL.
+        url: &'a str,
+        /// Pool size.
+        max_connections: u32,
+    },
+    /// The embedded journal in this directory.
+    File(&'a std::path::Path),
+}
+
+impl<'a> Backend<'a> {
+    /// The backend `config` names: Postgres when `database_url` is set, else
+    /// the embedded journal in `data_dir`.
+    #[must_use]
+    pub fn of(config: &'a crate::config::Config) -> Self {
+        use secrecy::ExposeSecret;
+        match &config.database_url {
+            Some(url) => Backend::Postgres {
+                url: url.expose_secret(),
+                max_connections: config.db_max_connections,
+            },
+            None => Backend::File(&config.data_dir),
+        }
+    }
+}
+
+/// Opens the store `config` names for serving, with the sequencer's lease on
+/// it: Postgres (reached and migrated; the lease lasts `lease_ttl_ms`), or
+/// the embedded journal, whose file lock is its lease.
+///
+/// # Errors
+/// An unreachable database or failed migration (`Unavailable`), a journal
+/// another process holds (`Conflict`), or one that fails its checks.
+pub async fn open(config: &crate::config::Config) -> Result<(Store, StoreLease), StoreError> {
+    match Backend::of(config) {
+        Backend::Postgres {
+            url,
+            max_connections,
+        } => {
+            let store = postgres::PgStore::open(url, max_connections).await?;
+            let lease = store.lease(std::time::Duration::from_millis(config.lease_ttl_ms));
+            Ok((Store::Postgres(store), StoreLease::Postgres(lease)))
+        }
+        Backend::File(dir) => {
+            let dir = dir.to_owned();
+            let store = tokio::task::spawn_blocking(move || file::FileStore::open(&dir))
+                .await
+                .map_err(|e| StoreError::Unavailable(format!("opening task failed: {e}")))??;
+            Ok((Store::File(store), StoreLease::File(lease::FileLease)))
+        }
+    }
+}
+
+/// Opens the store `config` names for reading only, beside a running
+/// server: Postgres, or a snapshot of the journal as it is now.
+///
+/// # Errors
+/// As [`open`].
+pub async fn open_reader(config: &crate::config::Config) -> Result<Store, StoreError> {
+    match Backend::of(config) {
+        Backend::Postgres {
+            url,
+            max_connections,
+        } => Ok(Store::Postgres(
+            postgres::PgStore::open(url, max_connections).await?,
+        )),
+        Backend::File(dir) => {
+            let path = dir.join(file::JOURNAL_FILE);
+            let store = tokio::task::spawn_blocking(move || {
+                file::FileStore::open_snapshot(
+                    &path,
+                    jsonl::KeyPolicy::Unchecked,
+                    file::Entries::OnDisk,
+                )
+            })
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("opening task failed: {e}")))??;
+            Ok(Store::File(store))
+        }
+    }
 }
 
 /// The concrete store wired at the edge, so handlers need no generics.

@@ -2,13 +2,17 @@
 //!
 //! One batch is one transaction. The checkpoint row is compare-and-swapped on
 //! its size first, which also serialises writers; entries, index keys and
-//! tiles follow in bulk `UNNEST` inserts. A session advisory lock makes a
-//! second writer on the same database refuse to start.
+//! tiles follow in bulk `UNNEST` inserts. The sequencer's lease is a row
+//! with an epoch ([`PgLease`]); a store with a lease checks, inside each
+//! commit, that the epoch is still the one it holds.
 
+use parking_lot::Mutex;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{Connection, PgConnection, PgPool, Row};
+use sqlx::{PgConnection, PgPool, Row};
 use std::str::FromStr;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::{
     check_index_keys, newest_of_union, Batch, KeyMatch, LogIdentity, LogReader, LogWriter,
@@ -17,8 +21,6 @@ use super::{
 use crate::merkle::Hash;
 use crate::tiles::TILE_WIDTH;
 
-/// Advisory lock key held by the one writer ("tlog" in ASCII).
-const WRITER_LOCK_KEY: i64 = 0x746c_6f67;
 /// How long a request waits for a pooled connection before giving up.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -28,11 +30,31 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 #[derive(Clone, Debug)]
 pub struct PgStore {
     pool: PgPool,
+    /// The lease epoch commits are fenced by, once a lease is made.
+    fence: Arc<Fence>,
 }
 
-/// A held writer lock; dropping it (or losing the connection) releases it.
-pub struct WriterLock {
-    _conn: PgConnection,
+/// What a store's commits check the lease against.
+#[derive(Debug, Default)]
+struct Fence {
+    /// A lease was made for this store: commits are fenced from now on.
+    enabled: AtomicBool,
+    /// The epoch held, or -1 while the lease is not held.
+    epoch: AtomicI64,
+}
+
+/// The sequencer's lease, kept in the `sequencer_lease` row: a holder, an
+/// expiry (by the database's clock) and an epoch that moves forward with
+/// every change of holder. See [`super::lease::Lease`].
+pub struct PgLease {
+    pool: PgPool,
+    fence: Arc<Fence>,
+    /// Random, per process: who holds the lease.
+    holder: String,
+    ttl: Duration,
+    /// Until when this holder may sign: when the last successful renewal was
+    /// sent, plus the lease's length. `None` while not held.
+    held_until: Mutex<Option<Instant>>,
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -85,7 +107,38 @@ impl PgStore {
             .max_connections(max_connections)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_lazy_with(options);
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            fence: Arc::default(),
+        })
+    }
+
+    /// The sequencer's lease on this database, lasting `ttl` from each
+    /// renewal. From now on this store's commits succeed only under the epoch
+    /// the lease holds.
+    #[must_use]
+    pub fn lease(&self, ttl: Duration) -> PgLease {
+        self.fence.epoch.store(-1, Ordering::SeqCst);
+        self.fence.enabled.store(true, Ordering::SeqCst);
+        PgLease {
+            pool: self.pool.clone(),
+            fence: Arc::clone(&self.fence),
+            holder: random_holder(),
+            ttl,
+            held_until: Mutex::new(None),
+        }
+    }
+
+    /// Connects, checks that the database answers and applies migrations.
+    ///
+    /// # Errors
+    /// `Unavailable` for a bad URL, an unreachable database or a failed
+    /// migration.
+    pub async fn open(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let store = Self::connect_lazy(url, max_connections)?;
+        store.ping().await?;
+        store.migrate().await?;
+        Ok(store)
     }
 
     /// Checks that the database answers.
@@ -115,26 +168,6 @@ impl PgStore {
             .run(&self.pool)
             .await
             .map_err(|e| StoreError::Unavailable(format!("couldn't run migrations: {e}")))
-    }
-
-    /// Takes the single-writer lock on a dedicated connection.
-    ///
-    /// # Errors
-    /// `Conflict` if another process holds it; `Unavailable` if unreachable.
-    #[tracing::instrument(name = "db.lock_writer", skip_all, fields(db.system = "postgresql"))]
-    pub async fn lock_writer(&self) -> Result<WriterLock, StoreError> {
-        let options = self.pool.connect_options();
-        let mut conn = PgConnection::connect_with(&options).await?;
-        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-            .bind(WRITER_LOCK_KEY)
-            .fetch_one(&mut conn)
-            .await?;
-        if !locked {
-            return Err(StoreError::Conflict(
-                "another tlog server is writing to this database".to_owned(),
-            ));
-        }
-        Ok(WriterLock { _conn: conn })
     }
 }
 
@@ -371,7 +404,20 @@ impl LogWriter for PgStore {
         // Refuse what no store keeps before touching the database.
         check_index_keys(&batch.entries)?;
         let mut tx = self.pool.begin().await?;
-        // The compare-and-swap comes first: it takes the row lock that
+        // Fencing first: the lease row's lock (shared) is held to COMMIT, so
+        // no one takes the lease over while this batch is being written, and a
+        // holder whose lease was taken over writes nothing.
+        if self.fence.enabled.load(Ordering::SeqCst) {
+            let epoch = self.fence.epoch.load(Ordering::SeqCst);
+            let held = sqlx::query("SELECT 1 FROM sequencer_lease WHERE epoch = $1 FOR SHARE")
+                .bind(epoch)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if epoch < 0 || held.is_none() {
+                return Err(StoreError::Fenced);
+            }
+        }
+        // The compare-and-swap comes next: it takes the row lock that
         // serialises writers, and a stale writer fails before writing anything.
         let swapped =
             sqlx::query("UPDATE checkpoint SET size = $1, root = $2, note = $3 WHERE size = $4")
@@ -397,6 +443,85 @@ impl LogWriter for PgStore {
         // unknown outcome, whatever its code says.
         tx.commit().await?;
         Ok(())
+    }
+}
+
+/// A random holder name for this process's lease.
+fn random_holder() -> String {
+    use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+    let mut bytes = [0u8; 16];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .expect("system random source");
+    hex::encode(bytes)
+}
+
+impl super::lease::Held for PgLease {
+    fn is_held(&self) -> bool {
+        self.held_until
+            .lock()
+            .is_some_and(|until| Instant::now() < until)
+    }
+}
+
+impl super::lease::Lease for PgLease {
+    #[tracing::instrument(name = "db.lease.acquire", skip_all, fields(db.system = "postgresql"))]
+    async fn acquire(&self) -> Result<Option<u64>, StoreError> {
+        let sent = Instant::now();
+        let held = self.fence.epoch.load(Ordering::SeqCst);
+        // Renew our own lease, or take one that has run out (by the
+        // database's clock, the one clock every process shares).
+        let row: Result<Option<i64>, _> = sqlx::query_scalar(
+            "UPDATE sequencer_lease SET \
+               epoch = CASE WHEN holder = $1 AND epoch = $2 THEN epoch ELSE epoch + 1 END, \
+               holder = $1, \
+               expires_at = clock_timestamp() + $3 * interval '1 millisecond' \
+             WHERE (holder = $1 AND epoch = $2) OR expires_at < clock_timestamp() \
+             RETURNING epoch",
+        )
+        .bind(&self.holder)
+        .bind(held)
+        .bind(i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX))
+        .fetch_optional(&self.pool)
+        .await;
+        let row = match row {
+            Ok(row) => row,
+            Err(err) => {
+                // Unknown outcome: keep what we had until its time runs out.
+                return Err(err.into());
+            }
+        };
+        let mut until = self.held_until.lock();
+        if let Some(epoch) = row {
+            self.fence.epoch.store(epoch, Ordering::SeqCst);
+            *until = Some(sent + self.ttl);
+            Ok(Some(to_u64(epoch)?))
+        } else {
+            self.fence.epoch.store(-1, Ordering::SeqCst);
+            *until = None;
+            Ok(None)
+        }
+    }
+
+    #[tracing::instrument(name = "db.lease.release", skip_all, fields(db.system = "postgresql"))]
+    async fn release(&self) -> Result<(), StoreError> {
+        let epoch = self.fence.epoch.swap(-1, Ordering::SeqCst);
+        *self.held_until.lock() = None;
+        if epoch < 0 {
+            return Ok(());
+        }
+        sqlx::query(
+            "UPDATE sequencer_lease SET expires_at = '-infinity' WHERE holder = $1 AND epoch = $2",
+        )
+        .bind(&self.holder)
+        .bind(epoch)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    fn renew_every(&self) -> Duration {
+        self.ttl / 4
     }
 }
 
