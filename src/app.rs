@@ -72,7 +72,12 @@ impl Application {
         // The sequencer marks the log when it ends, panics included: health
         // and readiness follow.
         let sequencer = tokio::spawn(sequencer.run(stopped.clone()));
-        tokio::spawn(keep_lease(Arc::clone(&lease), stopped.clone()));
+        if crate::storage::Shared::is_shared(log.store()) {
+            // Other processes may share the store: keep (or wait for) the
+            // lease, and follow what the leader commits.
+            tokio::spawn(Arc::clone(&log).keep_lease(Arc::clone(&lease), stopped.clone()));
+            tokio::spawn(Arc::clone(&log).follow(stopped.clone()));
+        }
         let listener = TcpListener::bind(config.listen_addr())
             .with_context(|| format!("couldn't listen on {}", config.listen))?;
         let port = listener.local_addr()?.port();
@@ -246,21 +251,6 @@ async fn probe_readiness(state: web::Data<ApiState>, mut stop: tokio::sync::watc
     }
 }
 
-/// Renews the sequencer's lease until `stop`.
-async fn keep_lease(lease: Arc<StoreLease>, mut stop: tokio::sync::watch::Receiver<bool>) {
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(lease.renew_every()) => {}
-            _ = stop.wait_for(|stopped| *stopped) => return,
-        }
-        match lease.acquire().await {
-            Ok(Some(_)) => {}
-            Ok(None) => tracing::error!("another process took the sequencer lease"),
-            Err(err) => tracing::warn!(error = %err, "couldn't renew the sequencer lease"),
-        }
-    }
-}
-
 /// Runs the API server and the metrics server until the API server stops
 /// (on SIGTERM, after draining), then stops the metrics server.
 ///
@@ -320,11 +310,11 @@ async fn render_metrics(state: web::Data<ApiState>) -> actix_web::HttpResponse {
 }
 
 /// Opens the configured store for writing (see [`crate::storage::open`])
-/// and takes the sequencer's lease on it.
+/// and takes the sequencer's lease on it if it is free.
 ///
 /// # Errors
-/// An unreachable database, a lease held by another server, or a journal
-/// that fails its checks.
+/// An unreachable database, or a journal that another server holds or that
+/// fails its checks.
 pub async fn open_store(config: &Config) -> anyhow::Result<(Store, Arc<StoreLease>)> {
     if config.database_url.is_none() {
         tracing::info!(data_dir = %config.data_dir.display(), "no database_url: using the embedded log");
@@ -332,19 +322,14 @@ pub async fn open_store(config: &Config) -> anyhow::Result<(Store, Arc<StoreLeas
     let (store, lease) = crate::storage::open(config)
         .await
         .with_context(|| open_hint(config))?;
-    // A lease left by a process that crashed runs out within its length.
-    let deadline =
-        std::time::Instant::now() + 2 * std::time::Duration::from_millis(config.lease_ttl_ms);
-    while lease
+    // Held: this process sequences. Not held: another does, and this one
+    // follows until the lease is free.
+    let held = lease
         .acquire()
         .await
-        .context("couldn't take the sequencer lease")?
-        .is_none()
-    {
-        if std::time::Instant::now() > deadline {
-            bail!("couldn't take the sequencer lease: another tlog server is writing to this database");
-        }
-        tokio::time::sleep(lease.renew_every()).await;
+        .context("couldn't read the sequencer lease")?;
+    if held.is_none() {
+        tracing::info!("another process holds the sequencer lease: following it");
     }
     Ok((store, Arc::new(lease)))
 }

@@ -60,6 +60,11 @@ impl Appender {
         self.pool.max_capacity() - self.pool.capacity()
     }
 
+    /// Free places in the pool.
+    pub(super) fn room(&self) -> usize {
+        self.pool.capacity()
+    }
+
     /// Canonical bytes waiting in the pool.
     pub(super) fn bytes(&self) -> usize {
         self.pool_bytes.load(Ordering::Relaxed)

@@ -9,14 +9,16 @@
 //! appender.
 
 mod appender;
+mod leadership;
 mod sequencer;
 mod view;
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::oneshot;
 
+pub use leadership::FOLLOW_POLL;
 pub use sequencer::Sequencer;
 pub use view::{Committed, Proof, View};
 
@@ -30,7 +32,7 @@ use crate::note::Checkpoint;
 use crate::signing::LogSigner;
 use crate::signing::LogVerifier;
 use crate::storage::{
-    Held, LogIdentity, LogReader, LogWriter, StoreError, StoredCheckpoint, StoredEntry,
+    Held, LogIdentity, LogReader, LogWriter, Shared, StoreError, StoredCheckpoint, StoredEntry,
 };
 
 /// Wall-clock source for integration times; tests pass their own.
@@ -168,6 +170,11 @@ pub struct Log<S> {
     /// A [`SequencerState`]: unless running, appends answer 503 at once
     /// instead of queueing.
     sequencer: AtomicU8,
+    /// Whether this process holds the sequencer's lease and sequences; when
+    /// not, creates are handed to the leader.
+    leader: AtomicBool,
+    /// Creates handed to the leader, waiting for their outcome.
+    handover: parking_lot::Mutex<leadership::Handover>,
 }
 
 /// Where a log reports, and the clock it reads.
@@ -195,7 +202,7 @@ pub struct Options {
     pub lease: Arc<dyn Held>,
 }
 
-impl<S: LogWriter + 'static> Log<S> {
+impl<S: LogWriter + Shared + 'static> Log<S> {
     /// Opens the log in `store`, creating it on first use, and rebuilds the
     /// in-memory tree from storage, checking it against the stored checkpoint.
     /// Returns the log and the sequencer that must be run for appends to happen.
@@ -229,7 +236,14 @@ impl<S: LogWriter + 'static> Log<S> {
             )
             .await?,
         );
-        log.resign_if_origin_changed().await?;
+        // Only the lease's holder signs; another process follows from the start.
+        if log.holds_lease() {
+            log.leader.store(true, Ordering::SeqCst);
+            log.resign_if_origin_changed().await?;
+        }
+        log.metrics
+            .sequencer_leader
+            .set(i64::from(log.leader.load(Ordering::SeqCst)));
         let sequencer = Sequencer::new(Arc::clone(&log), rx, options.batch, options.clock);
         Ok((log, sequencer))
     }
@@ -283,6 +297,41 @@ impl<S: LogWriter + 'static> Log<S> {
             .as_ref()
             .expect("only a writable log signs")
             .signer()
+    }
+
+    /// Queues `entry` and waits until its batch is committed. Returns its index.
+    ///
+    /// # Errors
+    /// `Duplicate` with the existing index, `Pushback` when the pool is full
+    /// (in entries or bytes), `Unavailable` when the batch could not be
+    /// committed or the sequencer is not running, `Rejected` when storage
+    /// refused this entry's data, `ReadOnly` for a read-only log. On a
+    /// process that does not hold the sequencer's lease, the entry is handed
+    /// to the one that does, with the same answers.
+    pub async fn append(&self, entry: Entry) -> Result<u64, AppendError> {
+        let Some(appender) = &self.appender else {
+            return Err(AppendError::ReadOnly);
+        };
+        let leaf = merkle::leaf_hash(&entry.canonical);
+        if let Some(index) = self.find_leaf(&leaf) {
+            return Err(AppendError::Duplicate(index));
+        }
+        match self.sequencer_state() {
+            SequencerState::Running => {}
+            SequencerState::Degraded => {
+                return Err(AppendError::Unavailable("storage is unavailable".into()));
+            }
+            SequencerState::Conflicted | SequencerState::Stopped => {
+                return Err(AppendError::Unavailable(
+                    "the sequencer is not running".into(),
+                ));
+            }
+        }
+        if self.is_leader() {
+            appender.submit(leaf, entry, &self.metrics).await
+        } else {
+            self.hand_over(leaf, entry).await
+        }
     }
 
     /// Whether this process holds the sequencer's lease now (a read-only
@@ -361,6 +410,8 @@ impl<S: LogReader> Log<S> {
             metrics: observe.metrics,
             clock: observe.clock,
             sequencer: AtomicU8::new(SequencerState::Running as u8),
+            leader: AtomicBool::new(false),
+            handover: parking_lot::Mutex::default(),
         })
     }
 
@@ -382,35 +433,6 @@ impl<S: LogReader> Log<S> {
     /// The storage backend.
     pub fn store(&self) -> &S {
         self.view.store()
-    }
-
-    /// Queues `entry` and waits until its batch is committed. Returns its index.
-    ///
-    /// # Errors
-    /// `Duplicate` with the existing index, `Pushback` when the pool is full
-    /// (in entries or bytes), `Unavailable` when the batch could not be
-    /// committed or the sequencer is not running, `Rejected` when storage
-    /// refused this entry's data, `ReadOnly` for a read-only log.
-    pub async fn append(&self, entry: Entry) -> Result<u64, AppendError> {
-        let Some(appender) = &self.appender else {
-            return Err(AppendError::ReadOnly);
-        };
-        let leaf = merkle::leaf_hash(&entry.canonical);
-        if let Some(index) = self.find_leaf(&leaf) {
-            return Err(AppendError::Duplicate(index));
-        }
-        match self.sequencer_state() {
-            SequencerState::Running => {}
-            SequencerState::Degraded => {
-                return Err(AppendError::Unavailable("storage is unavailable".into()));
-            }
-            SequencerState::Conflicted | SequencerState::Stopped => {
-                return Err(AppendError::Unavailable(
-                    "the sequencer is not running".into(),
-                ));
-            }
-        }
-        appender.submit(leaf, entry, &self.metrics).await
     }
 
     /// Whether appends are being refused because storage is failing.

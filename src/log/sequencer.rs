@@ -12,7 +12,9 @@ use tokio::time::Instant;
 use super::{AppendError, Clock, Committed, Log, SequencerState, Submission};
 use crate::config::BatchConfig;
 use crate::entries::Entry;
-use crate::storage::{Batch, LogWriter, NewEntry, StoreError, StoredCheckpoint, StoredEntry};
+use crate::storage::{
+    Batch, LogWriter, NewEntry, Shared, StoreError, StoredCheckpoint, StoredEntry,
+};
 
 /// After a failed commit, how long waiters wait for the outcome before 503.
 const SETTLE_PATIENCE: Duration = Duration::from_secs(3);
@@ -113,7 +115,7 @@ impl<S> Drop for Sequencer<S> {
     }
 }
 
-impl<S: LogWriter + 'static> Sequencer<S> {
+impl<S: LogWriter + Shared + 'static> Sequencer<S> {
     pub(super) fn new(
         log: Arc<Log<S>>,
         pool: mpsc::Receiver<Submission>,
@@ -453,6 +455,7 @@ impl<S: LogWriter + 'static> Sequencer<S> {
                 .with_label_values(&[kind.name()])
                 .inc();
         }
+        let added: Vec<_> = leaves.iter().copied().zip(old_size..).collect();
         log.view.apply(
             Committed {
                 staged,
@@ -462,8 +465,19 @@ impl<S: LogWriter + 'static> Sequencer<S> {
             },
             integrated_time,
         );
+        log.resolve_committed(&added);
+        // Committed under the lease; but if it ran out meanwhile (this
+        // process was paused), another leader may already be answering: this
+        // one answers 503 and the client finds its entry (409) on retry.
+        let answer_ok = log.holds_lease();
         for (index, reply) in replies {
-            let _ = reply.send(Ok(index));
+            let _ = reply.send(if answer_ok {
+                Ok(index)
+            } else {
+                Err(AppendError::Unavailable(
+                    "the sequencer lease ran out".into(),
+                ))
+            });
         }
         tracing::debug!(size = log.checkpoint().size, "committed batch");
         Attempt::Committed

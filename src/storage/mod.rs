@@ -15,8 +15,10 @@ pub mod file;
 pub mod jsonl;
 pub mod lease;
 pub mod postgres;
+pub mod shared;
 
 pub use lease::{Held, Lease, StoreLease};
+pub use shared::{Event, QueuedEntry, Refusal, Shared};
 
 /// Errors sorted by what the caller must do.
 #[derive(Debug, thiserror::Error)]
@@ -418,6 +420,41 @@ impl LogReader for Store {
         match self {
             Store::Postgres(s) => s.take_leaf_index(),
             Store::File(s) => s.take_leaf_index(),
+        }
+    }
+}
+
+impl Shared for Store {
+    fn is_shared(&self) -> bool {
+        matches!(self, Store::Postgres(_))
+    }
+    async fn enqueue(&self, entry: &QueuedEntry) -> Result<i64, StoreError> {
+        match self {
+            Store::Postgres(s) => s.enqueue(entry).await,
+            Store::File(_) => Err(StoreError::Unavailable(
+                "the embedded journal has one process: nothing to hand over".into(),
+            )),
+        }
+    }
+    async fn claim(&self, limit: usize) -> Result<Vec<(i64, QueuedEntry)>, StoreError> {
+        match self {
+            Store::Postgres(s) => s.claim(limit).await,
+            Store::File(_) => Ok(Vec::new()),
+        }
+    }
+    async fn refuse(&self, id: i64, refusal: &Refusal) -> Result<(), StoreError> {
+        match self {
+            Store::Postgres(s) => s.refuse(id, refusal).await,
+            Store::File(_) => Ok(()),
+        }
+    }
+    async fn next_event(&self, timeout: std::time::Duration) -> Result<Option<Event>, StoreError> {
+        match self {
+            Store::Postgres(s) => s.next_event(timeout).await,
+            Store::File(_) => {
+                tokio::time::sleep(timeout).await;
+                Ok(None)
+            }
         }
     }
 }

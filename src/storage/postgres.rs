@@ -7,13 +7,14 @@
 //! commit, that the epoch is still the one it holds.
 
 use parking_lot::Mutex;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::{PgConnection, PgPool, Row};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::shared::{Event, QueuedEntry, Refusal, Shared};
 use super::{
     check_index_keys, newest_of_union, Batch, KeyMatch, LogIdentity, LogReader, LogWriter,
     StoreError, StoredCheckpoint, StoredEntry,
@@ -32,7 +33,16 @@ pub struct PgStore {
     pool: PgPool,
     /// The lease epoch commits are fenced by, once a lease is made.
     fence: Arc<Fence>,
+    /// The connection that listens for [`Event`]s, once asked for one.
+    listener: Arc<tokio::sync::Mutex<Option<PgListener>>>,
 }
+
+/// Notification channel of commits; the payload is the new tree size.
+const MOVED_CHANNEL: &str = "tlog_checkpoint";
+/// Notification channel of entries queued for the leader.
+const QUEUED_CHANNEL: &str = "tlog_queued";
+/// Notification channel of the leader's refusals ([`Refusal::encode`]).
+const REFUSED_CHANNEL: &str = "tlog_refused";
 
 /// What a store's commits check the lease against.
 #[derive(Debug, Default)]
@@ -41,6 +51,8 @@ struct Fence {
     enabled: AtomicBool,
     /// The epoch held, or -1 while the lease is not held.
     epoch: AtomicI64,
+    /// How long a commit transaction may sit idle, in milliseconds.
+    idle_timeout_ms: AtomicI64,
 }
 
 /// The sequencer's lease, kept in the `sequencer_lease` row: a holder, an
@@ -110,6 +122,7 @@ impl PgStore {
         Ok(Self {
             pool,
             fence: Arc::default(),
+            listener: Arc::default(),
         })
     }
 
@@ -119,6 +132,10 @@ impl PgStore {
     #[must_use]
     pub fn lease(&self, ttl: Duration) -> PgLease {
         self.fence.epoch.store(-1, Ordering::SeqCst);
+        let half = i64::try_from(ttl.as_millis() / 2)
+            .unwrap_or(i64::MAX)
+            .max(1);
+        self.fence.idle_timeout_ms.store(half, Ordering::Relaxed);
         self.fence.enabled.store(true, Ordering::SeqCst);
         PgLease {
             pool: self.pool.clone(),
@@ -409,10 +426,22 @@ impl LogWriter for PgStore {
         // holder whose lease was taken over writes nothing.
         if self.fence.enabled.load(Ordering::SeqCst) {
             let epoch = self.fence.epoch.load(Ordering::SeqCst);
-            let held = sqlx::query("SELECT 1 FROM sequencer_lease WHERE epoch = $1 FOR SHARE")
-                .bind(epoch)
-                .fetch_optional(&mut *tx)
-                .await?;
+            // A writer paused inside this transaction (SIGSTOP, a VM freeze)
+            // would hold the lease row and keep a successor from taking it
+            // over: the database ends such a transaction after half a lease.
+            let held = sqlx::query(
+                "SELECT set_config('idle_in_transaction_session_timeout', $2, true) \
+                 FROM sequencer_lease WHERE epoch = $1 FOR SHARE",
+            )
+            .bind(epoch)
+            .bind(
+                self.fence
+                    .idle_timeout_ms
+                    .load(Ordering::Relaxed)
+                    .to_string(),
+            )
+            .fetch_optional(&mut *tx)
+            .await?;
             if epoch < 0 || held.is_none() {
                 return Err(StoreError::Fenced);
             }
@@ -439,10 +468,104 @@ impl LogWriter for PgStore {
         if !batch.tiles.is_empty() {
             upsert_tiles(&mut tx, batch).await?;
         }
+        // Wakes the processes that follow this log, at COMMIT.
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(MOVED_CHANNEL)
+            .bind(new.size.to_string())
+            .execute(&mut *tx)
+            .await?;
         // Only the inserts are classified `Rejected`: a failed COMMIT has an
         // unknown outcome, whatever its code says.
         tx.commit().await?;
         Ok(())
+    }
+}
+
+impl Shared for PgStore {
+    fn is_shared(&self) -> bool {
+        true
+    }
+
+    #[tracing::instrument(name = "db.enqueue", skip_all, fields(db.system = "postgresql"))]
+    async fn enqueue(&self, entry: &QueuedEntry) -> Result<i64, StoreError> {
+        // Not flushed at COMMIT (synchronous_commit off): a queued entry is
+        // not acknowledged, so a crash may lose it, and NOTIFY serialises
+        // the commits that send one, which must not each wait for a flush.
+        let id: i64 = sqlx::query_scalar(
+            "WITH quick AS (SELECT set_config('synchronous_commit', 'off', true)), \
+             queued AS (INSERT INTO submissions (kind, body, index_keys) \
+               VALUES ($1, $2, $3) RETURNING id) \
+             SELECT id FROM queued, quick, pg_notify($4, '')",
+        )
+        .bind(&entry.kind)
+        .bind(&entry.body)
+        .bind(&entry.index_keys)
+        .bind(QUEUED_CHANNEL)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(entry_insert_error)?;
+        Ok(id)
+    }
+
+    #[tracing::instrument(name = "db.claim", skip_all, fields(db.system = "postgresql"))]
+    async fn claim(&self, limit: usize) -> Result<Vec<(i64, QueuedEntry)>, StoreError> {
+        // Not flushed at COMMIT either: rows a crash brings back are taken
+        // again, and the sequencer drops what is already in the log.
+        let rows = sqlx::query(
+            "WITH quick AS (SELECT set_config('synchronous_commit', 'off', true)) \
+             DELETE FROM submissions WHERE EXISTS (SELECT 1 FROM quick) AND id IN \
+               (SELECT id FROM submissions ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED) \
+             RETURNING id, kind, body, index_keys",
+        )
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut claimed: Vec<(i64, QueuedEntry)> = rows
+            .into_iter()
+            .map(|r| {
+                let entry = QueuedEntry {
+                    kind: r.get(1),
+                    body: r.get(2),
+                    index_keys: r.get(3),
+                };
+                (r.get(0), entry)
+            })
+            .collect();
+        claimed.sort_by_key(|(id, _)| *id);
+        Ok(claimed)
+    }
+
+    async fn refuse(&self, id: i64, refusal: &Refusal) -> Result<(), StoreError> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(REFUSED_CHANNEL)
+            .bind(refusal.encode(id))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn next_event(&self, timeout: Duration) -> Result<Option<Event>, StoreError> {
+        let mut listener = self.listener.lock().await;
+        if listener.is_none() {
+            let mut new = PgListener::connect_with(&self.pool).await?;
+            new.listen_all([MOVED_CHANNEL, QUEUED_CHANNEL, REFUSED_CHANNEL])
+                .await?;
+            *listener = Some(new);
+        }
+        let listening = listener.as_mut().expect("listener was just set");
+        let Ok(received) = tokio::time::timeout(timeout, listening.recv()).await else {
+            return Ok(None);
+        };
+        let notification = received?;
+        let event = match notification.channel() {
+            MOVED_CHANNEL => Event::Moved,
+            QUEUED_CHANNEL => Event::Queued,
+            _ => match Refusal::decode(notification.payload()) {
+                Some((id, refusal)) => Event::Refused { id, refusal },
+                None => return Ok(None),
+            },
+        };
+        Ok(Some(event))
     }
 }
 
