@@ -389,18 +389,17 @@ pub async fn export(config: &Config, out: &Path) -> anyhow::Result<()> {
 }
 
 /// `tlog import`: verifies `input` under `key_file`'s public key and loads it
-/// into the empty Postgres log named by `database_url`, all or nothing.
+/// into the configured store (Postgres, or the embedded journal) through the
+/// same commit path as the sequencer, holding the sequencer's lease.
 ///
 /// # Errors
-/// No database configured, a file that does not verify, a database that
-/// already holds a log, or a storage failure.
+/// A file that does not verify, a store that already holds another log, a
+/// running server, or a storage failure.
 pub async fn import(config: &Config, input: &Path) -> anyhow::Result<()> {
-    if config.database_url.is_none() {
-        bail!("import writes to Postgres; hint: set TLOG_DATABASE_URL");
-    }
-    let verifier = load_signer(&config.key_file)?.verifier();
-    let store = connect(config).await?;
-    let lease = store.lease(std::time::Duration::from_millis(config.lease_ttl_ms));
+    let signer = load_signer(&config.key_file)?;
+    let (store, lease) = crate::storage::open(config)
+        .await
+        .with_context(|| open_hint(config))?;
     if lease.acquire().await?.is_none() {
         bail!("couldn't take the sequencer lease; hint: stop `tlog serve` first");
     }
@@ -411,13 +410,15 @@ pub async fn import(config: &Config, input: &Path) -> anyhow::Result<()> {
         async move {
             loop {
                 tokio::time::sleep(lease.renew_every()).await;
-                let _ = lease.acquire().await;
+                if let Err(err) = lease.acquire().await {
+                    tracing::warn!(error = %err, "couldn't renew the sequencer lease");
+                }
             }
         }
     });
     let mut progress = crate::export::Progress::new("import", 0);
     let started = std::time::Instant::now();
-    let checkpoint = crate::export::import(&store, input, &verifier, &mut progress)
+    let checkpoint = crate::export::import(&store, input, &signer, &mut progress)
         .await
         .with_context(|| format!("couldn't import {}", input.display()));
     keeper.abort();
