@@ -448,15 +448,19 @@ impl LogWriter for PgStore {
         }
         // The compare-and-swap comes next: it takes the row lock that
         // serialises writers, and a stale writer fails before writing anything.
-        let swapped =
-            sqlx::query("UPDATE checkpoint SET size = $1, root = $2, note = $3 WHERE size = $4")
-                .bind(to_i64(new.size))
-                .bind(&new.root.0[..])
-                .bind(&new.note)
-                .bind(to_i64(old_size))
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+        // It also wakes the processes that follow this log, at COMMIT.
+        let swapped = sqlx::query(
+            "UPDATE checkpoint SET size = $1, root = $2, note = $3 WHERE size = $4 \
+             RETURNING pg_notify($5, $1::text)",
+        )
+        .bind(to_i64(new.size))
+        .bind(&new.root.0[..])
+        .bind(&new.note)
+        .bind(to_i64(old_size))
+        .bind(MOVED_CHANNEL)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         if swapped != 1 {
             return Err(StoreError::Conflict(format!(
                 "checkpoint is no longer at size {old_size}"
@@ -468,12 +472,6 @@ impl LogWriter for PgStore {
         if !batch.tiles.is_empty() {
             upsert_tiles(&mut tx, batch).await?;
         }
-        // Wakes the processes that follow this log, at COMMIT.
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(MOVED_CHANNEL)
-            .bind(new.size.to_string())
-            .execute(&mut *tx)
-            .await?;
         // Only the inserts are classified `Rejected`: a failed COMMIT has an
         // unknown outcome, whatever its code says.
         tx.commit().await?;
