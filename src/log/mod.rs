@@ -339,6 +339,20 @@ impl<S: LogWriter + Shared + 'static> Log<S> {
     fn holds_lease(&self) -> bool {
         self.appender.as_ref().is_some_and(Appender::holds_lease)
     }
+
+    /// Whether this process holds the sequencer's lease, waiting up to
+    /// `sequencer::LEASE_PATIENCE` for a renewal that a slow database holds
+    /// up. False at once on a process that follows.
+    async fn wait_for_lease(&self) -> bool {
+        let deadline = tokio::time::Instant::now() + sequencer::LEASE_PATIENCE;
+        while !self.holds_lease() {
+            if !self.is_leader() || tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        true
+    }
 }
 
 impl<S: LogReader> Log<S> {

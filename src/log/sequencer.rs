@@ -20,6 +20,9 @@ use crate::storage::{
 const SETTLE_PATIENCE: Duration = Duration::from_secs(3);
 /// Pause between attempts to read the outcome of a failed commit.
 const SETTLE_RETRY: Duration = Duration::from_millis(200);
+/// How long the sequencer waits for a lease renewal that is under way (a slow
+/// database) before it gives up on a batch.
+pub(super) const LEASE_PATIENCE: Duration = Duration::from_secs(3);
 /// What the client of an entry hears when the database refused it without
 /// saying why in terms fit for a client (the reason is logged).
 const UNSTORABLE: &str = "it holds data the log's storage refuses";
@@ -313,7 +316,7 @@ impl<S: LogWriter + Shared + 'static> Sequencer<S> {
         let _advancing = log.view.advancing().await;
         // Sign nothing without the lease: another process may be sequencing
         // this size (the commit is fenced too, for a pause after this check).
-        if !log.holds_lease() {
+        if !log.wait_for_lease().await {
             tracing::warn!("not sequencing: this process does not hold the sequencer lease");
             let waiting = fresh.into_iter().map(|s| (s.leaf.0, s.reply)).collect();
             return Attempt::NotCommitted {
@@ -466,18 +469,11 @@ impl<S: LogWriter + Shared + 'static> Sequencer<S> {
             integrated_time,
         );
         log.resolve_committed(&added);
-        // Committed under the lease; but if it ran out meanwhile (this
-        // process was paused), another leader may already be answering: this
-        // one answers 503 and the client finds its entry (409) on retry.
-        let answer_ok = log.holds_lease();
+        // A fenced commit that succeeded held the lease up to its COMMIT (no
+        // successor can take the lease over while the commit holds its row),
+        // so the entries are in the one log whoever leads next.
         for (index, reply) in replies {
-            let _ = reply.send(if answer_ok {
-                Ok(index)
-            } else {
-                Err(AppendError::Unavailable(
-                    "the sequencer lease ran out".into(),
-                ))
-            });
+            let _ = reply.send(Ok(index));
         }
         tracing::debug!(size = log.checkpoint().size, "committed batch");
         Attempt::Committed

@@ -53,6 +53,23 @@ struct Fence {
     epoch: AtomicI64,
     /// How long a commit transaction may sit idle, in milliseconds.
     idle_timeout_ms: AtomicI64,
+    /// The lease's length, in milliseconds.
+    ttl_ms: AtomicI64,
+    /// Until when the holder may sign: when the last successful renewal (by
+    /// the keeper, or by a commit) was sent, plus the lease's length. `None`
+    /// while not held.
+    held_until: Mutex<Option<Instant>>,
+}
+
+impl Fence {
+    /// Records a renewal sent at `sent`: never moves the deadline back.
+    fn renewed(&self, sent: Instant, ttl: Duration) {
+        let mut until = self.held_until.lock();
+        let new = sent + ttl;
+        if until.is_none_or(|old| old < new) {
+            *until = Some(new);
+        }
+    }
 }
 
 /// The sequencer's lease, kept in the `sequencer_lease` row: a holder, an
@@ -64,9 +81,6 @@ pub struct PgLease {
     /// Random, per process: who holds the lease.
     holder: String,
     ttl: Duration,
-    /// Until when this holder may sign: when the last successful renewal was
-    /// sent, plus the lease's length. `None` while not held.
-    held_until: Mutex<Option<Instant>>,
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -136,13 +150,14 @@ impl PgStore {
             .unwrap_or(i64::MAX)
             .max(1);
         self.fence.idle_timeout_ms.store(half, Ordering::Relaxed);
+        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        self.fence.ttl_ms.store(ttl_ms, Ordering::Relaxed);
         self.fence.enabled.store(true, Ordering::SeqCst);
         PgLease {
             pool: self.pool.clone(),
             fence: Arc::clone(&self.fence),
             holder: random_holder(),
             ttl,
-            held_until: Mutex::new(None),
         }
     }
 
@@ -421,19 +436,25 @@ impl LogWriter for PgStore {
         // Refuse what no store keeps before touching the database.
         check_index_keys(&batch.entries)?;
         let mut tx = self.pool.begin().await?;
-        // Fencing first: the lease row's lock (shared) is held to COMMIT, so
-        // no one takes the lease over while this batch is being written, and a
-        // holder whose lease was taken over writes nothing.
+        // Fencing first: the lease row is locked to COMMIT, so no one takes
+        // the lease over while this batch is being written, and a holder whose
+        // lease was taken over writes nothing. The same statement renews the
+        // lease: a leader that commits keeps it even when the keeper's own
+        // renewal waits behind a slow commit.
+        let sent = Instant::now();
         if self.fence.enabled.load(Ordering::SeqCst) {
             let epoch = self.fence.epoch.load(Ordering::SeqCst);
             // A writer paused inside this transaction (SIGSTOP, a VM freeze)
             // would hold the lease row and keep a successor from taking it
             // over: the database ends such a transaction after half a lease.
             let held = sqlx::query(
-                "SELECT set_config('idle_in_transaction_session_timeout', $2, true) \
-                 FROM sequencer_lease WHERE epoch = $1 FOR SHARE",
+                "UPDATE sequencer_lease \
+                 SET expires_at = clock_timestamp() + $2 * interval '1 millisecond' \
+                 WHERE epoch = $1 \
+                 RETURNING set_config('idle_in_transaction_session_timeout', $3, true)",
             )
             .bind(epoch)
+            .bind(self.fence.ttl_ms.load(Ordering::Relaxed))
             .bind(
                 self.fence
                     .idle_timeout_ms
@@ -475,6 +496,10 @@ impl LogWriter for PgStore {
         // Only the inserts are classified `Rejected`: a failed COMMIT has an
         // unknown outcome, whatever its code says.
         tx.commit().await?;
+        if self.fence.enabled.load(Ordering::SeqCst) {
+            let ttl = u64::try_from(self.fence.ttl_ms.load(Ordering::Relaxed)).unwrap_or(0);
+            self.fence.renewed(sent, Duration::from_millis(ttl));
+        }
         Ok(())
     }
 }
@@ -579,7 +604,8 @@ fn random_holder() -> String {
 
 impl super::lease::Held for PgLease {
     fn is_held(&self) -> bool {
-        self.held_until
+        self.fence
+            .held_until
             .lock()
             .is_some_and(|until| Instant::now() < until)
     }
@@ -612,14 +638,16 @@ impl super::lease::Lease for PgLease {
                 return Err(err.into());
             }
         };
-        let mut until = self.held_until.lock();
         if let Some(epoch) = row {
-            self.fence.epoch.store(epoch, Ordering::SeqCst);
-            *until = Some(sent + self.ttl);
+            if self.fence.epoch.swap(epoch, Ordering::SeqCst) != epoch {
+                // A new tenure: nothing earlier counts.
+                *self.fence.held_until.lock() = None;
+            }
+            self.fence.renewed(sent, self.ttl);
             Ok(Some(to_u64(epoch)?))
         } else {
             self.fence.epoch.store(-1, Ordering::SeqCst);
-            *until = None;
+            *self.fence.held_until.lock() = None;
             Ok(None)
         }
     }
@@ -627,7 +655,7 @@ impl super::lease::Lease for PgLease {
     #[tracing::instrument(name = "db.lease.release", skip_all, fields(db.system = "postgresql"))]
     async fn release(&self) -> Result<(), StoreError> {
         let epoch = self.fence.epoch.swap(-1, Ordering::SeqCst);
-        *self.held_until.lock() = None;
+        *self.fence.held_until.lock() = None;
         if epoch < 0 {
             return Ok(());
         }
