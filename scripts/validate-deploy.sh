@@ -111,6 +111,10 @@ render_all() {
         -f "$CHART/ci/$set-values.yaml" >"$OUT/rendered/$set-$v.yaml" || return 1
     done
   done
+  # readwrite on the CloudNativePG cluster of deploy/cnpg (checked like the option sets).
+  helm template tlog "$CHART" --namespace tlog --kube-version "$K8S_NEWEST" \
+    -f deploy/cnpg/tlog-values.yaml --set server.hostname=rekor.example.com \
+    >"$OUT/rendered/cnpg-$K8S_NEWEST.yaml" || return 1
   # The values the Argo CD Application deploys must render too.
   "$PY" -c 'import sys, yaml, json; print(json.dumps(yaml.safe_load(open(sys.argv[1]))["spec"]["source"]["helm"]["valuesObject"]))' \
     deploy/argocd/application.yaml >"$OUT/argocd-values.json"
@@ -177,8 +181,17 @@ k8s_validate() {
 
 crd_validate() {
   local policy=(deploy/policy-controller/*.yaml deploy/gatekeeper/*.yaml deploy/argocd/*.yaml)
-  "$PY" scripts/deploy-tools/checks.py crds "$SCHEMAS/crds" "$OUT"/custom/*.yaml "${policy[@]}" &&
+  "$PY" scripts/deploy-tools/checks.py crds "$SCHEMAS/crds" "$OUT"/custom/*.yaml "${policy[@]}" \
+    deploy/cnpg/cluster.yaml &&
     "$PY" scripts/deploy-tools/checks.py crds-selftest "$SCHEMAS/crds" "${policy[@]}"
+}
+
+# readwrite on Postgres runs several pods that roll one at a time, spread over
+# nodes, under a PDB (issue 13); on the embedded journal, one pod that is recreated.
+readwrite_ha() {
+  "$PY" scripts/deploy-tools/checks.py readwrite-ha "$OUT/rendered/cnpg-$K8S_NEWEST.yaml" 3 &&
+    "$PY" scripts/deploy-tools/checks.py readwrite-ha "$OUT/rendered/readwrite-postgres-$K8S_NEWEST.yaml" 2 &&
+    "$PY" scripts/deploy-tools/checks.py readwrite-ha "$OUT/rendered/readwrite-embedded-$K8S_NEWEST.yaml" 1
 }
 
 # One trivy run over every rendered option set and the Dockerfile (trivy
@@ -254,6 +267,7 @@ main() {
   check "chart refuses bad values" render_refusals
   check "kubernetes-validate --strict, no warnings" k8s_validate
   check "custom resources against vendored CRDs, TrustRoot webhook rules" crd_validate
+  check "readwrite on Postgres: several pods, rolling, PDB, anti-affinity" readwrite_ha
   check "trivy config: no HIGH/CRITICAL" trivy_config
   check "hadolint Dockerfile" hadolint Dockerfile
   check "compose: schema and references" compose_checks

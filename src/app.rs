@@ -16,9 +16,8 @@ use crate::log::{Log, Options, SystemClock};
 use crate::metrics::Metrics;
 use crate::policy::{BearerTokens, Identity, SanPattern, WritePolicy};
 use crate::signing::LogSigner;
-use crate::storage::file::FileStore;
-use crate::storage::postgres::{PgStore, WriterLock};
-use crate::storage::Store;
+use crate::storage::postgres::PgStore;
+use crate::storage::{Lease, Store, StoreLease};
 
 /// A built, bound, not yet running server.
 pub struct Application {
@@ -30,7 +29,7 @@ pub struct Application {
     validation: Arc<ValidationPool>,
     stop: tokio::sync::watch::Sender<bool>,
     sequencer: tokio::task::JoinHandle<()>,
-    _writer_lock: Option<WriterLock>,
+    lease: Arc<StoreLease>,
 }
 
 impl Application {
@@ -53,7 +52,7 @@ impl Application {
         }
         let signer = load_signer(&config.key_file)?;
         let (write_policy, bearer_tokens) = load_write_access(&config.write_policy)?;
-        let (store, writer_lock) = open_store(config).await?;
+        let (store, lease) = open_store(config).await?;
         let (log, sequencer) = Log::open(
             store,
             signer,
@@ -64,6 +63,7 @@ impl Application {
                 entry_cache_bytes: config.entry_cache_bytes,
                 clock: Arc::new(SystemClock),
                 metrics: Arc::new(Metrics::new()),
+                lease: Arc::clone(&lease) as Arc<dyn crate::storage::Held>,
             },
         )
         .await
@@ -72,6 +72,12 @@ impl Application {
         // The sequencer marks the log when it ends, panics included: health
         // and readiness follow.
         let sequencer = tokio::spawn(sequencer.run(stopped.clone()));
+        if crate::storage::Shared::is_shared(log.store()) {
+            // Other processes may share the store: keep (or wait for) the
+            // lease, and follow what the leader commits.
+            tokio::spawn(Arc::clone(&log).keep_lease(Arc::clone(&lease), stopped.clone()));
+            tokio::spawn(Arc::clone(&log).follow(stopped.clone()));
+        }
         let listener = TcpListener::bind(config.listen_addr())
             .with_context(|| format!("couldn't listen on {}", config.listen))?;
         let port = listener.local_addr()?.port();
@@ -100,7 +106,7 @@ impl Application {
             validation,
             stop,
             sequencer,
-            _writer_lock: writer_lock,
+            lease,
         })
     }
 
@@ -153,7 +159,7 @@ impl Application {
             stop,
             sequencer,
             log,
-            _writer_lock,
+            lease,
             ..
         } = self;
         let served = serve_with_metrics(server, metrics_server).await;
@@ -166,6 +172,9 @@ impl Application {
         let deadline = std::time::Instant::now() + RELEASE_WAIT;
         while Arc::strong_count(&log) > 1 && std::time::Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        if let Err(err) = lease.release().await {
+            tracing::warn!(error = %err, "couldn't release the sequencer lease");
         }
         served
     }
@@ -300,32 +309,42 @@ async fn render_metrics(state: web::Data<ApiState>) -> actix_web::HttpResponse {
         .body(log.metrics().render())
 }
 
-/// Opens the configured store for writing: Postgres (migrated, with the
-/// writer lock held) or, without a database URL, the embedded journal.
+/// Opens the configured store for writing (see [`crate::storage::open`])
+/// and takes the sequencer's lease on it if it is free.
 ///
 /// # Errors
-/// An unreachable database, a lock held by another server, or a journal
-/// that fails its checks.
-pub async fn open_store(config: &Config) -> anyhow::Result<(Store, Option<WriterLock>)> {
-    if config.database_url.is_some() {
-        let store = connect(config).await?;
-        let lock = store
-            .lock_writer()
-            .await
-            .context("couldn't take the writer lock")?;
-        return Ok((Store::Postgres(store), Some(lock)));
+/// An unreachable database, or a journal that another server holds or that
+/// fails its checks.
+pub async fn open_store(config: &Config) -> anyhow::Result<(Store, Arc<StoreLease>)> {
+    if config.database_url.is_none() {
+        tracing::info!(data_dir = %config.data_dir.display(), "no database_url: using the embedded log");
     }
-    let dir = config.data_dir.clone();
-    tracing::info!(data_dir = %dir.display(), "no database_url: using the embedded log");
-    let store = tokio::task::spawn_blocking(move || FileStore::open(&dir))
-        .await?
-        .with_context(|| {
-            format!(
-                "couldn't open the embedded log in {}",
-                config.data_dir.display()
-            )
-        })?;
-    Ok((Store::File(store), None))
+    let (store, lease) = crate::storage::open(config)
+        .await
+        .with_context(|| open_hint(config))?;
+    // Held: this process sequences. Not held: another does, and this one
+    // follows until the lease is free.
+    let held = lease
+        .acquire()
+        .await
+        .context("couldn't read the sequencer lease")?;
+    if held.is_none() {
+        tracing::info!("another process holds the sequencer lease: following it");
+    }
+    Ok((store, Arc::new(lease)))
+}
+
+/// What to say when the configured store does not open.
+fn open_hint(config: &Config) -> String {
+    if config.database_url.is_some() {
+        "couldn't connect to Postgres; hint: check database_url and that the server is up"
+            .to_owned()
+    } else {
+        format!(
+            "couldn't open the embedded log in {}",
+            config.data_dir.display()
+        )
+    }
 }
 
 /// `tlog export`: writes the configured log to `out` (`-` for stdout),
@@ -334,23 +353,14 @@ pub async fn open_store(config: &Config) -> anyhow::Result<(Store, Option<Writer
 /// # Errors
 /// The store cannot be opened or read, or the file cannot be written.
 pub async fn export(config: &Config, out: &Path) -> anyhow::Result<()> {
-    let store = if config.database_url.is_some() {
-        Store::Postgres(connect(config).await?)
-    } else {
-        let path = config.data_dir.join(crate::storage::file::JOURNAL_FILE);
-        let store = tokio::task::spawn_blocking(move || {
-            FileStore::open_snapshot(
-                &path,
-                crate::storage::jsonl::KeyPolicy::Unchecked,
-                crate::storage::file::Entries::OnDisk,
-            )
-        })
-        .await?
-        .context(
-            "couldn't read the embedded log; hint: stop `tlog serve` first, or set database_url",
-        )?;
-        Store::File(store)
-    };
+    let store = crate::storage::open_reader(config).await.with_context(|| {
+        if config.database_url.is_some() {
+            open_hint(config)
+        } else {
+            "couldn't read the embedded log; hint: stop `tlog serve` first, or set database_url"
+                .to_owned()
+        }
+    })?;
     let mut progress = crate::export::Progress::new("export", 0);
     let started = std::time::Instant::now();
     let checkpoint = if out == Path::new("-") {
@@ -379,26 +389,41 @@ pub async fn export(config: &Config, out: &Path) -> anyhow::Result<()> {
 }
 
 /// `tlog import`: verifies `input` under `key_file`'s public key and loads it
-/// into the empty Postgres log named by `database_url`, all or nothing.
+/// into the configured store (Postgres, or the embedded journal) through the
+/// same commit path as the sequencer, holding the sequencer's lease.
 ///
 /// # Errors
-/// No database configured, a file that does not verify, a database that
-/// already holds a log, or a storage failure.
+/// A file that does not verify, a store that already holds another log, a
+/// running server, or a storage failure.
 pub async fn import(config: &Config, input: &Path) -> anyhow::Result<()> {
-    if config.database_url.is_none() {
-        bail!("import writes to Postgres; hint: set TLOG_DATABASE_URL");
-    }
-    let verifier = load_signer(&config.key_file)?.verifier();
-    let store = connect(config).await?;
-    let _lock = store
-        .lock_writer()
+    let signer = load_signer(&config.key_file)?;
+    let (store, lease) = crate::storage::open(config)
         .await
-        .context("couldn't take the writer lock; hint: stop `tlog serve` first")?;
+        .with_context(|| open_hint(config))?;
+    if lease.acquire().await?.is_none() {
+        bail!("couldn't take the sequencer lease; hint: stop `tlog serve` first");
+    }
+    // Keep the lease while the import runs, so that no server starts sequencing.
+    let lease = Arc::new(lease);
+    let keeper = tokio::spawn({
+        let lease = Arc::clone(&lease);
+        async move {
+            loop {
+                tokio::time::sleep(lease.renew_every()).await;
+                if let Err(err) = lease.acquire().await {
+                    tracing::warn!(error = %err, "couldn't renew the sequencer lease");
+                }
+            }
+        }
+    });
     let mut progress = crate::export::Progress::new("import", 0);
     let started = std::time::Instant::now();
-    let checkpoint = crate::export::import(&store, input, &verifier, &mut progress)
+    let checkpoint = crate::export::import(&store, input, &signer, &mut progress)
         .await
-        .with_context(|| format!("couldn't import {}", input.display()))?;
+        .with_context(|| format!("couldn't import {}", input.display()));
+    keeper.abort();
+    let _ = lease.release().await;
+    let checkpoint = checkpoint?;
     tracing::info!(
         size = checkpoint.size,
         elapsed_ms = started.elapsed().as_millis(),
@@ -486,12 +511,9 @@ pub async fn connect(config: &Config) -> anyhow::Result<PgStore> {
     let Some(url) = &config.database_url else {
         bail!("database_url is not set; hint: set TLOG_DATABASE_URL=postgres://user@host/db");
     };
-    let store = PgStore::connect_lazy(url.expose_secret(), config.db_max_connections)?;
-    store.ping().await.context(
-        "couldn't connect to Postgres; hint: check database_url and that the server is up",
-    )?;
-    store.migrate().await?;
-    Ok(store)
+    PgStore::open(url.expose_secret(), config.db_max_connections)
+        .await
+        .context("couldn't connect to Postgres; hint: check database_url and that the server is up")
 }
 
 /// Writes a new PKCS#8 PEM signing key readable only by its owner.

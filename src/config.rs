@@ -38,6 +38,9 @@ pub const DEFAULT_BATCH_MAX_BYTES: usize = 8 << 20;
 pub const DEFAULT_MAX_REQUEST_BODY: usize = 32 << 20;
 /// Default Postgres connection pool size.
 pub const DEFAULT_DB_MAX_CONNECTIONS: u32 = 16;
+/// Default length of the sequencer lease, in milliseconds: failover takes
+/// at most about this long.
+pub const DEFAULT_LEASE_TTL_MS: u64 = 3_000;
 /// Default address of the Prometheus metrics endpoint.
 pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:2112";
 /// Default grace period for in-flight requests on SIGTERM, in seconds.
@@ -91,6 +94,11 @@ pub struct Config {
     /// Postgres connection pool size.
     #[serde(default = "default_db_max_connections")]
     pub db_max_connections: u32,
+    /// With Postgres: milliseconds the sequencer's lease lasts after each
+    /// renewal (renewed every quarter of it). When the leader dies, another
+    /// `tlog serve` on the same database takes over after at most this long.
+    #[serde(default = "default_lease_ttl_ms")]
+    pub lease_ttl_ms: u64,
     /// Largest accepted request body in bytes; larger bodies get 413.
     #[serde(default = "default_max_request_body")]
     pub max_request_body: usize,
@@ -407,6 +415,9 @@ fn default_request_body_timeout_ms() -> u64 {
 fn default_keep_alive_secs() -> u64 {
     DEFAULT_KEEP_ALIVE_SECS
 }
+fn default_lease_ttl_ms() -> u64 {
+    DEFAULT_LEASE_TTL_MS
+}
 fn default_db_max_connections() -> u32 {
     DEFAULT_DB_MAX_CONNECTIONS
 }
@@ -476,6 +487,9 @@ impl Config {
             return invalid(
                 "request_header_timeout_ms and request_body_timeout_ms must be positive",
             );
+        }
+        if !(200..=60_000).contains(&self.lease_ttl_ms) {
+            return invalid("lease_ttl_ms must be between 200 and 60000");
         }
         if self.validation.threads == Some(0) {
             return invalid("validation.threads must be positive");

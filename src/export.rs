@@ -12,17 +12,16 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::merkle::Tree;
-use crate::signing::LogVerifier;
+use crate::signing::{LogSigner, LogVerifier};
 use crate::storage::jsonl::{
     self, Bodies, EntryRecord, Header, KeyPolicy, ScanOutcome, TailPolicy,
 };
-use crate::storage::postgres::PgStore;
-use crate::storage::{Batch, LogReader, NewEntry, StoreError, StoredCheckpoint};
+use crate::storage::{Batch, LogReader, LogWriter, NewEntry, StoreError, StoredCheckpoint};
 use crate::tiles;
 
 /// Entries read from storage per query.
 const PAGE: u64 = 8192;
-/// Entries written to Postgres per statement group during import.
+/// Entries per commit during import.
 const IMPORT_CHUNK: usize = 8192;
 
 /// Why an export or import stopped.
@@ -183,55 +182,124 @@ pub fn verify_file(
     }
 }
 
-/// Imports `path` into `store`, which must hold no log: verifies the whole
-/// file, then writes entries, search keys, tiles and the final checkpoint in
-/// one transaction. Returns the imported checkpoint.
+/// Imports `path` into `store` through [`LogWriter`], the seam the
+/// sequencer writes through: verifies the whole file first, then commits it
+/// in chunks, each with its tiles and a checkpoint that `signer` signs (the
+/// last one is the file's own). The store must hold no log, or an earlier,
+/// interrupted import of this file, which is then continued: every chunk
+/// leaves a consistent, signed log. Returns the imported checkpoint.
 ///
 /// # Errors
-/// A file that does not verify under `verifier`, a database that already
-/// holds a log, or a storage failure; nothing is written in any case.
-pub async fn import(
-    store: &PgStore,
+/// A file that does not verify under `signer`'s key (nothing is written
+/// then), a store that already holds another log or this whole one, or a
+/// storage failure (the chunks committed before it stay).
+pub async fn import<S: LogWriter>(
+    store: &S,
     path: &Path,
-    verifier: &LogVerifier,
+    signer: &LogSigner,
     progress: &mut Progress,
 ) -> Result<StoredCheckpoint, TransferError> {
-    // Pass 1: verify everything before touching the database.
+    // Pass 1: verify everything before touching the store.
+    let verifier = signer.verifier();
     let owned = (path.to_owned(), verifier.clone());
     let verified = tokio::task::spawn_blocking(move || verify_file(&owned.0, &owned.1))
         .await
         .map_err(|e| TransferError::Format(format!("verification task failed: {e}")))??;
     progress.total = verified.checkpoint.size;
-    let mut import = store.begin_import(&verified.header.identity()).await?;
+    let sign = |size: u64, root: crate::merkle::Hash| {
+        let checkpoint = crate::note::Checkpoint {
+            origin: verified.header.origin.clone(),
+            size,
+            root,
+        };
+        let note = signer.sign_checkpoint(&checkpoint, &verified.header.hostname);
+        StoredCheckpoint { size, root, note }
+    };
+    let mut current = import_start(store, &verified, &sign).await?;
 
-    // Pass 2: read again (re-checking, in case the file changed) and write.
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Batch>(2);
-    let owned = (path.to_owned(), verifier.clone());
+    // Pass 2: read again (re-checking, in case the file changed) and commit.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(Batch, crate::merkle::Hash)>(2);
+    let owned = (path.to_owned(), verifier);
     let reader = tokio::task::spawn_blocking(move || read_batches(&owned.0, &owned.1, &tx));
-    let mut written = 0;
-    while let Some(batch) = rx.recv().await {
-        import.write(&batch).await?;
-        written += batch.entries.len() as u64;
-        progress.update(written);
+    let mut end = 0;
+    while let Some((batch, root)) = rx.recv().await {
+        end += batch.entries.len() as u64;
+        if end <= current.size {
+            // Committed by the interrupted import: it must be this file's.
+            if end == current.size && root != current.root {
+                return Err(StoreError::Corrupt(format!(
+                    "the stored log at size {end} is not this file's"
+                ))
+                .into());
+            }
+            continue;
+        }
+        if end - batch.entries.len() as u64 != current.size {
+            return Err(StoreError::Corrupt(format!(
+                "the stored log ends at size {}, inside a chunk of this file",
+                current.size
+            ))
+            .into());
+        }
+        let next = if end == verified.checkpoint.size && root == verified.checkpoint.root {
+            verified.checkpoint.clone()
+        } else {
+            sign(end, root)
+        };
+        store.commit(current.size, &batch, &next).await?;
+        current = next;
+        progress.update(end);
     }
     let reread = reader
         .await
         .map_err(|e| TransferError::Format(format!("reader task failed: {e}")))??;
-    if reread != verified.checkpoint || written != verified.checkpoint.size {
+    if reread != verified.checkpoint || current != verified.checkpoint {
         return Err(TransferError::Format(format!(
             "{}: the file changed during the import",
             path.display()
         )));
     }
-    import.finish(&verified.checkpoint).await?;
     Ok(verified.checkpoint)
+}
+
+/// Where an import into `store` starts: an empty log it initialises, or
+/// the checkpoint of an interrupted import of the same log.
+async fn import_start<S: LogWriter>(
+    store: &S,
+    verified: &jsonl::Scanned,
+    sign: &impl Fn(u64, crate::merkle::Hash) -> StoredCheckpoint,
+) -> Result<StoredCheckpoint, TransferError> {
+    let identity = verified.header.identity();
+    let held = || {
+        StoreError::Conflict(
+            "the database already holds a log; import needs an empty one".to_owned(),
+        )
+    };
+    match store.identity().await? {
+        None => {
+            let first = sign(0, crate::merkle::empty_root());
+            store.init(&identity, &first).await?;
+            Ok(first)
+        }
+        Some(existing) if existing == identity => {
+            let stored = store
+                .checkpoint()
+                .await?
+                .ok_or_else(|| StoreError::Corrupt("log has no checkpoint".into()))?;
+            if stored.size >= verified.checkpoint.size {
+                return Err(held().into());
+            }
+            Ok(stored)
+        }
+        Some(_) => Err(held().into()),
+    }
 }
 
 /// Scans the file again, sending entries with their tiles in chunks.
 fn read_batches(
     path: &Path,
     verifier: &LogVerifier,
-    tx: &tokio::sync::mpsc::Sender<Batch>,
+    tx: &tokio::sync::mpsc::Sender<(Batch, crate::merkle::Hash)>,
 ) -> Result<StoredCheckpoint, TransferError> {
     let file = std::fs::File::open(path).map_err(|e| TransferError::Io("open the file", e))?;
     let reader = file;
@@ -245,12 +313,13 @@ fn read_batches(
         let leaves: Vec<_> = pending.iter().map(|e| e.leaf_hash).collect();
         let staged = tree.stage(&leaves);
         let tiles = tiles::changed_tiles(tree, &staged);
+        let root = staged.root();
         tree.apply(staged);
         let batch = Batch {
             entries: std::mem::take(pending),
             tiles,
         };
-        closed = tx.blocking_send(batch).is_err();
+        closed = tx.blocking_send((batch, root)).is_err();
     };
     let outcome = jsonl::scan(
         reader,

@@ -31,6 +31,9 @@ pub struct Metrics {
     /// 1 while the sequencer task lives, 0 once it stopped or died (set at
     /// scrape time; writable logs only).
     pub sequencer_up: IntGauge,
+    /// 1 while this process holds the sequencer's lease and sequences, 0
+    /// while it follows another (writable logs only).
+    pub sequencer_leader: IntGauge,
     /// 1 for the sequencer's current state (`running`, `degraded`,
     /// `conflicted`, `stopped`), 0 for the others (set at scrape time).
     pub sequencer_state: IntGaugeVec,
@@ -126,6 +129,11 @@ impl Metrics {
                 "1 while the sequencer runs, 0 once it stopped or died.",
             )
             .unwrap(),
+            sequencer_leader: IntGauge::new(
+                "tlog_sequencer_leader",
+                "1 while this process holds the sequencer lease, 0 while it follows.",
+            )
+            .unwrap(),
             sequencer_state: IntGaugeVec::new(
                 Opts::new(
                     "tlog_sequencer_state",
@@ -198,6 +206,7 @@ impl Metrics {
             Box::new(self.pool_bytes.clone()),
             Box::new(self.pushbacks.clone()),
             Box::new(self.sequencer_up.clone()),
+            Box::new(self.sequencer_leader.clone()),
             Box::new(self.sequencer_state.clone()),
             Box::new(self.tree_size.clone()),
             Box::new(self.checkpoint_age.clone()),

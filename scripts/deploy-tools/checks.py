@@ -330,6 +330,30 @@ def compose_selftest(path):
     return 1 if bad else 0
 
 
+def readwrite_ha(rendered, replicas):
+    """The Deployment runs `replicas` pods: several roll one at a time, spread over
+    nodes, under a PDB; one (the embedded journal) is recreated."""
+    replicas = int(replicas)
+    found = [d for d in docs(rendered) if d.get("kind") in ("Deployment", "PodDisruptionBudget")]
+    dep = next(d for d in found if d["kind"] == "Deployment")["spec"]
+    errs = []
+    if dep.get("replicas") != replicas:
+        errs.append(f"replicas {dep.get('replicas')}, want {replicas}")
+    if replicas > 1:
+        if dep["strategy"].get("type") != "RollingUpdate" or dep["strategy"]["rollingUpdate"].get("maxUnavailable") != 0:
+            errs.append(f"strategy {dep['strategy']}, want RollingUpdate with maxUnavailable 0")
+        if "podAntiAffinity" not in dep["template"]["spec"].get("affinity", {}):
+            errs.append("no pod anti-affinity")
+        if not any(d["kind"] == "PodDisruptionBudget" for d in found):
+            errs.append("no PodDisruptionBudget")
+    elif dep["strategy"].get("type") != "Recreate":
+        errs.append(f"strategy {dep['strategy']}, want Recreate")
+    for e in errs:
+        print(f"FAIL {rendered}: {e}")
+    print(f"{rendered}: {replicas} replica(s) checked")
+    return 1 if errs else 0
+
+
 def pod(rendered):
     for d in docs(rendered):
         if d.get("kind") == "Deployment":
@@ -381,6 +405,8 @@ def main(argv):
         return compose_selftest(args[0])
     if cmd == "pod":
         return pod(args[0])
+    if cmd == "readwrite-ha":
+        return readwrite_ha(*args)
     if cmd == "sbom":
         return sbom(args[0])
     print(__doc__)

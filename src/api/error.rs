@@ -165,7 +165,9 @@ impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         tracing::warn!(error = %err, "storage error on the read path");
         match err {
-            StoreError::Unavailable(_) | StoreError::Conflict(_) => ApiError::Unavailable,
+            StoreError::Unavailable(_) | StoreError::Conflict(_) | StoreError::Fenced => {
+                ApiError::Unavailable
+            }
             StoreError::Corrupt(_) => ApiError::Internal("unexpected error reading the log"),
             StoreError::ReadOnly => ApiError::ReadOnly,
             StoreError::Rejected { .. } => ApiError::Internal("unexpected error reading the log"),

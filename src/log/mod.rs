@@ -1,35 +1,39 @@
-//! The write path and the in-memory view of the log.
+//! The log: a read [`View`] and, on a process that may write, an appender.
 //!
-//! [`Log`] holds what reads need without a database round trip: the Merkle
-//! tree (all stored hashes), the leaf-hash index, the latest signed checkpoint
-//! and a bounded cache of entries. Submissions go into a bounded pool; one
-//! [`Sequencer`] drains it in batches and commits each batch in a single
-//! storage transaction before anyone is answered.
+//! The [`View`] holds what reads need without a database round trip (tree,
+//! checkpoint, leaf index, entry cache, proofs) and changes only by applying
+//! committed batches. The appender ([`appender`]) holds what writes need: the
+//! signing key and a bounded submission pool that one [`Sequencer`] drains in
+//! batches, committing each batch in a single storage transaction before
+//! anyone is answered. A read-only log (the replica) has a view and no
+//! appender.
 
+mod appender;
+mod leadership;
 mod sequencer;
+mod view;
 
-use std::sync::atomic::{AtomicI64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 
-use parking_lot::RwLock;
-use quick_cache::sync::Cache;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
+pub use leadership::FOLLOW_POLL;
 pub use sequencer::Sequencer;
+pub use view::{Committed, Proof, View};
+
+use appender::Appender;
 
 use crate::config::{BatchConfig, PoolConfig};
 use crate::entries::Entry;
-use crate::merkle::{self, Hash, ProofError, Tree};
+use crate::merkle::{self, Hash, ProofError};
 use crate::metrics::Metrics;
 use crate::note::Checkpoint;
 use crate::signing::LogSigner;
 use crate::signing::LogVerifier;
 use crate::storage::{
-    LeafIndex, LogIdentity, LogReader, LogWriter, StoreError, StoredCheckpoint, StoredEntry,
+    Held, LogIdentity, LogReader, LogWriter, Shared, StoreError, StoredCheckpoint, StoredEntry,
 };
-
-/// Leaves read from storage per query while rebuilding the tree.
-const REBUILD_CHUNK: u64 = 1 << 16;
 
 /// Wall-clock source for integration times; tests pass their own.
 pub trait Clock: Send + Sync {
@@ -146,21 +150,6 @@ pub struct LogInfo {
     pub public_key_pem: String,
 }
 
-/// An inclusion proof together with the checkpoint it proves against.
-#[derive(Debug, Clone)]
-pub struct Proof {
-    /// The signed tree head; `checkpoint.size` is the proof's tree size.
-    pub checkpoint: Arc<StoredCheckpoint>,
-    /// Audit path, leaf to root.
-    pub hashes: Vec<Hash>,
-}
-
-struct State {
-    tree: Tree,
-    checkpoint: Arc<StoredCheckpoint>,
-    leaves: LeafIndex,
-}
-
 pub(crate) struct Submission {
     leaf: Hash,
     entry: Entry,
@@ -171,48 +160,27 @@ pub(crate) struct Submission {
     origin: opentelemetry::trace::SpanContext,
 }
 
-/// The log: in-memory read state plus, unless it is read-only, the signing
-/// key and the handle to the sequencer's pool.
+/// The log: its read view plus, unless it is read-only, the appender.
 pub struct Log<S> {
-    store: S,
-    writer: Option<Writer>,
+    view: View<S>,
+    appender: Option<Appender>,
     info: LogInfo,
-    state: RwLock<State>,
-    cache: Cache<u64, Arc<StoredEntry>, EntryWeighter>,
-    /// The store serves entries from memory: the cache stays empty.
-    entries_in_memory: bool,
     metrics: Arc<Metrics>,
     clock: Arc<dyn Clock>,
     /// A [`SequencerState`]: unless running, appends answer 503 at once
     /// instead of queueing.
     sequencer: AtomicU8,
-    /// Unix seconds when the served checkpoint was published (or loaded).
-    checkpoint_at: AtomicI64,
+    /// Whether this process holds the sequencer's lease and sequences; when
+    /// not, creates are handed to the leader.
+    leader: AtomicBool,
+    /// Creates handed to the leader, waiting for their outcome.
+    handover: parking_lot::Mutex<leadership::Handover>,
 }
 
 /// Where a log reports, and the clock it reads.
 struct Observe {
     metrics: Arc<Metrics>,
     clock: Arc<dyn Clock>,
-}
-
-/// What only a writable log has.
-struct Writer {
-    signer: LogSigner,
-    pool: mpsc::Sender<Submission>,
-    /// Canonical bytes of the submissions waiting in `pool`.
-    pool_bytes: AtomicUsize,
-    /// Most bytes that may wait in `pool` (one submission is always let in).
-    max_pool_bytes: usize,
-}
-
-#[derive(Clone)]
-struct EntryWeighter;
-
-impl quick_cache::Weighter<u64, Arc<StoredEntry>> for EntryWeighter {
-    fn weight(&self, _: &u64, entry: &Arc<StoredEntry>) -> u64 {
-        (entry.body.len() + entry.set.len() + 64) as u64
-    }
 }
 
 /// Settings for [`Log::open`].
@@ -229,9 +197,12 @@ pub struct Options {
     pub clock: Arc<dyn Clock>,
     /// Where the log reports what it does.
     pub metrics: Arc<Metrics>,
+    /// The sequencer's lease: the sequencer signs and commits only while it
+    /// is held.
+    pub lease: Arc<dyn Held>,
 }
 
-impl<S: LogWriter + 'static> Log<S> {
+impl<S: LogWriter + Shared + 'static> Log<S> {
     /// Opens the log in `store`, creating it on first use, and rebuilds the
     /// in-memory tree from storage, checking it against the stored checkpoint.
     /// Returns the log and the sequencer that must be run for appends to happen.
@@ -249,13 +220,7 @@ impl<S: LogWriter + 'static> Log<S> {
             .checkpoint()
             .await?
             .ok_or_else(|| StoreError::Corrupt("log has an identity but no checkpoint".into()))?;
-        let (tx, rx) = mpsc::channel(options.pool.capacity);
-        let writer = Writer {
-            signer,
-            pool: tx,
-            pool_bytes: AtomicUsize::new(0),
-            max_pool_bytes: options.pool.max_bytes,
-        };
+        let (appender, rx) = Appender::new(signer, options.pool, options.lease);
         let observe = Observe {
             metrics: options.metrics,
             clock: Arc::clone(&options.clock),
@@ -263,7 +228,7 @@ impl<S: LogWriter + 'static> Log<S> {
         let log = Arc::new(
             Self::load(
                 store,
-                Some(writer),
+                Some(appender),
                 info,
                 checkpoint,
                 options.entry_cache_bytes,
@@ -271,7 +236,14 @@ impl<S: LogWriter + 'static> Log<S> {
             )
             .await?,
         );
-        log.resign_if_origin_changed().await?;
+        // Only the lease's holder signs; another process follows from the start.
+        if log.holds_lease() {
+            log.leader.store(true, Ordering::SeqCst);
+            log.resign_if_origin_changed().await?;
+        }
+        log.metrics
+            .sequencer_leader
+            .set(i64::from(log.leader.load(Ordering::SeqCst)));
         let sequencer = Sequencer::new(Arc::clone(&log), rx, options.batch, options.clock);
         Ok((log, sequencer))
     }
@@ -288,10 +260,10 @@ impl<S: LogWriter + 'static> Log<S> {
             size = current.size,
             "re-signing checkpoint for the configured host name"
         );
-        self.store
+        self.store()
             .commit(current.size, &crate::storage::Batch::default(), &expected)
             .await?;
-        self.state.write().checkpoint = Arc::new(expected);
+        self.view.replace_checkpoint(expected);
         Ok(())
     }
 
@@ -321,11 +293,65 @@ impl<S: LogWriter + 'static> Log<S> {
 
     /// The signing key; only writable logs have a sequencer that asks.
     fn signer(&self) -> &LogSigner {
-        &self
-            .writer
+        self.appender
             .as_ref()
             .expect("only a writable log signs")
-            .signer
+            .signer()
+    }
+
+    /// Queues `entry` and waits until its batch is committed. Returns its index.
+    ///
+    /// # Errors
+    /// `Duplicate` with the existing index, `Pushback` when the pool is full
+    /// (in entries or bytes), `Unavailable` when the batch could not be
+    /// committed or the sequencer is not running, `Rejected` when storage
+    /// refused this entry's data, `ReadOnly` for a read-only log. On a
+    /// process that does not hold the sequencer's lease, the entry is handed
+    /// to the one that does, with the same answers.
+    pub async fn append(&self, entry: Entry) -> Result<u64, AppendError> {
+        let Some(appender) = &self.appender else {
+            return Err(AppendError::ReadOnly);
+        };
+        let leaf = merkle::leaf_hash(&entry.canonical);
+        if let Some(index) = self.find_leaf(&leaf) {
+            return Err(AppendError::Duplicate(index));
+        }
+        match self.sequencer_state() {
+            SequencerState::Running => {}
+            SequencerState::Degraded => {
+                return Err(AppendError::Unavailable("storage is unavailable".into()));
+            }
+            SequencerState::Conflicted | SequencerState::Stopped => {
+                return Err(AppendError::Unavailable(
+                    "the sequencer is not running".into(),
+                ));
+            }
+        }
+        if self.is_leader() {
+            appender.submit(leaf, entry, &self.metrics).await
+        } else {
+            self.hand_over(leaf, entry).await
+        }
+    }
+
+    /// Whether this process holds the sequencer's lease now (a read-only
+    /// log holds none).
+    fn holds_lease(&self) -> bool {
+        self.appender.as_ref().is_some_and(Appender::holds_lease)
+    }
+
+    /// Whether this process holds the sequencer's lease, waiting up to
+    /// `sequencer::LEASE_PATIENCE` for a renewal that a slow database holds
+    /// up. False at once on a process that follows.
+    async fn wait_for_lease(&self) -> bool {
+        let deadline = tokio::time::Instant::now() + sequencer::LEASE_PATIENCE;
+        while !self.holds_lease() {
+            if !self.is_leader() || tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        true
     }
 }
 
@@ -383,44 +409,34 @@ impl<S: LogReader> Log<S> {
 
     async fn load(
         store: S,
-        writer: Option<Writer>,
+        appender: Option<Appender>,
         info: LogInfo,
         checkpoint: StoredCheckpoint,
         entry_cache_bytes: u64,
         observe: Observe,
     ) -> Result<Self, StoreError> {
-        let tree = rebuild_tree(&store, &checkpoint).await?;
-        let entries_in_memory = store.entries_in_memory();
-        let leaves = match store.take_leaf_index() {
-            Some(leaves) if leaves.len() as u64 == tree.size() => leaves,
-            _ => (0..tree.size())
-                .map(|i| (tree.leaf(i).expect("leaf in range").0, i))
-                .collect(),
-        };
-        let estimated_items = usize::try_from(entry_cache_bytes / 1024)
-            .unwrap_or(usize::MAX)
-            .max(16);
+        let now = observe.clock.now_unix();
+        let view = View::load(store, checkpoint, entry_cache_bytes, now).await?;
         Ok(Self {
-            store,
-            writer,
+            view,
+            appender,
             info,
-            state: RwLock::new(State {
-                tree,
-                checkpoint: Arc::new(checkpoint),
-                leaves,
-            }),
-            cache: Cache::with_weighter(estimated_items, entry_cache_bytes, EntryWeighter),
-            entries_in_memory,
-            checkpoint_at: AtomicI64::new(observe.clock.now_unix()),
             metrics: observe.metrics,
             clock: observe.clock,
             sequencer: AtomicU8::new(SequencerState::Running as u8),
+            leader: AtomicBool::new(false),
+            handover: parking_lot::Mutex::default(),
         })
     }
 
     /// Whether this log accepts appends.
     pub fn is_read_only(&self) -> bool {
-        self.writer.is_none()
+        self.appender.is_none()
+    }
+
+    /// The read view.
+    pub fn view(&self) -> &View<S> {
+        &self.view
     }
 
     /// Fixed facts about the log.
@@ -430,61 +446,7 @@ impl<S: LogReader> Log<S> {
 
     /// The storage backend.
     pub fn store(&self) -> &S {
-        &self.store
-    }
-
-    /// Queues `entry` and waits until its batch is committed. Returns its index.
-    ///
-    /// # Errors
-    /// `Duplicate` with the existing index, `Pushback` when the pool is full
-    /// (in entries or bytes), `Unavailable` when the batch could not be
-    /// committed or the sequencer is not running, `Rejected` when storage
-    /// refused this entry's data, `ReadOnly` for a read-only log.
-    pub async fn append(&self, entry: Entry) -> Result<u64, AppendError> {
-        let Some(writer) = &self.writer else {
-            return Err(AppendError::ReadOnly);
-        };
-        let leaf = merkle::leaf_hash(&entry.canonical);
-        if let Some(index) = self.find_leaf(&leaf) {
-            return Err(AppendError::Duplicate(index));
-        }
-        match self.sequencer_state() {
-            SequencerState::Running => {}
-            SequencerState::Degraded => {
-                return Err(AppendError::Unavailable("storage is unavailable".into()));
-            }
-            SequencerState::Conflicted | SequencerState::Stopped => {
-                return Err(AppendError::Unavailable(
-                    "the sequencer is not running".into(),
-                ));
-            }
-        }
-        let bytes = entry.canonical.len();
-        let waiting = writer.pool_bytes.fetch_add(bytes, Ordering::Relaxed);
-        if waiting > 0 && waiting + bytes > writer.max_pool_bytes {
-            writer.pool_bytes.fetch_sub(bytes, Ordering::Relaxed);
-            self.metrics.pushbacks.inc();
-            return Err(AppendError::Pushback);
-        }
-        let (reply, answer) = oneshot::channel();
-        let origin = crate::telemetry::current_span_context();
-        writer
-            .pool
-            .try_send(Submission {
-                leaf,
-                entry,
-                bytes,
-                reply,
-                origin,
-            })
-            .map_err(|_| {
-                writer.pool_bytes.fetch_sub(bytes, Ordering::Relaxed);
-                self.metrics.pushbacks.inc();
-                AppendError::Pushback
-            })?;
-        answer
-            .await
-            .unwrap_or_else(|_| Err(AppendError::Unavailable("sequencer stopped".into())))
+        self.view.store()
     }
 
     /// Whether appends are being refused because storage is failing.
@@ -519,10 +481,7 @@ impl<S: LogReader> Log<S> {
 
     /// Sets the gauges that are read at scrape time.
     pub fn update_gauges(&self) {
-        let depth = self
-            .writer
-            .as_ref()
-            .map_or(0, |w| w.pool.max_capacity() - w.pool.capacity());
+        let depth = self.appender.as_ref().map_or(0, Appender::depth);
         self.metrics
             .pool_depth
             .set(i64::try_from(depth).unwrap_or(i64::MAX));
@@ -530,10 +489,10 @@ impl<S: LogReader> Log<S> {
         self.metrics
             .tree_size
             .set(i64::try_from(size).unwrap_or(i64::MAX));
-        let age = self.clock.now_unix() - self.checkpoint_at.load(Ordering::Relaxed);
+        let age = self.clock.now_unix() - self.view.checkpoint_at();
         self.metrics.checkpoint_age.set(age.max(0));
-        if let Some(writer) = &self.writer {
-            let bytes = writer.pool_bytes.load(Ordering::Relaxed);
+        if let Some(appender) = &self.appender {
+            let bytes = appender.bytes();
             self.metrics
                 .pool_bytes
                 .set(i64::try_from(bytes).unwrap_or(i64::MAX));
@@ -552,18 +511,17 @@ impl<S: LogReader> Log<S> {
 
     /// The latest committed signed checkpoint.
     pub fn checkpoint(&self) -> Arc<StoredCheckpoint> {
-        Arc::clone(&self.state.read().checkpoint)
+        self.view.checkpoint()
     }
 
     /// Index of the entry with leaf hash `leaf`, if it is in the log.
     pub fn find_leaf(&self, leaf: &Hash) -> Option<u64> {
-        self.state.read().leaves.get(&leaf.0).copied()
+        self.view.find_leaf(leaf)
     }
 
     /// Leaf hash at `index`, if committed.
     pub fn leaf_hash(&self, index: u64) -> Option<Hash> {
-        let state = self.state.read();
-        (index < state.checkpoint.size).then(|| state.tree.leaf(index))?
+        self.view.leaf_hash(index)
     }
 
     /// Inclusion proof of `index` against the latest checkpoint.
@@ -571,10 +529,7 @@ impl<S: LogReader> Log<S> {
     /// # Errors
     /// `OutOfRange` if `index` is not in the committed tree.
     pub fn inclusion_proof(&self, index: u64) -> Result<Proof, ProofError> {
-        let state = self.state.read();
-        let checkpoint = Arc::clone(&state.checkpoint);
-        let hashes = state.tree.inclusion_proof(index, checkpoint.size)?;
-        Ok(Proof { checkpoint, hashes })
+        self.view.inclusion_proof(index)
     }
 
     /// Consistency proof between two committed sizes, and the latest checkpoint.
@@ -586,16 +541,7 @@ impl<S: LogReader> Log<S> {
         old: u64,
         new: u64,
     ) -> Result<(Vec<Hash>, Arc<StoredCheckpoint>), ProofError> {
-        let state = self.state.read();
-        if new > state.checkpoint.size {
-            return Err(ProofError::OutOfRange);
-        }
-        let hashes = if old == new {
-            Vec::new()
-        } else {
-            state.tree.consistency_proof(old, new)?
-        };
-        Ok((hashes, Arc::clone(&state.checkpoint)))
+        self.view.consistency_proof(old, new)
     }
 
     /// The committed entry at `index`, from memory when cached.
@@ -603,21 +549,7 @@ impl<S: LogReader> Log<S> {
     /// # Errors
     /// Storage failures on a cache miss.
     pub async fn entry(&self, index: u64) -> Result<Option<Arc<StoredEntry>>, StoreError> {
-        if index >= self.checkpoint().size {
-            return Ok(None);
-        }
-        let cached = !self.entries_in_memory;
-        if let Some(entry) = cached.then(|| self.cache.get(&index)).flatten() {
-            return Ok(Some(entry));
-        }
-        let Some(entry) = self.store.entry(index).await? else {
-            return Err(StoreError::Corrupt(format!("entry {index} is missing")));
-        };
-        let entry = Arc::new(entry);
-        if cached {
-            self.cache.insert(index, Arc::clone(&entry));
-        }
-        Ok(Some(entry))
+        self.view.entry(index).await
     }
 }
 
@@ -707,40 +639,4 @@ fn random_tree_id() -> i64 {
             return id;
         }
     }
-}
-
-async fn rebuild_tree<S: LogReader>(
-    store: &S,
-    checkpoint: &StoredCheckpoint,
-) -> Result<Tree, StoreError> {
-    if let Some(tree) = store.take_tree().filter(|t| t.size() == checkpoint.size) {
-        return check_root(tree, checkpoint);
-    }
-    let mut leaves = Vec::with_capacity(usize::try_from(checkpoint.size).unwrap_or(0));
-    let mut start = 0;
-    while start < checkpoint.size {
-        let end = (start + REBUILD_CHUNK).min(checkpoint.size);
-        let chunk = store.leaf_hashes(start, end).await?;
-        if chunk.len() as u64 != end - start {
-            return Err(StoreError::Corrupt(format!(
-                "leaf hashes {start}..{end} are incomplete"
-            )));
-        }
-        leaves.extend(chunk);
-        start = end;
-    }
-    check_root(Tree::from_leaves(leaves), checkpoint)
-}
-
-fn check_root(tree: Tree, checkpoint: &StoredCheckpoint) -> Result<Tree, StoreError> {
-    let root = tree.root(checkpoint.size).map_err(|_| {
-        StoreError::Corrupt("rebuilt tree is smaller than the checkpoint".to_owned())
-    })?;
-    if root != checkpoint.root {
-        return Err(StoreError::Corrupt(format!(
-            "the tree rebuilt from stored tiles does not match the checkpoint at size {}",
-            checkpoint.size
-        )));
-    }
-    Ok(tree)
 }

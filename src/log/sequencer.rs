@@ -2,7 +2,6 @@
 //! batch in one storage transaction.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,16 +9,20 @@ use base64::prelude::{Engine, BASE64_STANDARD};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::{AppendError, Clock, Log, SequencerState, Submission};
+use super::{AppendError, Clock, Committed, Log, SequencerState, Submission};
 use crate::config::BatchConfig;
 use crate::entries::Entry;
-use crate::storage::{Batch, LogWriter, NewEntry, StoreError, StoredCheckpoint, StoredEntry};
-use crate::tiles;
+use crate::storage::{
+    Batch, LogWriter, NewEntry, Shared, StoreError, StoredCheckpoint, StoredEntry,
+};
 
 /// After a failed commit, how long waiters wait for the outcome before 503.
 const SETTLE_PATIENCE: Duration = Duration::from_secs(3);
 /// Pause between attempts to read the outcome of a failed commit.
 const SETTLE_RETRY: Duration = Duration::from_millis(200);
+/// How long the sequencer waits for a lease renewal that is under way (a slow
+/// database) before it gives up on a batch.
+pub(super) const LEASE_PATIENCE: Duration = Duration::from_secs(3);
 /// What the client of an entry hears when the database refused it without
 /// saying why in terms fit for a client (the reason is logged).
 const UNSTORABLE: &str = "it holds data the log's storage refuses";
@@ -115,7 +118,7 @@ impl<S> Drop for Sequencer<S> {
     }
 }
 
-impl<S: LogWriter + 'static> Sequencer<S> {
+impl<S: LogWriter + Shared + 'static> Sequencer<S> {
     pub(super) fn new(
         log: Arc<Log<S>>,
         pool: mpsc::Receiver<Submission>,
@@ -163,10 +166,8 @@ impl<S: LogWriter + 'static> Sequencer<S> {
 
     /// Marks `submission` as out of the pool, freeing its bytes.
     fn took(&self, submission: Submission) -> Submission {
-        if let Some(writer) = &self.log.writer {
-            writer
-                .pool_bytes
-                .fetch_sub(submission.bytes, Ordering::Relaxed);
+        if let Some(appender) = &self.log.appender {
+            appender.took(submission.bytes);
         }
         submission
     }
@@ -225,9 +226,8 @@ impl<S: LogWriter + 'static> Sequencer<S> {
         let mut in_batch: std::collections::HashSet<[u8; 32]> = std::collections::HashSet::new();
         let mut repeats: Vec<([u8; 32], Reply)> = Vec::new();
         {
-            let state = self.log.state.read();
             for submission in submissions {
-                if let Some(&index) = state.leaves.get(&submission.leaf.0) {
+                if let Some(index) = self.log.find_leaf(&submission.leaf) {
                     let _ = submission.reply.send(Err(AppendError::Duplicate(index)));
                 } else if in_batch.contains(&submission.leaf.0) {
                     repeats.push((submission.leaf.0, submission.reply));
@@ -312,6 +312,18 @@ impl<S: LogWriter + 'static> Sequencer<S> {
     #[allow(clippy::too_many_lines)]
     async fn attempt(&mut self, fresh: Vec<Submission>) -> Attempt {
         let log = Arc::clone(&self.log);
+        // Nothing else stages on or applies to the view until this attempt ends.
+        let _advancing = log.view.advancing().await;
+        // Sign nothing without the lease: another process may be sequencing
+        // this size (the commit is fenced too, for a pause after this check).
+        if !log.wait_for_lease().await {
+            tracing::warn!("not sequencing: this process does not hold the sequencer lease");
+            let waiting = fresh.into_iter().map(|s| (s.leaf.0, s.reply)).collect();
+            return Attempt::NotCommitted {
+                waiting,
+                flow: Flow::Continue,
+            };
+        }
 
         // 2. Indexes and SETs. integratedTime is the batch's wall-clock second.
         let old_checkpoint = log.checkpoint();
@@ -349,12 +361,7 @@ impl<S: LogWriter + 'static> Sequencer<S> {
 
         // 3. Tree hashes, tiles and the signed checkpoint for the new size.
         let leaves: Vec<_> = entries.iter().map(|e| e.leaf_hash).collect();
-        let (staged, tiles) = {
-            let state = log.state.read();
-            let staged = state.tree.stage(&leaves);
-            let tiles = tiles::changed_tiles(&state.tree, &staged);
-            (staged, tiles)
-        };
+        let (staged, tiles) = log.view.stage(&leaves);
         span.record("tree.size", staged.size());
         let new_checkpoint = tracing::info_span!("sign.checkpoint", tree.size = staged.size())
             .in_scope(|| log.sign(staged.size(), staged.root()));
@@ -363,7 +370,7 @@ impl<S: LogWriter + 'static> Sequencer<S> {
         // 4. One transaction. On error, settle what actually happened.
         let started = Instant::now();
         let mut flow = Flow::Continue;
-        let committed = match log.store.commit(old_size, &batch, &new_checkpoint).await {
+        let committed = match log.store().commit(old_size, &batch, &new_checkpoint).await {
             Ok(()) => {
                 log.metrics
                     .batch_commit
@@ -401,6 +408,15 @@ impl<S: LogWriter + 'static> Sequencer<S> {
                     culprits,
                 };
             }
+            Err(StoreError::Fenced) => {
+                // Another process took the lease over: it sequences now, and
+                // this one writes nothing until it holds the lease again.
+                tracing::warn!(
+                    size = old_size,
+                    "batch not committed: the sequencer lease was taken over"
+                );
+                false
+            }
             Err(err) => {
                 tracing::warn!(error = %err, size = old_size, "batch commit failed");
                 if let StoreError::Conflict(_) = err {
@@ -435,15 +451,6 @@ impl<S: LogWriter + 'static> Sequencer<S> {
 
         // 5. Publish, then answer. Readers see the new checkpoint and the
         //    hashes behind it at once, because both change under one lock.
-        {
-            let mut state = log.state.write();
-            state.tree.apply(staged);
-            for new in &batch.entries {
-                state.leaves.insert(new.leaf_hash.0, new.entry.index);
-            }
-            state.checkpoint = Arc::new(new_checkpoint);
-        }
-        log.checkpoint_at.store(integrated_time, Ordering::Relaxed);
         log.metrics.batch_size.observe(batch.entries.len() as f64);
         for kind in kinds {
             log.metrics
@@ -451,9 +458,20 @@ impl<S: LogWriter + 'static> Sequencer<S> {
                 .with_label_values(&[kind.name()])
                 .inc();
         }
-        for new in batch.entries {
-            log.cache.insert(new.entry.index, Arc::new(new.entry));
-        }
+        let added: Vec<_> = leaves.iter().copied().zip(old_size..).collect();
+        log.view.apply(
+            Committed {
+                staged,
+                leaves,
+                checkpoint: new_checkpoint,
+                entries: batch.entries.into_iter().map(|new| new.entry).collect(),
+            },
+            integrated_time,
+        );
+        log.resolve_committed(&added);
+        // A fenced commit that succeeded held the lease up to its COMMIT (no
+        // successor can take the lease over while the commit holds its row),
+        // so the entries are in the one log whoever leads next.
         for (index, reply) in replies {
             let _ = reply.send(Ok(index));
         }
@@ -474,7 +492,7 @@ impl<S: LogWriter + 'static> Sequencer<S> {
     ) -> Outcome {
         if matches!(
             first_error,
-            StoreError::Conflict(_) | StoreError::Corrupt(_)
+            StoreError::Conflict(_) | StoreError::Corrupt(_) | StoreError::Fenced
         ) {
             // The transaction was rolled back.
             return Outcome::NotCommitted;
@@ -490,7 +508,7 @@ impl<S: LogWriter + 'static> Sequencer<S> {
                     .reply
                     .send(Err(AppendError::Unavailable("storage unavailable".into())));
             }
-            match self.log.store.checkpoint().await {
+            match self.log.store().checkpoint().await {
                 Ok(Some(stored)) if stored.size == new.size && stored.root == new.root => {
                     break Outcome::Committed;
                 }

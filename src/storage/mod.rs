@@ -13,7 +13,12 @@ use crate::tiles::TileId;
 
 pub mod file;
 pub mod jsonl;
+pub mod lease;
 pub mod postgres;
+pub mod shared;
+
+pub use lease::{Held, Lease, StoreLease};
+pub use shared::{Event, QueuedEntry, Refusal, Shared};
 
 /// Errors sorted by what the caller must do.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +33,11 @@ pub enum StoreError {
     /// Stored data contradicts itself or the request; do not retry.
     #[error("storage corrupt: {0}")]
     Corrupt(String),
+    /// The writer's lease was taken over by another process: nothing was
+    /// written, and this process must not write again until it holds the
+    /// lease anew.
+    #[error("the sequencer lease is held by another process")]
+    Fenced,
     /// The store is a read-only snapshot; writes are refused.
     #[error("the store is a read-only snapshot")]
     ReadOnly,
@@ -242,6 +252,92 @@ pub trait LogWriter: LogReader {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
+/// Which store a configuration names, and how to reach it: the one place
+/// that decides the backend.
+pub enum Backend<'a> {
+    /// Postgres at this URL, with this pool size.
+    Postgres {
+        /// The database URL.
+        url: &'a str,
+        /// Pool size.
+        max_connections: u32,
+    },
+    /// The embedded journal in this directory.
+    File(&'a std::path::Path),
+}
+
+impl<'a> Backend<'a> {
+    /// The backend `config` names: Postgres when `database_url` is set, else
+    /// the embedded journal in `data_dir`.
+    #[must_use]
+    pub fn of(config: &'a crate::config::Config) -> Self {
+        use secrecy::ExposeSecret;
+        match &config.database_url {
+            Some(url) => Backend::Postgres {
+                url: url.expose_secret(),
+                max_connections: config.db_max_connections,
+            },
+            None => Backend::File(&config.data_dir),
+        }
+    }
+}
+
+/// Opens the store `config` names for serving, with the sequencer's lease on
+/// it: Postgres (reached and migrated; the lease lasts `lease_ttl_ms`), or
+/// the embedded journal, whose file lock is its lease.
+///
+/// # Errors
+/// An unreachable database or failed migration (`Unavailable`), a journal
+/// another process holds (`Conflict`), or one that fails its checks.
+pub async fn open(config: &crate::config::Config) -> Result<(Store, StoreLease), StoreError> {
+    match Backend::of(config) {
+        Backend::Postgres {
+            url,
+            max_connections,
+        } => {
+            let store = postgres::PgStore::open(url, max_connections).await?;
+            let lease = store.lease(std::time::Duration::from_millis(config.lease_ttl_ms));
+            Ok((Store::Postgres(store), StoreLease::Postgres(lease)))
+        }
+        Backend::File(dir) => {
+            let dir = dir.to_owned();
+            let store = tokio::task::spawn_blocking(move || file::FileStore::open(&dir))
+                .await
+                .map_err(|e| StoreError::Unavailable(format!("opening task failed: {e}")))??;
+            Ok((Store::File(store), StoreLease::File(lease::FileLease)))
+        }
+    }
+}
+
+/// Opens the store `config` names for reading only, beside a running
+/// server: Postgres, or a snapshot of the journal as it is now.
+///
+/// # Errors
+/// As [`open`].
+pub async fn open_reader(config: &crate::config::Config) -> Result<Store, StoreError> {
+    match Backend::of(config) {
+        Backend::Postgres {
+            url,
+            max_connections,
+        } => Ok(Store::Postgres(
+            postgres::PgStore::open(url, max_connections).await?,
+        )),
+        Backend::File(dir) => {
+            let path = dir.join(file::JOURNAL_FILE);
+            let store = tokio::task::spawn_blocking(move || {
+                file::FileStore::open_snapshot(
+                    &path,
+                    jsonl::KeyPolicy::Unchecked,
+                    file::Entries::OnDisk,
+                )
+            })
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("opening task failed: {e}")))??;
+            Ok(Store::File(store))
+        }
+    }
+}
+
 /// The concrete store wired at the edge, so handlers need no generics.
 #[derive(Debug, Clone)]
 pub enum Store {
@@ -324,6 +420,41 @@ impl LogReader for Store {
         match self {
             Store::Postgres(s) => s.take_leaf_index(),
             Store::File(s) => s.take_leaf_index(),
+        }
+    }
+}
+
+impl Shared for Store {
+    fn is_shared(&self) -> bool {
+        matches!(self, Store::Postgres(_))
+    }
+    async fn enqueue(&self, entry: &QueuedEntry) -> Result<i64, StoreError> {
+        match self {
+            Store::Postgres(s) => s.enqueue(entry).await,
+            Store::File(_) => Err(StoreError::Unavailable(
+                "the embedded journal has one process: nothing to hand over".into(),
+            )),
+        }
+    }
+    async fn claim(&self, limit: usize) -> Result<Vec<(i64, QueuedEntry)>, StoreError> {
+        match self {
+            Store::Postgres(s) => s.claim(limit).await,
+            Store::File(_) => Ok(Vec::new()),
+        }
+    }
+    async fn refuse(&self, id: i64, refusal: &Refusal) -> Result<(), StoreError> {
+        match self {
+            Store::Postgres(s) => s.refuse(id, refusal).await,
+            Store::File(_) => Ok(()),
+        }
+    }
+    async fn next_event(&self, timeout: std::time::Duration) -> Result<Option<Event>, StoreError> {
+        match self {
+            Store::Postgres(s) => s.next_event(timeout).await,
+            Store::File(_) => {
+                tokio::time::sleep(timeout).await;
+                Ok(None)
+            }
         }
     }
 }

@@ -2,14 +2,19 @@
 //!
 //! One batch is one transaction. The checkpoint row is compare-and-swapped on
 //! its size first, which also serialises writers; entries, index keys and
-//! tiles follow in bulk `UNNEST` inserts. A session advisory lock makes a
-//! second writer on the same database refuse to start.
+//! tiles follow in bulk `UNNEST` inserts. The sequencer's lease is a row
+//! with an epoch ([`PgLease`]); a store with a lease checks, inside each
+//! commit, that the epoch is still the one it holds.
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{Connection, PgConnection, PgPool, Row};
+use parking_lot::Mutex;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use sqlx::{PgConnection, PgPool, Row};
 use std::str::FromStr;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use super::shared::{Event, QueuedEntry, Refusal, Shared};
 use super::{
     check_index_keys, newest_of_union, Batch, KeyMatch, LogIdentity, LogReader, LogWriter,
     StoreError, StoredCheckpoint, StoredEntry,
@@ -17,8 +22,6 @@ use super::{
 use crate::merkle::Hash;
 use crate::tiles::TILE_WIDTH;
 
-/// Advisory lock key held by the one writer ("tlog" in ASCII).
-const WRITER_LOCK_KEY: i64 = 0x746c_6f67;
 /// How long a request waits for a pooled connection before giving up.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -28,11 +31,56 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 #[derive(Clone, Debug)]
 pub struct PgStore {
     pool: PgPool,
+    /// The lease epoch commits are fenced by, once a lease is made.
+    fence: Arc<Fence>,
+    /// The connection that listens for [`Event`]s, once asked for one.
+    listener: Arc<tokio::sync::Mutex<Option<PgListener>>>,
 }
 
-/// A held writer lock; dropping it (or losing the connection) releases it.
-pub struct WriterLock {
-    _conn: PgConnection,
+/// Notification channel of commits; the payload is the new tree size.
+const MOVED_CHANNEL: &str = "tlog_checkpoint";
+/// Notification channel of entries queued for the leader.
+const QUEUED_CHANNEL: &str = "tlog_queued";
+/// Notification channel of the leader's refusals ([`Refusal::encode`]).
+const REFUSED_CHANNEL: &str = "tlog_refused";
+
+/// What a store's commits check the lease against.
+#[derive(Debug, Default)]
+struct Fence {
+    /// A lease was made for this store: commits are fenced from now on.
+    enabled: AtomicBool,
+    /// The epoch held, or -1 while the lease is not held.
+    epoch: AtomicI64,
+    /// How long a commit transaction may sit idle, in milliseconds.
+    idle_timeout_ms: AtomicI64,
+    /// The lease's length, in milliseconds.
+    ttl_ms: AtomicI64,
+    /// Until when the holder may sign: when the last successful renewal (by
+    /// the keeper, or by a commit) was sent, plus the lease's length. `None`
+    /// while not held.
+    held_until: Mutex<Option<Instant>>,
+}
+
+impl Fence {
+    /// Records a renewal sent at `sent`: never moves the deadline back.
+    fn renewed(&self, sent: Instant, ttl: Duration) {
+        let mut until = self.held_until.lock();
+        let new = sent + ttl;
+        if until.is_none_or(|old| old < new) {
+            *until = Some(new);
+        }
+    }
+}
+
+/// The sequencer's lease, kept in the `sequencer_lease` row: a holder, an
+/// expiry (by the database's clock) and an epoch that moves forward with
+/// every change of holder. See [`super::lease::Lease`].
+pub struct PgLease {
+    pool: PgPool,
+    fence: Arc<Fence>,
+    /// Random, per process: who holds the lease.
+    holder: String,
+    ttl: Duration,
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -85,7 +133,44 @@ impl PgStore {
             .max_connections(max_connections)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_lazy_with(options);
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            fence: Arc::default(),
+            listener: Arc::default(),
+        })
+    }
+
+    /// The sequencer's lease on this database, lasting `ttl` from each
+    /// renewal. From now on this store's commits succeed only under the epoch
+    /// the lease holds.
+    #[must_use]
+    pub fn lease(&self, ttl: Duration) -> PgLease {
+        self.fence.epoch.store(-1, Ordering::SeqCst);
+        let half = i64::try_from(ttl.as_millis() / 2)
+            .unwrap_or(i64::MAX)
+            .max(1);
+        self.fence.idle_timeout_ms.store(half, Ordering::Relaxed);
+        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        self.fence.ttl_ms.store(ttl_ms, Ordering::Relaxed);
+        self.fence.enabled.store(true, Ordering::SeqCst);
+        PgLease {
+            pool: self.pool.clone(),
+            fence: Arc::clone(&self.fence),
+            holder: random_holder(),
+            ttl,
+        }
+    }
+
+    /// Connects, checks that the database answers and applies migrations.
+    ///
+    /// # Errors
+    /// `Unavailable` for a bad URL, an unreachable database or a failed
+    /// migration.
+    pub async fn open(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let store = Self::connect_lazy(url, max_connections)?;
+        store.ping().await?;
+        store.migrate().await?;
+        Ok(store)
     }
 
     /// Checks that the database answers.
@@ -115,26 +200,6 @@ impl PgStore {
             .run(&self.pool)
             .await
             .map_err(|e| StoreError::Unavailable(format!("couldn't run migrations: {e}")))
-    }
-
-    /// Takes the single-writer lock on a dedicated connection.
-    ///
-    /// # Errors
-    /// `Conflict` if another process holds it; `Unavailable` if unreachable.
-    #[tracing::instrument(name = "db.lock_writer", skip_all, fields(db.system = "postgresql"))]
-    pub async fn lock_writer(&self) -> Result<WriterLock, StoreError> {
-        let options = self.pool.connect_options();
-        let mut conn = PgConnection::connect_with(&options).await?;
-        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-            .bind(WRITER_LOCK_KEY)
-            .fetch_one(&mut conn)
-            .await?;
-        if !locked {
-            return Err(StoreError::Conflict(
-                "another tlog server is writing to this database".to_owned(),
-            ));
-        }
-        Ok(WriterLock { _conn: conn })
     }
 }
 
@@ -371,17 +436,52 @@ impl LogWriter for PgStore {
         // Refuse what no store keeps before touching the database.
         check_index_keys(&batch.entries)?;
         let mut tx = self.pool.begin().await?;
-        // The compare-and-swap comes first: it takes the row lock that
+        // Fencing first: the lease row is locked to COMMIT, so no one takes
+        // the lease over while this batch is being written, and a holder whose
+        // lease was taken over writes nothing. The same statement renews the
+        // lease: a leader that commits keeps it even when the keeper's own
+        // renewal waits behind a slow commit.
+        let sent = Instant::now();
+        if self.fence.enabled.load(Ordering::SeqCst) {
+            let epoch = self.fence.epoch.load(Ordering::SeqCst);
+            // A writer paused inside this transaction (SIGSTOP, a VM freeze)
+            // would hold the lease row and keep a successor from taking it
+            // over: the database ends such a transaction after half a lease.
+            let held = sqlx::query(
+                "UPDATE sequencer_lease \
+                 SET expires_at = clock_timestamp() + $2 * interval '1 millisecond' \
+                 WHERE epoch = $1 \
+                 RETURNING set_config('idle_in_transaction_session_timeout', $3, true)",
+            )
+            .bind(epoch)
+            .bind(self.fence.ttl_ms.load(Ordering::Relaxed))
+            .bind(
+                self.fence
+                    .idle_timeout_ms
+                    .load(Ordering::Relaxed)
+                    .to_string(),
+            )
+            .fetch_optional(&mut *tx)
+            .await?;
+            if epoch < 0 || held.is_none() {
+                return Err(StoreError::Fenced);
+            }
+        }
+        // The compare-and-swap comes next: it takes the row lock that
         // serialises writers, and a stale writer fails before writing anything.
-        let swapped =
-            sqlx::query("UPDATE checkpoint SET size = $1, root = $2, note = $3 WHERE size = $4")
-                .bind(to_i64(new.size))
-                .bind(&new.root.0[..])
-                .bind(&new.note)
-                .bind(to_i64(old_size))
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+        // It also wakes the processes that follow this log, at COMMIT.
+        let swapped = sqlx::query(
+            "UPDATE checkpoint SET size = $1, root = $2, note = $3 WHERE size = $4 \
+             RETURNING pg_notify($5, $1::text)",
+        )
+        .bind(to_i64(new.size))
+        .bind(&new.root.0[..])
+        .bind(&new.note)
+        .bind(to_i64(old_size))
+        .bind(MOVED_CHANNEL)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         if swapped != 1 {
             return Err(StoreError::Conflict(format!(
                 "checkpoint is no longer at size {old_size}"
@@ -396,72 +496,181 @@ impl LogWriter for PgStore {
         // Only the inserts are classified `Rejected`: a failed COMMIT has an
         // unknown outcome, whatever its code says.
         tx.commit().await?;
+        if self.fence.enabled.load(Ordering::SeqCst) {
+            let ttl = u64::try_from(self.fence.ttl_ms.load(Ordering::Relaxed)).unwrap_or(0);
+            self.fence.renewed(sent, Duration::from_millis(ttl));
+        }
         Ok(())
     }
 }
 
-/// An import in progress: one transaction, so it lands whole or not at all.
-pub struct Import {
-    tx: sqlx::Transaction<'static, sqlx::Postgres>,
-}
-
-impl PgStore {
-    /// Starts an import into this database, which must hold no log.
-    ///
-    /// # Errors
-    /// `Conflict` if a log is already there; `Unavailable` if unreachable.
-    pub async fn begin_import(&self, identity: &LogIdentity) -> Result<Import, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        // Any concurrent init conflicts on the singleton row and waits for us.
-        sqlx::query("LOCK TABLE log_identity, checkpoint IN EXCLUSIVE MODE")
-            .execute(&mut *tx)
-            .await?;
-        let existing: i64 = sqlx::query_scalar("SELECT count(*) FROM log_identity")
-            .fetch_one(&mut *tx)
-            .await?;
-        if existing != 0 {
-            return Err(StoreError::Conflict(
-                "the database already holds a log; import needs an empty one".to_owned(),
-            ));
-        }
-        sqlx::query("INSERT INTO log_identity (tree_id, public_key) VALUES ($1, $2)")
-            .bind(identity.tree_id)
-            .bind(&identity.public_key)
-            .execute(&mut *tx)
-            .await?;
-        Ok(Import { tx })
+impl Shared for PgStore {
+    fn is_shared(&self) -> bool {
+        true
     }
-}
 
-impl Import {
-    /// Writes a batch of entries, index keys and tiles.
-    ///
-    /// # Errors
-    /// `Unavailable` or `Corrupt` from the database.
-    pub async fn write(&mut self, batch: &Batch) -> Result<(), StoreError> {
-        check_index_keys(&batch.entries)?;
-        if !batch.entries.is_empty() {
-            insert_entries(&mut self.tx, batch).await?;
-        }
-        if !batch.tiles.is_empty() {
-            upsert_tiles(&mut self.tx, batch).await?;
-        }
+    #[tracing::instrument(name = "db.enqueue", skip_all, fields(db.system = "postgresql"))]
+    async fn enqueue(&self, entry: &QueuedEntry) -> Result<i64, StoreError> {
+        // Not flushed at COMMIT (synchronous_commit off): a queued entry is
+        // not acknowledged, so a crash may lose it, and NOTIFY serialises
+        // the commits that send one, which must not each wait for a flush.
+        let id: i64 = sqlx::query_scalar(
+            "WITH quick AS (SELECT set_config('synchronous_commit', 'off', true)), \
+             queued AS (INSERT INTO submissions (kind, body, index_keys) \
+               VALUES ($1, $2, $3) RETURNING id) \
+             SELECT id FROM queued, quick, pg_notify($4, '')",
+        )
+        .bind(&entry.kind)
+        .bind(&entry.body)
+        .bind(&entry.index_keys)
+        .bind(QUEUED_CHANNEL)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(entry_insert_error)?;
+        Ok(id)
+    }
+
+    #[tracing::instrument(name = "db.claim", skip_all, fields(db.system = "postgresql"))]
+    async fn claim(&self, limit: usize) -> Result<Vec<(i64, QueuedEntry)>, StoreError> {
+        // Not flushed at COMMIT either: rows a crash brings back are taken
+        // again, and the sequencer drops what is already in the log.
+        let rows = sqlx::query(
+            "WITH quick AS (SELECT set_config('synchronous_commit', 'off', true)) \
+             DELETE FROM submissions WHERE EXISTS (SELECT 1 FROM quick) AND id IN \
+               (SELECT id FROM submissions ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED) \
+             RETURNING id, kind, body, index_keys",
+        )
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut claimed: Vec<(i64, QueuedEntry)> = rows
+            .into_iter()
+            .map(|r| {
+                let entry = QueuedEntry {
+                    kind: r.get(1),
+                    body: r.get(2),
+                    index_keys: r.get(3),
+                };
+                (r.get(0), entry)
+            })
+            .collect();
+        claimed.sort_by_key(|(id, _)| *id);
+        Ok(claimed)
+    }
+
+    async fn refuse(&self, id: i64, refusal: &Refusal) -> Result<(), StoreError> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(REFUSED_CHANNEL)
+            .bind(refusal.encode(id))
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
-    /// Writes the final checkpoint and commits everything.
-    ///
-    /// # Errors
-    /// `Unavailable` or `Corrupt` from the database; nothing is kept then.
-    pub async fn finish(mut self, checkpoint: &StoredCheckpoint) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO checkpoint (size, root, note) VALUES ($1, $2, $3)")
-            .bind(to_i64(checkpoint.size))
-            .bind(&checkpoint.root.0[..])
-            .bind(&checkpoint.note)
-            .execute(&mut *self.tx)
-            .await?;
-        self.tx.commit().await?;
+    async fn next_event(&self, timeout: Duration) -> Result<Option<Event>, StoreError> {
+        let mut listener = self.listener.lock().await;
+        if listener.is_none() {
+            let mut new = PgListener::connect_with(&self.pool).await?;
+            new.listen_all([MOVED_CHANNEL, QUEUED_CHANNEL, REFUSED_CHANNEL])
+                .await?;
+            *listener = Some(new);
+        }
+        let listening = listener.as_mut().expect("listener was just set");
+        let Ok(received) = tokio::time::timeout(timeout, listening.recv()).await else {
+            return Ok(None);
+        };
+        let notification = received?;
+        let event = match notification.channel() {
+            MOVED_CHANNEL => Event::Moved,
+            QUEUED_CHANNEL => Event::Queued,
+            _ => match Refusal::decode(notification.payload()) {
+                Some((id, refusal)) => Event::Refused { id, refusal },
+                None => return Ok(None),
+            },
+        };
+        Ok(Some(event))
+    }
+}
+
+/// A random holder name for this process's lease.
+fn random_holder() -> String {
+    use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+    let mut bytes = [0u8; 16];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .expect("system random source");
+    hex::encode(bytes)
+}
+
+impl super::lease::Held for PgLease {
+    fn is_held(&self) -> bool {
+        self.fence
+            .held_until
+            .lock()
+            .is_some_and(|until| Instant::now() < until)
+    }
+}
+
+impl super::lease::Lease for PgLease {
+    #[tracing::instrument(name = "db.lease.acquire", skip_all, fields(db.system = "postgresql"))]
+    async fn acquire(&self) -> Result<Option<u64>, StoreError> {
+        let sent = Instant::now();
+        let held = self.fence.epoch.load(Ordering::SeqCst);
+        // Renew our own lease, or take one that has run out (by the
+        // database's clock, the one clock every process shares).
+        let row: Result<Option<i64>, _> = sqlx::query_scalar(
+            "UPDATE sequencer_lease SET \
+               epoch = CASE WHEN holder = $1 AND epoch = $2 THEN epoch ELSE epoch + 1 END, \
+               holder = $1, \
+               expires_at = clock_timestamp() + $3 * interval '1 millisecond' \
+             WHERE (holder = $1 AND epoch = $2) OR expires_at < clock_timestamp() \
+             RETURNING epoch",
+        )
+        .bind(&self.holder)
+        .bind(held)
+        .bind(i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX))
+        .fetch_optional(&self.pool)
+        .await;
+        let row = match row {
+            Ok(row) => row,
+            Err(err) => {
+                // Unknown outcome: keep what we had until its time runs out.
+                return Err(err.into());
+            }
+        };
+        if let Some(epoch) = row {
+            if self.fence.epoch.swap(epoch, Ordering::SeqCst) != epoch {
+                // A new tenure: nothing earlier counts.
+                *self.fence.held_until.lock() = None;
+            }
+            self.fence.renewed(sent, self.ttl);
+            Ok(Some(to_u64(epoch)?))
+        } else {
+            self.fence.epoch.store(-1, Ordering::SeqCst);
+            *self.fence.held_until.lock() = None;
+            Ok(None)
+        }
+    }
+
+    #[tracing::instrument(name = "db.lease.release", skip_all, fields(db.system = "postgresql"))]
+    async fn release(&self) -> Result<(), StoreError> {
+        let epoch = self.fence.epoch.swap(-1, Ordering::SeqCst);
+        *self.fence.held_until.lock() = None;
+        if epoch < 0 {
+            return Ok(());
+        }
+        sqlx::query(
+            "UPDATE sequencer_lease SET expires_at = '-infinity' WHERE holder = $1 AND epoch = $2",
+        )
+        .bind(&self.holder)
+        .bind(epoch)
+        .execute(&self.pool)
+        .await?;
         Ok(())
+    }
+
+    fn renew_every(&self) -> Duration {
+        self.ttl / 4
     }
 }
 

@@ -38,7 +38,11 @@ pub async fn start_server(port: u16, env: &[(&str, &std::ffi::OsStr)]) -> Server
         .env("TLOG_METRICS_LISTEN", "127.0.0.1:0")
         .env("TLOG_BATCH__INTERVAL_MS", "5")
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stderr(if std::env::var_os("TEST_LOG").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        });
     for (name, value) in env {
         command.env(name, value);
     }

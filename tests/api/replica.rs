@@ -984,3 +984,46 @@ async fn a_pinned_min_checkpoint_must_be_extended() {
         .expect("refused");
     assert!(err.contains("does not verify"), "{err}");
 }
+
+#[tokio::test]
+async fn an_interrupted_import_is_continued_where_it_stopped() {
+    let key = new_key();
+    let bodies: Vec<String> = (0..8200).map(|i| format!("{{\"n\":{i}}}")).collect();
+    // The database as an import of `full` leaves it after its first chunk.
+    let (prefix, _) = write_snapshot_with(&key, 42, bodies[..8192].to_vec());
+    let (full, _) = write_snapshot_with(&key, 42, bodies);
+    let key_file = tempdir().join("key.pem");
+    std::fs::write(&key_file, &key).unwrap();
+    let config = crate::helpers::config_for(&crate::helpers::create_database().await, &key_file);
+    tlog::app::import(&config, &prefix).await.unwrap();
+
+    tlog::app::import(&config, &full).await.unwrap();
+    let expected = tlog::export::verify_file(&full, &verifier_of(&key))
+        .unwrap()
+        .checkpoint;
+    let store = tlog::app::connect(&config).await.unwrap();
+    use tlog::storage::LogReader;
+    assert_eq!(
+        store.checkpoint().await.unwrap(),
+        Some(expected),
+        "the file's own"
+    );
+    let app = crate::helpers::spawn_with(config).await;
+    let (_, body) = get(&app.client, app.url("/api/v1/log/entries?logIndex=8199")).await;
+    let (id, entry) = only_entry(&serde_json::from_slice(&body).unwrap());
+    verify_entry(&app, &id, &entry);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn import_refuses_to_continue_a_log_that_is_not_the_files_prefix() {
+    let key = new_key();
+    let (other, _) = write_snapshot_with(&key, 42, vec!["{\"other\":1}".to_owned()]);
+    let (path, _) = write_snapshot(&key, 42, 5);
+    let key_file = tempdir().join("key.pem");
+    std::fs::write(&key_file, &key).unwrap();
+    let config = crate::helpers::config_for(&crate::helpers::create_database().await, &key_file);
+    tlog::app::import(&config, &other).await.unwrap();
+    let err = tlog::app::import(&config, &path).await.unwrap_err();
+    assert!(format!("{err:#}").contains("inside a chunk"), "{err:#}");
+}

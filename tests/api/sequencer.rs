@@ -299,6 +299,7 @@ async fn the_pool_and_batches_are_bounded_in_bytes() {
             entry_cache_bytes: 1 << 20,
             clock: Arc::new(SystemClock),
             metrics: Arc::new(Metrics::new()),
+            lease: Arc::new(tlog::storage::lease::FileLease),
         },
     )
     .await
