@@ -320,7 +320,7 @@ impl<W: Write> SnapshotWriter<W> {
     /// Appends an entry integrated at `integrated_time`; returns its index.
     ///
     /// # Errors
-    /// Writing fails.
+    /// Writing or signing fails.
     pub fn push(
         &mut self,
         body: Vec<u8>,
@@ -331,7 +331,8 @@ impl<W: Write> SnapshotWriter<W> {
         let index = self.tree.size() + self.buf.len() as u64 / 32;
         let set = self
             .signer
-            .sign_set(&BASE64_STANDARD.encode(&body), integrated_time, index);
+            .sign_set(&BASE64_STANDARD.encode(&body), integrated_time, index)
+            .map_err(std::io::Error::other)?;
         self.buf.extend(crate::merkle::leaf_hash(&body).0);
         let entry = crate::storage::StoredEntry {
             index,
@@ -349,7 +350,7 @@ impl<W: Write> SnapshotWriter<W> {
     /// Writes a checkpoint covering everything so far and returns it.
     ///
     /// # Errors
-    /// Writing fails.
+    /// Writing or signing fails.
     pub fn checkpoint(&mut self) -> std::io::Result<StoredCheckpoint> {
         let leaves: Vec<crate::merkle::Hash> = self
             .buf
@@ -361,14 +362,17 @@ impl<W: Write> SnapshotWriter<W> {
         self.tree.apply(staged);
         let size = self.tree.size();
         let root = self.tree.root(size).expect("size is the tree's");
-        let note = self.signer.sign_checkpoint(
-            &crate::note::Checkpoint {
-                origin: self.origin.clone(),
-                size,
-                root,
-            },
-            &self.hostname,
-        );
+        let note = self
+            .signer
+            .sign_checkpoint(
+                &crate::note::Checkpoint {
+                    origin: self.origin.clone(),
+                    size,
+                    root,
+                },
+                &self.hostname,
+            )
+            .map_err(std::io::Error::other)?;
         let checkpoint = StoredCheckpoint { size, root, note };
         self.out.write_all(&jsonl::encode_checkpoint(&checkpoint))?;
         Ok(checkpoint)

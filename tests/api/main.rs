@@ -11,6 +11,7 @@ mod crash;
 mod embedded;
 mod hostile;
 mod hostile_http;
+mod hsm;
 mod operations;
 mod process;
 mod release;
