@@ -117,6 +117,9 @@ impl<S> Drop for Sequencer<S> {
             tracing::error!("the sequencer panicked; appends stop until a restart");
         }
         self.log.set_sequencer_state(SequencerState::Stopped);
+        if let Some(watch) = &self.signer_watch {
+            watch.abort();
+        }
     }
 }
 

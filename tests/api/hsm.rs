@@ -421,8 +421,10 @@ async fn while_the_token_is_gone_creates_get_503_reads_work_and_signing_resumes(
     let status = refused.status();
     let retry_after = refused.headers().get("retry-after").cloned();
     let body: Value = refused.json().await.unwrap();
+    let ready = app.get("/readyz").await.status();
     // Put it back before asserting, so other tests keep their tokens.
     std::fs::rename(&away, &hsm.tokens).unwrap();
+    assert_eq!(ready, 503, "not ready while the key cannot sign");
     assert_eq!(status, 503, "{body}");
     assert!(retry_after.is_some());
     assert_eq!(body["code"], 503, "{body}");
@@ -442,6 +444,7 @@ async fn while_the_token_is_gone_creates_get_503_reads_work_and_signing_resumes(
     assert_eq!(statuses.last(), Some(&201), "{statuses:?}");
     let size = app.log.checkpoint().size;
     assert_eq!(size, 2, "only the entry created after the outage was added");
+    assert_eq!(app.get("/readyz").await.status(), 200);
     let read = app.get("/api/v1/log/entries?logIndex=1").await;
     let (id, entry) = only_entry(&read.json::<Value>().await.unwrap());
     verify_entry(&app, &id, &entry);
