@@ -264,7 +264,9 @@ fn find_key(
     settings: &Pkcs11Settings,
     class: ObjectClass,
 ) -> Result<ObjectHandle, Pkcs11Error> {
+    // Token objects only: not our own session copies (see `session_copy`).
     let template = [
+        Attribute::Token(true),
         Attribute::Class(class),
         Attribute::KeyType(KeyType::EC),
         Attribute::Label(settings.key_label.as_bytes().to_vec()),
@@ -286,6 +288,24 @@ fn find_key(
             "{} EC {what} keys have the label",
             many.len()
         ))),
+    }
+}
+
+/// A copy of the private key as an object of `session` (`CKA_TOKEN` false),
+/// or the token object itself if the token refuses to copy it.
+///
+/// The copy never leaves the HSM and keeps the original's `CKA_SENSITIVE`
+/// and `CKA_EXTRACTABLE` (PKCS#11 3.0 section 5.7: C_CopyObject cannot
+/// weaken them); it vanishes when the session closes. It halves the cost of a
+/// signature on SoftHSM2, which re-reads a token object's file, under a file
+/// lock, every time the object is used, and keeps session objects in memory.
+fn session_copy(session: &Session, key: ObjectHandle) -> ObjectHandle {
+    match session.copy_object(key, &[Attribute::Token(false)]) {
+        Ok(copy) => copy,
+        Err(err) => {
+            tracing::debug!(error = %describe(&err), "signing with the token object itself");
+            key
+        }
     }
 }
 
@@ -416,7 +436,8 @@ impl Pkcs11Key {
         let slot = find_token(ctx, &self.settings.token_label)?;
         let session = ctx.open_ro_session_no_drop(slot)?;
         let worker = login(&session, &self.settings)
-            .and_then(|()| find_key(&session, &self.settings, ObjectClass::PRIVATE_KEY));
+            .and_then(|()| find_key(&session, &self.settings, ObjectClass::PRIVATE_KEY))
+            .map(|key| session_copy(&session, key));
         match worker {
             Ok(key) => Ok(Worker {
                 session,
@@ -558,7 +579,7 @@ pub fn generate(settings: &Pkcs11Settings) -> Result<Vec<u8>, Pkcs11Error> {
     login(&session, settings)?;
     let label = Attribute::Label(settings.key_label.as_bytes().to_vec());
     if !session
-        .find_objects(std::slice::from_ref(&label))?
+        .find_objects(&[Attribute::Token(true), label.clone()])?
         .is_empty()
     {
         return Err(Pkcs11Error::KeyExists {

@@ -160,6 +160,7 @@ async fn keygen_makes_a_token_key_that_cannot_be_extracted() {
     let _ = session.login(UserType::User, Some(&PIN.to_owned().into()));
     let keys = session
         .find_objects(&[
+            Attribute::Token(true),
             Attribute::Class(ObjectClass::PRIVATE_KEY),
             Attribute::Label(b"log-key".to_vec()),
         ])
@@ -413,10 +414,16 @@ async fn while_the_token_is_gone_creates_get_503_reads_work_and_signing_resumes(
     assert_eq!(first.status(), 201);
     let (_, committed) = only_entry(&first.json::<Value>().await.unwrap());
 
-    // The HSM becomes unreachable: its token directory disappears.
+    // The HSM becomes unreachable: its token directory disappears and the
+    // library loses its state (C_Finalize, as when a network HSM's client
+    // library drops its sessions on a broken link; SoftHSM2 keeps a session's
+    // key copy in memory, so a vanished directory alone does not stop it).
+    // Until the directory is back, initialising the library again fails.
     let hsm = softhsm();
     let away = hsm.tokens.with_file_name("tokens-away");
     std::fs::rename(&hsm.tokens, &away).unwrap();
+    let library = Pkcs11::new(&hsm.module).unwrap();
+    library.finalize().unwrap();
     let refused = app.create(&key.hashedrekord(b"during the outage")).await;
     let status = refused.status();
     let retry_after = refused.headers().get("retry-after").cloned();
