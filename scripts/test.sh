@@ -2,6 +2,8 @@
 # The test command: Rust tests and the end-to-end suites (sigstore-js, then
 # sigstore-python with the OpenAPI schema check, then the sigstore crate) against a
 # throwaway PostgreSQL cluster that is removed again on exit (also on failure).
+# sigstore-js and sigstore-python run twice: with a key file, and with the log key
+# on a throwaway SoftHSM2 token (scripts/softhsm.sh installs softhsm2 when missing).
 #
 #   scripts/test.sh              everything
 #   scripts/test.sh --no-e2e     cargo test only
@@ -56,6 +58,7 @@ done
 PGDIR="$(mktemp -d "${TMPDIR:-/tmp}/tlog-test-pg.XXXXXX")"
 echo $$ >"$PGDIR/owner.pid"
 LOGDIR="$(mktemp -d "${TMPDIR:-/tmp}/tlog-test-logs.XXXXXX")"
+HSMDIR="$(mktemp -d "${TMPDIR:-/tmp}/tlog-test-softhsm.XXXXXX")"
 
 PG_STOPPED=0
 stop_pg() {
@@ -74,7 +77,7 @@ cleanup() {
   local rc=$?
   set +e
   stop_pg
-  rm -rf "$LOGDIR"
+  rm -rf "$LOGDIR" "$HSMDIR"
   exit "$rc"
 }
 trap cleanup EXIT
@@ -89,6 +92,9 @@ set -a
 set +a
 export DATABASE_URL PG_BINDIR
 
+section "SoftHSM2 (throwaway token)"
+"$ROOT/scripts/softhsm.sh" "$HSMDIR"
+
 CARGO_RC=0
 E2E_RC=0
 CARGO_PASSED=0
@@ -101,6 +107,23 @@ PY_FAILED=0
 RS_RC=0
 RS_PASSED=0
 RS_FAILED=0
+HSM_JS_RC=0
+HSM_JS_PASSED=0
+HSM_JS_FAILED=0
+HSM_PY_RC=0
+HSM_PY_PASSED=0
+HSM_PY_FAILED=0
+
+# node's spec reporter ends with "ℹ pass N" / "ℹ fail N".
+node_count() { sed -nE "s/^[^a-z]{0,6}$1 ([0-9]+)\$/\1/p" "$2" | tail -n1; }
+# pytest's closing line: "==== 27 passed, 1 failed in 3.2s ====" (errors count as failed).
+py_counts() {
+  local summary passed failed
+  summary="$(grep -E '^=+ .* in [0-9.]+s' "$1" | tail -n1 || true)"
+  passed=$(sed -nE 's/.* ([0-9]+) passed.*/\1/p' <<<"$summary")
+  failed=$(( $(sed -nE 's/.* ([0-9]+) failed.*/\1/p' <<<"$summary") + $(sed -nE 's/.* ([0-9]+) errors?.*/\1/p' <<<"$summary") + 0 ))
+  echo "${passed:-0} $failed"
+}
 
 if [ "$RUN_CARGO" = 1 ]; then
   section "cargo test"
@@ -140,6 +163,19 @@ if [ "$RUN_E2E" = 1 ]; then
     RS_PASSED=$(sed -nE 's/^test result: [a-zA-Z]+\. ([0-9]+) passed; ([0-9]+) failed.*/\1/p' "$LOGDIR/e2e-rs.log" | awk '{s+=$1} END {print s+0}')
     RS_FAILED=$(sed -nE 's/^test result: [a-zA-Z]+\. ([0-9]+) passed; ([0-9]+) failed.*/\2/p' "$LOGDIR/e2e-rs.log" | awk '{s+=$1} END {print s+0}')
     if [ "$RS_RC" != 0 ] && [ "$RS_FAILED" = 0 ]; then RS_FAILED=1; fi # build failure
+
+    # The same client suites with the log key on the SoftHSM2 token (issue 16):
+    # every SET and checkpoint they verify was signed on the token.
+    section "e2e: sigstore-js, log key on SoftHSM2 (signer.kind pkcs11)"
+    (set -a; . "$HSMDIR/env"; set +a; E2E_SIGNER=pkcs11 "$ROOT/tests/e2e/js/run.sh") 2>&1 | tee "$LOGDIR/e2e-hsm.log" || HSM_JS_RC=$?
+    HSM_JS_PASSED=$(node_count pass "$LOGDIR/e2e-hsm.log"); HSM_JS_PASSED=${HSM_JS_PASSED:-0}
+    HSM_JS_FAILED=$(node_count fail "$LOGDIR/e2e-hsm.log"); HSM_JS_FAILED=${HSM_JS_FAILED:-0}
+    if [ "$HSM_JS_RC" != 0 ] && [ "$HSM_JS_FAILED" = 0 ]; then HSM_JS_FAILED=1; fi
+
+    section "e2e: sigstore-python + OpenAPI, log key on SoftHSM2 (signer.kind pkcs11)"
+    (set -a; . "$HSMDIR/env"; set +a; E2E_SIGNER=pkcs11 "$ROOT/tests/e2e/py/run.sh") 2>&1 | tee "$LOGDIR/e2e-py-hsm.log" || HSM_PY_RC=$?
+    read -r HSM_PY_PASSED HSM_PY_FAILED < <(py_counts "$LOGDIR/e2e-py-hsm.log")
+    if [ "$HSM_PY_RC" != 0 ] && [ "$HSM_PY_FAILED" = 0 ]; then HSM_PY_FAILED=1; fi
   else
     E2E_RC=1
     E2E_FAILED=1
@@ -153,5 +189,7 @@ section "Summary ($(( $(date +%s) - START ))s)"
 [ "$RUN_E2E" = 1 ] && echo "e2e (sigstore-js): $E2E_PASSED passed, $E2E_FAILED failed (exit $E2E_RC)"
 [ "$RUN_E2E" = 1 ] && echo "e2e (sigstore-python, OpenAPI): $PY_PASSED passed, $PY_FAILED failed (exit $PY_RC)"
 [ "$RUN_E2E" = 1 ] && echo "e2e (sigstore crate): $RS_PASSED passed, $RS_FAILED failed (exit $RS_RC)"
-echo "tests: $(( CARGO_PASSED + E2E_PASSED + PY_PASSED + RS_PASSED )) passed, $(( CARGO_FAILED + E2E_FAILED + PY_FAILED + RS_FAILED )) failed"
-if [ "$CARGO_RC" != 0 ] || [ "$E2E_RC" != 0 ] || [ "$PY_RC" != 0 ] || [ "$RS_RC" != 0 ]; then exit 1; fi
+[ "$RUN_E2E" = 1 ] && echo "e2e (sigstore-js, SoftHSM2 key): $HSM_JS_PASSED passed, $HSM_JS_FAILED failed (exit $HSM_JS_RC)"
+[ "$RUN_E2E" = 1 ] && echo "e2e (sigstore-python, SoftHSM2 key): $HSM_PY_PASSED passed, $HSM_PY_FAILED failed (exit $HSM_PY_RC)"
+echo "tests: $(( CARGO_PASSED + E2E_PASSED + PY_PASSED + RS_PASSED + HSM_JS_PASSED + HSM_PY_PASSED )) passed, $(( CARGO_FAILED + E2E_FAILED + PY_FAILED + RS_FAILED + HSM_JS_FAILED + HSM_PY_FAILED )) failed"
+if [ "$CARGO_RC" != 0 ] || [ "$E2E_RC" != 0 ] || [ "$PY_RC" != 0 ] || [ "$RS_RC" != 0 ] || [ "$HSM_JS_RC" != 0 ] || [ "$HSM_PY_RC" != 0 ]; then exit 1; fi

@@ -11,11 +11,11 @@ use secrecy::ExposeSecret;
 
 use crate::api::validation::ValidationPool;
 use crate::api::{app_with_api, ApiState};
-use crate::config::{Config, WritePolicyConfig};
+use crate::config::{Config, SignerKind, WritePolicyConfig};
 use crate::log::{Log, Options, SystemClock};
 use crate::metrics::Metrics;
 use crate::policy::{BearerTokens, Identity, SanPattern, WritePolicy};
-use crate::signing::LogSigner;
+use crate::signing::{LogSigner, Pkcs11Settings};
 use crate::storage::postgres::PgStore;
 use crate::storage::{Lease, Store, StoreLease};
 
@@ -41,7 +41,10 @@ impl Application {
     /// A missing or wrong key, an unreachable database, a log that fails its
     /// consistency check, or an address that cannot be bound; each with a hint.
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
-        if config.database_url.is_none() && !config.key_file.exists() {
+        if config.signer.kind == SignerKind::File
+            && config.database_url.is_none()
+            && !config.key_file.exists()
+        {
             // The embedded default is the one-command start: a first run makes
             // its own key. With Postgres (production) the key is always given.
             keygen(&config.key_file)?;
@@ -50,7 +53,7 @@ impl Application {
                 "created a new log signing key; keep it safe, it is the log's identity"
             );
         }
-        let signer = load_signer(&config.key_file)?;
+        let signer = open_signer(config)?;
         let (write_policy, bearer_tokens) = load_write_access(&config.write_policy)?;
         let (store, lease) = open_store(config).await?;
         let (log, sequencer) = Log::open(
@@ -396,7 +399,7 @@ pub async fn export(config: &Config, out: &Path) -> anyhow::Result<()> {
 /// A file that does not verify, a store that already holds another log, a
 /// running server, or a storage failure.
 pub async fn import(config: &Config, input: &Path) -> anyhow::Result<()> {
-    let signer = load_signer(&config.key_file)?;
+    let signer = open_signer(config)?;
     let (store, lease) = crate::storage::open(config)
         .await
         .with_context(|| open_hint(config))?;
@@ -486,6 +489,74 @@ pub fn load_write_access(
         );
     }
     Ok(((!policy.is_empty()).then_some(policy), tokens))
+}
+
+/// Opens the configured log key: `key_file`, or the PKCS#11 token and key
+/// of `signer.pkcs11`, whose public key is read from the token.
+///
+/// # Errors
+/// As [`load_signer`] or [`pkcs11_settings`], or the token, PIN or key is
+/// wrong; each names the setting.
+pub fn open_signer(config: &Config) -> anyhow::Result<LogSigner> {
+    match config.signer.kind {
+        SignerKind::File => load_signer(&config.key_file),
+        SignerKind::Pkcs11 => {
+            let settings = pkcs11_settings(config)?;
+            let signer = LogSigner::open_pkcs11(settings)?;
+            tracing::info!(
+                log_id = signer.log_id_hex(),
+                token_label = config.signer.pkcs11.token_label.as_deref(),
+                key_label = config.signer.pkcs11.key_label.as_deref(),
+                "signing with a PKCS#11 key"
+            );
+            Ok(signer)
+        }
+    }
+}
+
+/// The `signer.pkcs11` settings with the PIN read from `pin_file`.
+///
+/// # Errors
+/// A required setting is missing, or the PIN file is unreadable or empty.
+pub fn pkcs11_settings(config: &Config) -> anyhow::Result<Pkcs11Settings> {
+    let pkcs11 = &config.signer.pkcs11;
+    pkcs11.check_complete()?;
+    let pin_file = pkcs11.pin_file.as_ref().expect("checked");
+    let text = std::fs::read_to_string(pin_file).with_context(|| {
+        format!(
+            "couldn't read signer.pkcs11.pin_file {}",
+            pin_file.display()
+        )
+    })?;
+    let pin = text.strip_suffix('\n').unwrap_or(&text);
+    let pin = pin.strip_suffix('\r').unwrap_or(pin);
+    if pin.is_empty() {
+        bail!("signer.pkcs11.pin_file {} is empty", pin_file.display());
+    }
+    Ok(Pkcs11Settings {
+        module: pkcs11.module.clone().expect("checked"),
+        token_label: pkcs11.token_label.clone().expect("checked"),
+        key_label: pkcs11.key_label.clone().expect("checked"),
+        pin: pin.to_owned().into(),
+        sessions: pkcs11.sessions(),
+    })
+}
+
+/// `tlog keygen --pkcs11`: creates the log's key pair on the token of
+/// `signer.pkcs11` (sensitive, not extractable) and returns its public key
+/// as PEM; writes the PEM to `out` too when given.
+///
+/// # Errors
+/// As [`pkcs11_settings`], the token or PIN is wrong, a key with the label
+/// exists, or `out` cannot be written.
+pub fn keygen_pkcs11(config: &Config, out: Option<&Path>) -> anyhow::Result<String> {
+    let settings = pkcs11_settings(config)?;
+    let spki = crate::signing::pkcs11::generate(&settings)?;
+    let pem = crate::signing::LogVerifier::from_spki_der(&spki)?.public_key_pem();
+    if let Some(out) = out {
+        std::fs::write(out, &pem).with_context(|| format!("couldn't write {}", out.display()))?;
+    }
+    Ok(pem)
 }
 
 /// Reads the signing key, with a hint when it is missing.

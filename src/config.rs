@@ -88,9 +88,13 @@ pub struct Config {
     /// `serve` and `export` when `database_url` is not set.
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
-    /// Path of the PKCS#8 PEM ECDSA P-256 signing key (`tlog keygen` writes one).
+    /// Path of the PKCS#8 PEM ECDSA P-256 signing key (`tlog keygen` writes one),
+    /// used when `signer.kind` is `file`.
     #[serde(default = "default_key_file")]
     pub key_file: PathBuf,
+    /// Where the log key lives: `key_file`, or a PKCS#11 token.
+    #[serde(default)]
+    pub signer: SignerConfig,
     /// Postgres connection pool size.
     #[serde(default = "default_db_max_connections")]
     pub db_max_connections: u32,
@@ -154,6 +158,85 @@ pub struct Config {
     /// Unset: `OTEL_EXPORTER_OTLP_ENDPOINT` decides; neither: no export.
     #[serde(default)]
     pub otlp_endpoint: Option<String>,
+}
+
+/// Where the log's private key lives (issue 16).
+#[derive(Debug, Deserialize, Clone, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SignerConfig {
+    /// `file` (default): `key_file`. `pkcs11`: a key on a token, `signer.pkcs11`.
+    #[serde(default)]
+    pub kind: SignerKind,
+    /// The token and key, for `kind: pkcs11` and `tlog keygen --pkcs11`.
+    #[serde(default)]
+    pub pkcs11: Pkcs11Config,
+}
+
+/// The kinds of [`SignerConfig`].
+#[derive(Debug, Deserialize, Clone, Copy, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SignerKind {
+    /// A PKCS#8 PEM key file (`key_file`).
+    #[default]
+    File,
+    /// A key that stays on a PKCS#11 token.
+    Pkcs11,
+}
+
+/// A PKCS#11 token and the key pair on it. Every field but `sessions` is
+/// required for `signer.kind: pkcs11`.
+#[derive(Debug, Deserialize, Clone, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Pkcs11Config {
+    /// Path of the vendor's PKCS#11 library, e.g. `/usr/lib/softhsm/libsofthsm2.so`.
+    #[serde(default)]
+    pub module: Option<PathBuf>,
+    /// Label of the token (`CK_TOKEN_INFO.label`).
+    #[serde(default)]
+    pub token_label: Option<String>,
+    /// `CKA_LABEL` of the key pair (private and public key objects).
+    #[serde(default)]
+    pub key_label: Option<String>,
+    /// File holding the user PIN (one line; a trailing newline is ignored).
+    /// The PIN is a secret: it is never logged.
+    #[serde(default)]
+    pub pin_file: Option<PathBuf>,
+    /// Sessions signing in parallel. Unset: the number of cores.
+    #[serde(default)]
+    pub sessions: Option<usize>,
+}
+
+impl Pkcs11Config {
+    /// Sessions signing in parallel, defaulted.
+    #[must_use]
+    pub fn sessions(&self) -> usize {
+        self.sessions
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+    }
+
+    /// Checks that every required field is set, naming the first that is not.
+    ///
+    /// # Errors
+    /// `ConfigError::Invalid` naming the setting.
+    pub fn check_complete(&self) -> Result<(), ConfigError> {
+        let missing = [
+            ("module", self.module.is_none()),
+            ("token_label", self.token_label.is_none()),
+            ("key_label", self.key_label.is_none()),
+            ("pin_file", self.pin_file.is_none()),
+        ];
+        if let Some((name, _)) = missing.iter().find(|(_, absent)| *absent) {
+            return Err(ConfigError::Invalid(format!(
+                "signer.pkcs11.{name} is required for a PKCS#11 key"
+            )));
+        }
+        if self.sessions == Some(0) {
+            return Err(ConfigError::Invalid(
+                "signer.pkcs11.sessions must be positive".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Which entry kinds may be written (rekor-v1.md T-01 `--enabled_entry_types`).
@@ -528,6 +611,9 @@ impl Config {
         {
             return invalid("write_policy.allowed_identities needs write_policy.trusted_roots: without a trusted issuer anyone can make a certificate with any identity");
         }
+        if self.signer.kind == SignerKind::Pkcs11 {
+            self.signer.pkcs11.check_complete()?;
+        }
         if let Some(unknown) = self
             .entries
             .disabled_kinds
@@ -564,6 +650,28 @@ mod tests {
             .map_err(Box::new)?;
         config.validate()?;
         Ok(config)
+    }
+
+    #[test]
+    fn signer_defaults_to_the_key_file_and_pkcs11_needs_every_setting() {
+        assert_eq!(from_yaml("{}").unwrap().signer.kind, SignerKind::File);
+        let full = "signer:\n  kind: pkcs11\n  pkcs11:\n    module: /m.so\n    token_label: t\n    key_label: k\n    pin_file: /pin\n";
+        let config = from_yaml(full).unwrap();
+        assert_eq!(config.signer.kind, SignerKind::Pkcs11);
+        assert_eq!(config.signer.pkcs11.key_label.as_deref(), Some("k"));
+        for (field, line) in [
+            ("module", "    module: /m.so\n"),
+            ("token_label", "    token_label: t\n"),
+            ("key_label", "    key_label: k\n"),
+            ("pin_file", "    pin_file: /pin\n"),
+        ] {
+            let err = from_yaml(&full.replace(line, "")).unwrap_err().to_string();
+            assert!(err.contains(&format!("signer.pkcs11.{field}")), "{err}");
+        }
+        let err = from_yaml(&format!("{full}    sessions: 0\n")).unwrap_err();
+        assert!(err.to_string().contains("signer.pkcs11.sessions"), "{err}");
+        assert!(from_yaml("signer:\n  kind: vault\n").is_err());
+        assert!(from_yaml("signer:\n  pkcs11:\n    pin: \"1234\"\n").is_err());
     }
 
     #[test]

@@ -212,8 +212,10 @@ pub async fn import<S: LogWriter>(
             size,
             root,
         };
-        let note = signer.sign_checkpoint(&checkpoint, &verified.header.hostname);
-        StoredCheckpoint { size, root, note }
+        let note = signer
+            .sign_checkpoint(&checkpoint, &verified.header.hostname)
+            .map_err(|e| TransferError::Format(format!("couldn't sign a checkpoint: {e}")))?;
+        Ok::<_, TransferError>(StoredCheckpoint { size, root, note })
     };
     let mut current = import_start(store, &verified, &sign).await?;
 
@@ -244,7 +246,7 @@ pub async fn import<S: LogWriter>(
         let next = if end == verified.checkpoint.size && root == verified.checkpoint.root {
             verified.checkpoint.clone()
         } else {
-            sign(end, root)
+            sign(end, root)?
         };
         store.commit(current.size, &batch, &next).await?;
         current = next;
@@ -267,7 +269,7 @@ pub async fn import<S: LogWriter>(
 async fn import_start<S: LogWriter>(
     store: &S,
     verified: &jsonl::Scanned,
-    sign: &impl Fn(u64, crate::merkle::Hash) -> StoredCheckpoint,
+    sign: &impl Fn(u64, crate::merkle::Hash) -> Result<StoredCheckpoint, TransferError>,
 ) -> Result<StoredCheckpoint, TransferError> {
     let identity = verified.header.identity();
     let held = || {
@@ -277,7 +279,7 @@ async fn import_start<S: LogWriter>(
     };
     match store.identity().await? {
         None => {
-            let first = sign(0, crate::merkle::empty_root());
+            let first = sign(0, crate::merkle::empty_root())?;
             store.init(&identity, &first).await?;
             Ok(first)
         }
@@ -389,7 +391,7 @@ impl<W: Write> SnapshotWriter<W> {
     /// Appends an entry integrated at `integrated_time`; returns its index.
     ///
     /// # Errors
-    /// Writing fails.
+    /// Writing or signing fails.
     pub fn push(
         &mut self,
         body: Vec<u8>,
@@ -400,7 +402,8 @@ impl<W: Write> SnapshotWriter<W> {
         let index = self.tree.size() + self.buf.len() as u64 / 32;
         let set = self
             .signer
-            .sign_set(&BASE64_STANDARD.encode(&body), integrated_time, index);
+            .sign_set(&BASE64_STANDARD.encode(&body), integrated_time, index)
+            .map_err(std::io::Error::other)?;
         self.buf.extend(crate::merkle::leaf_hash(&body).0);
         let entry = crate::storage::StoredEntry {
             index,
@@ -418,7 +421,7 @@ impl<W: Write> SnapshotWriter<W> {
     /// Writes a checkpoint covering everything so far and returns it.
     ///
     /// # Errors
-    /// Writing fails.
+    /// Writing or signing fails.
     pub fn checkpoint(&mut self) -> std::io::Result<StoredCheckpoint> {
         let leaves: Vec<crate::merkle::Hash> = self
             .buf
@@ -430,14 +433,17 @@ impl<W: Write> SnapshotWriter<W> {
         self.tree.apply(staged);
         let size = self.tree.size();
         let root = self.tree.root(size).expect("size is the tree's");
-        let note = self.signer.sign_checkpoint(
-            &crate::note::Checkpoint {
-                origin: self.origin.clone(),
-                size,
-                root,
-            },
-            &self.hostname,
-        );
+        let note = self
+            .signer
+            .sign_checkpoint(
+                &crate::note::Checkpoint {
+                    origin: self.origin.clone(),
+                    size,
+                    root,
+                },
+                &self.hostname,
+            )
+            .map_err(std::io::Error::other)?;
         let checkpoint = StoredCheckpoint { size, root, note };
         self.out.write_all(&jsonl::encode_checkpoint(&checkpoint))?;
         Ok(checkpoint)

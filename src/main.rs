@@ -66,11 +66,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Write a new ECDSA P-256 signing key (PKCS#8 PEM, mode 0600).
+    /// Write a new ECDSA P-256 signing key (PKCS#8 PEM, mode 0600), or with
+    /// `--pkcs11` create it on the token of `signer.pkcs11`.
     Keygen {
-        /// Where to write the key.
+        /// Where to write the key; with `--pkcs11`, the public key (optional).
+        #[arg(long, required_unless_present = "pkcs11")]
+        out: Option<PathBuf>,
+        /// Create the key pair on the PKCS#11 token (signer.pkcs11.*) and print its public key.
         #[arg(long)]
-        out: PathBuf,
+        pkcs11: bool,
     },
 }
 
@@ -84,9 +88,16 @@ async fn main() -> anyhow::Result<()> {
             since,
             json,
         } => verify(&source, &public_key, since.as_deref(), json),
-        Command::Keygen { out } => {
+        Command::Keygen { out, pkcs11: true } => {
+            let config = tlog::config::Config::load(cli.config.as_deref())?;
             let _telemetry = tlog::telemetry::init(None)?;
-            tlog::app::keygen(&out)
+            let pem = tlog::app::keygen_pkcs11(&config, out.as_deref())?;
+            print!("{pem}");
+            Ok(())
+        }
+        Command::Keygen { out, pkcs11: false } => {
+            let _telemetry = tlog::telemetry::init(None)?;
+            tlog::app::keygen(&out.expect("clap requires --out without --pkcs11"))
         }
         Command::Migrate => {
             let config = tlog::config::Config::load(cli.config.as_deref())?;

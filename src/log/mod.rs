@@ -29,8 +29,8 @@ use crate::entries::Entry;
 use crate::merkle::{self, Hash, ProofError};
 use crate::metrics::Metrics;
 use crate::note::Checkpoint;
-use crate::signing::LogSigner;
 use crate::signing::LogVerifier;
+use crate::signing::{LogSigner, SignError};
 use crate::storage::{
     Held, LogIdentity, LogReader, LogWriter, Shared, StoreError, StoredCheckpoint, StoredEntry,
 };
@@ -127,6 +127,9 @@ pub enum OpenError {
     /// Storage failed or holds inconsistent data.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The log key could not sign the log's first or re-signed checkpoint.
+    #[error(transparent)]
+    Sign(#[from] SignError),
     /// The configured key is not the key this log was created with.
     #[error("the signing key does not match this log's key (log ID of the configured key: {configured}); hint: point key_file at the key the log was created with")]
     WrongKey {
@@ -250,12 +253,12 @@ impl<S: LogWriter + Shared + 'static> Log<S> {
 
     /// Re-signs the current tree head when the configured host name changed,
     /// so that served checkpoints always carry the configured origin.
-    async fn resign_if_origin_changed(&self) -> Result<(), StoreError> {
+    async fn resign_if_origin_changed(&self) -> Result<(), OpenError> {
         let current = self.checkpoint();
         if self.carries_configured_origin(&current.note) {
             return Ok(());
         }
-        let expected = self.sign(current.size, current.root);
+        let expected = self.sign(current.size, current.root)?;
         tracing::info!(
             size = current.size,
             "re-signing checkpoint for the configured host name"
@@ -279,7 +282,7 @@ impl<S: LogWriter + Shared + 'static> Log<S> {
     }
 
     /// Signs a tree head with this log's origin and key.
-    fn sign(&self, size: u64, root: Hash) -> StoredCheckpoint {
+    fn sign(&self, size: u64, root: Hash) -> Result<StoredCheckpoint, SignError> {
         let checkpoint = Checkpoint {
             origin: self.info.origin.clone(),
             size,
@@ -287,8 +290,8 @@ impl<S: LogWriter + Shared + 'static> Log<S> {
         };
         let note = self
             .signer()
-            .sign_checkpoint(&checkpoint, &self.info.hostname);
-        StoredCheckpoint { size, root, note }
+            .sign_checkpoint(&checkpoint, &self.info.hostname)?;
+        Ok(StoredCheckpoint { size, root, note })
     }
 
     /// The signing key; only writable logs have a sequencer that asks.
@@ -598,7 +601,7 @@ async fn load_or_init_identity<S: LogWriter>(
                 size: 0,
                 root,
             };
-            let note = signer.sign_checkpoint(&checkpoint, hostname);
+            let note = signer.sign_checkpoint(&checkpoint, hostname)?;
             let first = StoredCheckpoint {
                 size: 0,
                 root,

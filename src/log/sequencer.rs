@@ -12,6 +12,7 @@ use tokio::time::Instant;
 use super::{AppendError, Clock, Committed, Log, SequencerState, Submission};
 use crate::config::BatchConfig;
 use crate::entries::Entry;
+use crate::signing::{SetFields, SignError};
 use crate::storage::{
     Batch, LogWriter, NewEntry, Shared, StoreError, StoredCheckpoint, StoredEntry,
 };
@@ -23,6 +24,8 @@ const SETTLE_RETRY: Duration = Duration::from_millis(200);
 /// How long the sequencer waits for a lease renewal that is under way (a slow
 /// database) before it gives up on a batch.
 pub(super) const LEASE_PATIENCE: Duration = Duration::from_secs(3);
+/// While the log key cannot sign, how often it is tried again.
+const SIGNER_RETRY: Duration = Duration::from_millis(500);
 /// What the client of an entry hears when the database refused it without
 /// saying why in terms fit for a client (the reason is logged).
 const UNSTORABLE: &str = "it holds data the log's storage refuses";
@@ -39,6 +42,8 @@ pub struct Sequencer<S> {
     pool: mpsc::Receiver<Submission>,
     batch: BatchConfig,
     clock: Arc<dyn Clock>,
+    /// The task that waits for the log key to sign again, while it runs.
+    signer_watch: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// What a failed commit turned out to have done.
@@ -115,6 +120,9 @@ impl<S> Drop for Sequencer<S> {
             tracing::error!("the sequencer panicked; appends stop until a restart");
         }
         self.log.set_sequencer_state(SequencerState::Stopped);
+        if let Some(watch) = &self.signer_watch {
+            watch.abort();
+        }
     }
 }
 
@@ -130,6 +138,7 @@ impl<S: LogWriter + Shared + 'static> Sequencer<S> {
             pool,
             batch,
             clock,
+            signer_watch: None,
         }
     }
 
@@ -336,12 +345,28 @@ impl<S: LogWriter + Shared + 'static> Sequencer<S> {
         let span = tracing::Span::current();
         span.record("batch.entries", fresh.len());
         let sign_sets = tracing::info_span!("sign.set", entries = fresh.len()).entered();
-        for (offset, submission) in (0u64..).zip(fresh) {
+        let bodies_b64: Vec<String> = fresh
+            .iter()
+            .map(|s| BASE64_STANDARD.encode(&s.entry.canonical))
+            .collect();
+        let fields: Vec<SetFields<'_>> = (old_size..)
+            .zip(&bodies_b64)
+            .map(|(log_index, body_b64)| SetFields {
+                body_b64,
+                integrated_time,
+                log_index,
+            })
+            .collect();
+        // Signed in parallel when the key is in an HSM (issue 16). A key
+        // that cannot sign fails the whole part: nothing was written yet.
+        let sets = match log.signer().sign_sets(&fields) {
+            Ok(sets) => sets,
+            Err(err) => return self.signing_failed(&err, fresh),
+        };
+        drop(fields);
+        for ((offset, submission), set) in (0u64..).zip(fresh).zip(sets) {
             let index = old_size + offset;
             let body = submission.entry.canonical;
-            let set = log
-                .signer()
-                .sign_set(&BASE64_STANDARD.encode(&body), integrated_time, index);
             replies.push((index, submission.reply));
             kinds.push(submission.entry.kind);
             origins.push(submission.origin);
@@ -356,15 +381,26 @@ impl<S: LogWriter + Shared + 'static> Sequencer<S> {
                 index_keys: submission.entry.index_keys,
             });
         }
-
         drop(sign_sets);
 
         // 3. Tree hashes, tiles and the signed checkpoint for the new size.
         let leaves: Vec<_> = entries.iter().map(|e| e.leaf_hash).collect();
         let (staged, tiles) = log.view.stage(&leaves);
         span.record("tree.size", staged.size());
-        let new_checkpoint = tracing::info_span!("sign.checkpoint", tree.size = staged.size())
+        let signed = tracing::info_span!("sign.checkpoint", tree.size = staged.size())
             .in_scope(|| log.sign(staged.size(), staged.root()));
+        let new_checkpoint = match signed {
+            Ok(checkpoint) => checkpoint,
+            Err(err) => {
+                let waiting = entries.iter().map(|e| e.leaf_hash.0).zip(replies);
+                let waiting = waiting.map(|(leaf, (_, reply))| (leaf, reply)).collect();
+                self.watch_signer(&err);
+                return Attempt::NotCommitted {
+                    waiting,
+                    flow: Flow::Continue,
+                };
+            }
+        };
         let batch = Batch { entries, tiles };
 
         // 4. One transaction. On error, settle what actually happened.
@@ -534,5 +570,50 @@ impl<S: LogWriter + Shared + 'static> Sequencer<S> {
         self.log.set_sequencer_state(SequencerState::Running);
         tracing::info!("storage answers again; sequencing resumes");
         outcome
+    }
+}
+
+impl<S: LogWriter + Shared + 'static> Sequencer<S> {
+    /// The log key could not sign a part's SETs: nothing was written, so
+    /// its submissions are handed back unanswered as not committed (503).
+    fn signing_failed(&mut self, err: &SignError, fresh: Vec<Submission>) -> Attempt {
+        self.watch_signer(err);
+        Attempt::NotCommitted {
+            waiting: fresh.into_iter().map(|s| (s.leaf.0, s.reply)).collect(),
+            flow: Flow::Continue,
+        }
+    }
+
+    /// Marks the sequencer degraded, so creates get 503 at once instead of
+    /// queueing, and starts a task that tries the key every
+    /// [`SIGNER_RETRY`] and marks it running again once it signs. Reads are
+    /// untouched: they never sign.
+    fn watch_signer(&mut self, err: &SignError) {
+        tracing::error!(error = %err, "the log key cannot sign; creates get 503 until it can");
+        self.log
+            .metrics
+            .batch_commits
+            .with_label_values(&["failed"])
+            .inc();
+        self.log.set_sequencer_state(SequencerState::Degraded);
+        if self.signer_watch.as_ref().is_some_and(|t| !t.is_finished()) {
+            return;
+        }
+        let log = Arc::clone(&self.log);
+        self.signer_watch = Some(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(SIGNER_RETRY).await;
+                if log.sequencer_state() != SequencerState::Degraded {
+                    return;
+                }
+                let probe = Arc::clone(&log);
+                let signed = tokio::task::spawn_blocking(move || probe.signer().probe()).await;
+                if matches!(signed, Ok(Ok(()))) {
+                    log.set_sequencer_state(SequencerState::Running);
+                    tracing::info!("the log key signs again; sequencing resumes");
+                    return;
+                }
+            }
+        }));
     }
 }

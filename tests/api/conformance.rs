@@ -37,14 +37,17 @@ impl Fixture {
     }
 
     fn sign(&self, size: u64, root: merkle::Hash) -> StoredCheckpoint {
-        let note = self.signer.sign_checkpoint(
-            &Checkpoint {
-                origin: format!("conformance - {}", self.identity.tree_id),
-                size,
-                root,
-            },
-            "conformance",
-        );
+        let note = self
+            .signer
+            .sign_checkpoint(
+                &Checkpoint {
+                    origin: format!("conformance - {}", self.identity.tree_id),
+                    size,
+                    root,
+                },
+                "conformance",
+            )
+            .unwrap();
         StoredCheckpoint { size, root, note }
     }
 
@@ -66,7 +69,10 @@ impl Fixture {
                     leaf_hash: merkle::leaf_hash(&body),
                     entry: StoredEntry {
                         index: i,
-                        set: self.signer.sign_set("eA==", 1_700_000_000 + i as i64, i),
+                        set: self
+                            .signer
+                            .sign_set("eA==", 1_700_000_000 + i as i64, i)
+                            .unwrap(),
                         body,
                         integrated_time: 1_700_000_000 + i as i64,
                     },

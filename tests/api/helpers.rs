@@ -105,8 +105,13 @@ pub async fn spawn_with(config: Config) -> TestApp {
     let metrics_address = format!("http://127.0.0.1:{}", app.metrics_port());
     let log = Arc::clone(app.log());
     let validation = Arc::clone(app.validation_pool());
-    let pem = std::fs::read_to_string(&config.key_file).unwrap();
-    let verifier = LogSigner::from_pkcs8_pem(&pem).unwrap().verifier();
+    // The key the log serves; with a key file, the test checks it is that file's.
+    let verifier = LogVerifier::from_pem(&log.info().public_key_pem).unwrap();
+    if config.signer.kind == tlog::config::SignerKind::File {
+        let pem = std::fs::read_to_string(&config.key_file).unwrap();
+        let configured = LogSigner::from_pkcs8_pem(&pem).unwrap().verifier();
+        assert_eq!(configured.public_key_der(), verifier.public_key_der());
+    }
     let server = app.server_handle();
     let sequencer = app.sequencer_abort_handle();
     let (done, stopped) = tokio::sync::oneshot::channel();

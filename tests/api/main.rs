@@ -12,6 +12,7 @@ mod embedded;
 mod ha;
 mod hostile;
 mod hostile_http;
+mod hsm;
 mod operations;
 mod process;
 mod release;

@@ -74,7 +74,12 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- fail "server.hostname is required: the public host name clients use (it is the checkpoint signer name and the Ingress host)" }}
 {{- end }}
 {{- if eq .Values.mode "readwrite" }}
-{{- if not .Values.signer.existingSecret }}
+{{- if eq .Values.signer.kind "pkcs11" }}
+{{- $p := .Values.signer.pkcs11 }}
+{{- if or (not $p.module) (not $p.moduleVolume) (not $p.tokenLabel) (not $p.keyLabel) (not $p.pinSecret) }}
+{{- fail "signer.kind pkcs11 needs signer.pkcs11.module, moduleVolume, tokenLabel, keyLabel and pinSecret" }}
+{{- end }}
+{{- else if not .Values.signer.existingSecret }}
 {{- fail "readwrite mode needs signer.existingSecret: a Secret holding the PKCS#8 PEM key from `tlog keygen`" }}
 {{- end }}
 {{- if and (not .Values.database.existingSecret) (not .Values.persistence.enabled) }}

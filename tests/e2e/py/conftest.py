@@ -123,10 +123,24 @@ def start_server(extra_env: dict[str, str] | None = None):
         TLOG_HOSTNAME="localhost",
         RUST_LOG=os.environ.get("RUST_LOG", "info"),
     )
+    # E2E_SIGNER=pkcs11 (scripts/test.sh's second run): the log key is made on the
+    # SoftHSM2 token E2E_PKCS11_TOKEN by `tlog keygen --pkcs11` and never leaves it.
+    pkcs11 = os.environ.get("E2E_SIGNER") == "pkcs11"
+    if pkcs11:
+        env.update(
+            TLOG_SIGNER__KIND="pkcs11",
+            TLOG_SIGNER__PKCS11__MODULE=os.environ["E2E_PKCS11_MODULE"],
+            TLOG_SIGNER__PKCS11__TOKEN_LABEL=os.environ["E2E_PKCS11_TOKEN"],
+            TLOG_SIGNER__PKCS11__PIN_FILE=os.environ["E2E_PKCS11_PIN_FILE"],
+            TLOG_SIGNER__PKCS11__KEY_LABEL=f"log-{db}",
+        )
     env.update(extra_env or {})
     child = None
     try:
-        _run(bin_, ["keygen", "--out", str(key_file)], env, log_file)
+        if pkcs11:
+            _run(bin_, ["keygen", "--pkcs11"], env, log_file)
+        else:
+            _run(bin_, ["keygen", "--out", str(key_file)], env, log_file)
         _run(bin_, ["migrate"], env, log_file)
         with log_file.open("a") as out:
             child = subprocess.Popen([bin_, "serve"], env=env, stdout=out, stderr=out, stdin=subprocess.DEVNULL)

@@ -125,6 +125,18 @@ export async function startServer({ hostname = 'localhost' } = {}) {
     RUST_LOG: process.env.RUST_LOG || 'info',
   });
   delete env.DATABASE_URL; // the server must take its database from TLOG_DATABASE_URL alone
+  // E2E_SIGNER=pkcs11 (scripts/test.sh's second run): the log key is made on the
+  // SoftHSM2 token E2E_PKCS11_TOKEN by `tlog keygen --pkcs11` and never leaves it.
+  const pkcs11 = process.env.E2E_SIGNER === 'pkcs11';
+  if (pkcs11) {
+    Object.assign(env, {
+      TLOG_SIGNER__KIND: 'pkcs11',
+      TLOG_SIGNER__PKCS11__MODULE: process.env.E2E_PKCS11_MODULE,
+      TLOG_SIGNER__PKCS11__TOKEN_LABEL: process.env.E2E_PKCS11_TOKEN,
+      TLOG_SIGNER__PKCS11__PIN_FILE: process.env.E2E_PKCS11_PIN_FILE,
+      TLOG_SIGNER__PKCS11__KEY_LABEL: `log-${dbName}`,
+    });
+  }
 
   let child;
   const stop = async () => {
@@ -152,9 +164,13 @@ export async function startServer({ hostname = 'localhost' } = {}) {
   };
 
   try {
-    run(bin, ['keygen', '--out', keyFile], env, logFile);
-    const mode = fs.statSync(keyFile).mode & 0o777;
-    if (mode !== 0o600) throw new Error(`tlog keygen wrote ${keyFile} with mode ${mode.toString(8)}, want 600`);
+    if (pkcs11) {
+      run(bin, ['keygen', '--pkcs11'], env, logFile);
+    } else {
+      run(bin, ['keygen', '--out', keyFile], env, logFile);
+      const mode = fs.statSync(keyFile).mode & 0o777;
+      if (mode !== 0o600) throw new Error(`tlog keygen wrote ${keyFile} with mode ${mode.toString(8)}, want 600`);
+    }
     run(bin, ['migrate'], env, logFile);
 
     const out = fs.openSync(logFile, 'a');

@@ -5,6 +5,13 @@
 //! No HTTP, no database. Key files are read by the caller. Keys are parsed
 //! once, when a [`LogSigner`] or [`LogVerifier`] is built: the sequencer
 //! signs a SET per entry and the read path one per response.
+//!
+//! A [`LogSigner`] holds the private key in one of two places: a PKCS#8 key
+//! in memory (aws-lc-rs), or a key that never leaves an HSM, reached through
+//! PKCS#11 ([`pkcs11`]). Both emit the same DER signatures, so verifiers
+//! cannot tell them apart. Signing through an HSM can fail while the log
+//! serves (the device is unreachable, a session was lost); the signing
+//! methods return [`SignError`] then, and the caller acknowledges nothing.
 
 use std::fmt;
 
@@ -17,6 +24,10 @@ use aws_lc_rs::signature::{
 use sha2::{Digest as _, Sha256};
 
 use crate::note::{self, Checkpoint, NoteError, NoteVerifier, SignedCheckpoint};
+
+pub mod pkcs11;
+
+pub use pkcs11::{Pkcs11Error, Pkcs11Settings};
 
 /// PEM label of a PKCS#8 private key.
 const PRIVATE_KEY_LABEL: &str = "PRIVATE KEY";
@@ -35,6 +46,23 @@ pub enum KeyError {
     /// The system random source failed.
     #[error("couldn't generate log signing key")]
     Generate,
+}
+
+/// The log key could not sign (only an HSM-held key fails): the caller must
+/// not acknowledge what it was signing, and may retry later.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("couldn't sign with the log key: {0}")]
+pub struct SignError(pub String);
+
+/// The fields of one entry that its SET signs (C-09).
+#[derive(Debug, Clone, Copy)]
+pub struct SetFields<'a> {
+    /// The entry's canonical body, base64.
+    pub body_b64: &'a str,
+    /// `integratedTime`, Unix seconds.
+    pub integrated_time: i64,
+    /// `logIndex`.
+    pub log_index: u64,
 }
 
 /// A signature that does not verify under the log's key.
@@ -92,12 +120,24 @@ fn pem_contents(text: &str, label: &str) -> Result<Vec<u8>, String> {
     Ok(block.into_contents())
 }
 
-/// The log's signing key and the identifiers derived from it.
+/// Where the private key lives.
+enum Backend {
+    /// A PKCS#8 key in memory.
+    File {
+        /// The P-256 key pair, parsed once.
+        key: EcdsaKeyPair,
+        /// Random source for ECDSA nonces.
+        rng: SystemRandom,
+    },
+    /// A key on a PKCS#11 token; the process only holds sessions.
+    Pkcs11(pkcs11::Pkcs11Key),
+}
+
+/// The log's signing key and the identifiers derived from it: a front over
+/// a key file or an HSM key.
 pub struct LogSigner {
-    /// The P-256 key pair, parsed once.
-    key: EcdsaKeyPair,
-    /// Random source for ECDSA nonces.
-    rng: SystemRandom,
+    /// The private key.
+    backend: Backend,
     /// DER `SubjectPublicKeyInfo` of the public key.
     spki_der: Vec<u8>,
     /// `SHA256(spki_der)`.
@@ -109,7 +149,12 @@ pub struct LogSigner {
 impl fmt::Debug for LogSigner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Never print key material.
+        let backend = match &self.backend {
+            Backend::File { .. } => "file",
+            Backend::Pkcs11(_) => "pkcs11",
+        };
         f.debug_struct("LogSigner")
+            .field("backend", &backend)
             .field("log_id", &self.log_id_hex)
             .finish_non_exhaustive()
     }
@@ -130,14 +175,34 @@ impl LogSigner {
             .map_err(|_| KeyError::Parse("couldn't encode the public key".into()))?
             .as_ref()
             .to_vec();
+        Ok(Self::with_backend(
+            Backend::File {
+                key,
+                rng: SystemRandom::new(),
+            },
+            spki_der,
+        ))
+    }
+    /// Opens the key `settings` names on a PKCS#11 token: loads the module,
+    /// finds the token, logs in, finds the key pair and reads its public key
+    /// from the token. The private key never leaves the token.
+    ///
+    /// # Errors
+    /// A [`Pkcs11Error`] naming the `signer.pkcs11.*` setting at fault: the
+    /// module cannot be loaded, no token has the label, the PIN is wrong, or
+    /// no P-256 key pair has the label.
+    pub fn open_pkcs11(settings: Pkcs11Settings) -> Result<Self, Pkcs11Error> {
+        let (key, spki_der) = pkcs11::Pkcs11Key::open(settings)?;
+        Ok(Self::with_backend(Backend::Pkcs11(key), spki_der))
+    }
+    fn with_backend(backend: Backend, spki_der: Vec<u8>) -> Self {
         let log_id: [u8; 32] = Sha256::digest(&spki_der).into();
-        Ok(Self {
-            key,
-            rng: SystemRandom::new(),
+        Self {
+            backend,
             log_id_hex: hex::encode(log_id),
             log_id,
             spki_der,
-        })
+        }
     }
     /// Generates a new key, as PKCS#8 PEM.
     ///
@@ -185,35 +250,86 @@ impl LogSigner {
         LogVerifier::from_spki_der(&self.spki_der).expect("our own public key parses")
     }
     /// DER ECDSA-SHA256 signature over `message`.
-    fn sign(&self, message: &[u8]) -> Vec<u8> {
-        self.key
-            .sign(&self.rng, message)
-            .expect("ECDSA signing with a valid key does not fail")
-            .as_ref()
-            .to_vec()
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignError> {
+        match &self.backend {
+            Backend::File { key, rng } => Ok(key
+                .sign(rng, message)
+                .expect("ECDSA signing with a valid key does not fail")
+                .as_ref()
+                .to_vec()),
+            Backend::Pkcs11(key) => key.sign_digest(&Sha256::digest(message).into()),
+        }
     }
     /// Signs the SET payload (C-09) and returns the DER signature.
     ///
-    /// # Panics
-    /// Only if the crypto library fails to sign, which it does not for a
-    /// valid key.
-    #[must_use]
-    pub fn sign_set(&self, body_b64: &str, integrated_time: i64, log_index: u64) -> Vec<u8> {
+    /// # Errors
+    /// `SignError` if the HSM could not sign; a key file always signs.
+    pub fn sign_set(
+        &self,
+        body_b64: &str,
+        integrated_time: i64,
+        log_index: u64,
+    ) -> Result<Vec<u8>, SignError> {
         let payload = set_payload(body_b64, integrated_time, &self.log_id_hex, log_index);
         self.sign(&payload)
+    }
+    /// Signs the SETs of a batch, in order, and returns their DER signatures.
+    ///
+    /// An HSM key signs them in parallel over its pool of sessions (v1 signs
+    /// one SET per entry, and one HSM round trip per entry in a row would
+    /// make signing, not the database, the sequencer's limit).
+    ///
+    /// # Errors
+    /// `SignError` if the HSM could not sign one of them; then none is returned.
+    pub fn sign_sets(&self, sets: &[SetFields<'_>]) -> Result<Vec<Vec<u8>>, SignError> {
+        let payloads = sets.iter().map(|set| {
+            set_payload(
+                set.body_b64,
+                set.integrated_time,
+                &self.log_id_hex,
+                set.log_index,
+            )
+        });
+        match &self.backend {
+            Backend::File { .. } => payloads.map(|payload| self.sign(&payload)).collect(),
+            Backend::Pkcs11(key) => {
+                let digests: Vec<[u8; 32]> = payloads
+                    .map(|payload| Sha256::digest(payload).into())
+                    .collect();
+                key.sign_digests(&digests)
+            }
+        }
+    }
+    /// Checks that the key signs (a key file always does); the sequencer
+    /// calls it while an HSM is out, to know when to resume.
+    ///
+    /// # Errors
+    /// `SignError` if the HSM still cannot sign.
+    pub fn probe(&self) -> Result<(), SignError> {
+        match &self.backend {
+            Backend::File { .. } => Ok(()),
+            Backend::Pkcs11(key) => key.sign_digest(&[0x5a; 32]).map(drop),
+        }
     }
     /// Signs a checkpoint and returns the whole signed note text (C-11).
     ///
     /// `name` is the log's hostname; it must pass [`note::is_valid_name`]
     /// (configuration validates it once).
     ///
-    /// # Panics
-    /// Only if the crypto library fails to sign, which it does not for a
-    /// valid key.
-    #[must_use]
-    pub fn sign_checkpoint(&self, checkpoint: &Checkpoint, name: &str) -> String {
-        let signature = self.sign(checkpoint.body().as_bytes());
-        note::format_signed(checkpoint, name, self.key_hint(), signature)
+    /// # Errors
+    /// `SignError` if the HSM could not sign; a key file always signs.
+    pub fn sign_checkpoint(
+        &self,
+        checkpoint: &Checkpoint,
+        name: &str,
+    ) -> Result<String, SignError> {
+        let signature = self.sign(checkpoint.body().as_bytes())?;
+        Ok(note::format_signed(
+            checkpoint,
+            name,
+            self.key_hint(),
+            signature,
+        ))
     }
 }
 
@@ -463,7 +579,7 @@ mod tests {
         );
         assert_eq!(signer.key_hint()[..], signer.log_id()[..4]);
 
-        let set = signer.sign_set("Ym9keQ==", 1_700_000_000, 12);
+        let set = signer.sign_set("Ym9keQ==", 1_700_000_000, 12).unwrap();
         verifier
             .verify_set("Ym9keQ==", 1_700_000_000, 12, &set)
             .unwrap();
@@ -472,7 +588,9 @@ mod tests {
             Err(SignatureError)
         );
 
-        let text = signer.sign_checkpoint(&checkpoint(9), "rekor.example.com");
+        let text = signer
+            .sign_checkpoint(&checkpoint(9), "rekor.example.com")
+            .unwrap();
         assert_eq!(verifier.verify_checkpoint(&text).unwrap(), checkpoint(9));
         assert!(text.starts_with(&checkpoint(9).body()));
         assert_eq!(text.matches("\n\n").count(), 1);
@@ -483,7 +601,9 @@ mod tests {
     #[test]
     fn checkpoint_signed_by_another_key_is_refused() {
         let (ours, theirs) = (new_signer(), new_signer());
-        let text = theirs.sign_checkpoint(&checkpoint(3), "rekor.example.com");
+        let text = theirs
+            .sign_checkpoint(&checkpoint(3), "rekor.example.com")
+            .unwrap();
         assert!(matches!(
             ours.verifier().verify_checkpoint(&text),
             Err(NoteError::BadSignature)
