@@ -2,8 +2,11 @@
 //! `db.jsonl` snapshot, with no database and no private key.
 //!
 //! Start-up loads the file read-only, recomputes every leaf hash and the
-//! tree, and checks every checkpoint against it and against the trusted key;
-//! any mismatch refuses to start, naming the line. The served log is swapped
+//! tree, checks every checkpoint against it and against the trusted key, and
+//! verifies every SET (so each entry's `integratedTime` and index) on every
+//! core; any mismatch refuses to start, naming the line. With
+//! `replica.state_dir` it also keeps a high-water mark, so that no restart
+//! serves an older or forked snapshot than it served before. The served log is swapped
 //! for a newer snapshot on SIGHUP or when the file changes, but only if the
 //! new one verifies the same way AND is consistent with the one being served
 //! (a consistency proof from the new tree checks out against the old root):
@@ -69,6 +72,23 @@ pub async fn load_snapshot(
             LogVerifier::from_spki_der(&identity.public_key)?
         }
     };
+    // The scan checked leaves, tree and checkpoints; the SETs (and with them
+    // each entry's integratedTime and index) are checked here, on every core.
+    let (owned_path, owned_verifier) = (path.to_owned(), verifier.clone());
+    let report = tokio::task::spawn_blocking(move || {
+        crate::verify::verify_file_with(&owned_path, &owned_verifier, None, false)
+    })
+    .await?;
+    if let Some(problem) = report.problem {
+        let place = problem
+            .line
+            .map_or(String::new(), |l| format!("line {l}: "));
+        bail!(
+            "couldn't load the snapshot {}: {place}{}",
+            path.display(),
+            problem.reason
+        );
+    }
     let log = Log::open_read_only(Store::File(store), &verifier, entry_cache_bytes, metrics)
         .await
         .with_context(|| format!("couldn't open the snapshot {}", path.display()))?;

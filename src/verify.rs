@@ -162,6 +162,19 @@ impl Report {
 /// Every problem is in the report, never an `Err`.
 #[must_use]
 pub fn verify_file(path: &Path, verifier: &LogVerifier, since: Option<&str>) -> Report {
+    verify_file_with(path, verifier, since, true)
+}
+
+/// [`verify_file`], deriving index keys from the bodies only when
+/// `index_keys` is set (the replica checks SETs alone: its snapshot's bodies
+/// need not be entries it could parse).
+#[must_use]
+pub fn verify_file_with(
+    path: &Path,
+    verifier: &LogVerifier,
+    since: Option<&str>,
+    index_keys: bool,
+) -> Report {
     let started = Instant::now();
     let mut report = Report {
         source: path.display().to_string(),
@@ -178,7 +191,7 @@ pub fn verify_file(path: &Path, verifier: &LogVerifier, since: Option<&str>) -> 
         problem: None,
         seconds: 0.0,
     };
-    let problem = audit(path, verifier, since, &mut report).err();
+    let problem = audit(path, verifier, since, index_keys, &mut report).err();
     report.problem = problem;
     report.seconds = started.elapsed().as_secs_f64();
     report
@@ -188,6 +201,7 @@ fn audit(
     path: &Path,
     verifier: &LogVerifier,
     since: Option<&str>,
+    index_keys: bool,
     report: &mut Report,
 ) -> Result<(), Problem> {
     let plain = |reason: String| Problem {
@@ -219,12 +233,12 @@ fn audit(
             progress.advance(visited.len);
             chunk.push(visited);
             if chunk.len() >= CHUNK {
-                first_problem = check_chunk(&mut chunk, verifier, report).err();
+                first_problem = check_chunk(&mut chunk, verifier, index_keys, report).err();
             }
         },
     );
     if first_problem.is_none() {
-        first_problem = check_chunk(&mut chunk, verifier, report).err();
+        first_problem = check_chunk(&mut chunk, verifier, index_keys, report).err();
     }
     progress.finish();
     // A problem in an entry comes before any the scan found further on.
@@ -280,6 +294,7 @@ struct Checked {
 fn check_chunk(
     chunk: &mut Vec<Visited>,
     verifier: &LogVerifier,
+    index_keys: bool,
     report: &mut Report,
 ) -> Result<(), Problem> {
     if chunk.is_empty() {
@@ -293,7 +308,7 @@ fn check_chunk(
             .map(|part| {
                 scope.spawn(move || {
                     part.iter()
-                        .map(|v| check_entry(v, verifier))
+                        .map(|v| check_entry(v, verifier, index_keys))
                         .collect::<Vec<_>>()
                 })
             })
@@ -322,7 +337,11 @@ fn check_chunk(
     Ok(())
 }
 
-fn check_entry(visited: &Visited, verifier: &LogVerifier) -> Result<Checked, Problem> {
+fn check_entry(
+    visited: &Visited,
+    verifier: &LogVerifier,
+    index_keys: bool,
+) -> Result<Checked, Problem> {
     let entry = &visited.record.entry;
     let problem = |reason: String| Problem {
         line: Some(visited.line),
@@ -342,6 +361,12 @@ fn check_entry(visited: &Visited, verifier: &LogVerifier) -> Result<Checked, Pro
                     .to_owned(),
             )
         })?;
+    if !index_keys {
+        return Ok(Checked {
+            kind: None,
+            derivable: false,
+        });
+    }
     // The committed body, parsed as a search proposal: the same keys as at
     // insertion for every form that can be inserted, none for the others.
     let derived = match entries::parse_search(&entry.body) {

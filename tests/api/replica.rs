@@ -460,6 +460,29 @@ async fn tampered_snapshots_are_refused_naming_the_line() {
             },
             "line 3: not a JSON record",
         ),
+        (
+            "another entry's SET",
+            {
+                let mut l = lines.clone();
+                let set = |line: &str| serde_json::from_str::<Value>(line).unwrap()["set"].clone();
+                let mut record: Value = serde_json::from_str(&l[4]).unwrap();
+                record["set"] = set(&l[5]);
+                l[4] = serde_json::to_string(&record).unwrap();
+                l
+            },
+            "line 5: its SET does not verify",
+        ),
+        (
+            "a changed integratedTime",
+            {
+                let mut l = lines.clone();
+                let mut record: Value = serde_json::from_str(&l[6]).unwrap();
+                record["integratedTime"] = Value::from(1_700_000_001);
+                l[6] = serde_json::to_string(&record).unwrap();
+                l
+            },
+            "line 7: its SET does not verify",
+        ),
     ];
     for (what, tampered, expected) in cases {
         write_lines(&path, &tampered);
