@@ -21,6 +21,7 @@ use std::time::{Duration, SystemTime};
 use actix_web::dev::Server;
 use actix_web::web;
 use anyhow::{bail, Context};
+use base64::prelude::{Engine, BASE64_STANDARD};
 
 use crate::api::ApiState;
 use crate::config::Config;
@@ -73,20 +74,22 @@ pub async fn load_snapshot(
         }
     };
     // The scan checked leaves, tree and checkpoints; the SETs (and with them
-    // each entry's integratedTime and index) are checked here, on every core.
-    let (owned_path, owned_verifier) = (path.to_owned(), verifier.clone());
-    let report = tokio::task::spawn_blocking(move || {
-        crate::verify::verify_file_with(&owned_path, &owned_verifier, None, false)
+    // each entry's integratedTime and index) are checked here, on every core,
+    // from the entries the scan left in memory.
+    let (checked, owned_verifier) = (store.clone(), verifier.clone());
+    let bad = tokio::task::spawn_blocking(move || {
+        checked.find_resident(|index, body, integrated_time, set| {
+            owned_verifier
+                .verify_set(&BASE64_STANDARD.encode(body), integrated_time, index, set)
+                .is_err()
+        })
     })
     .await?;
-    if let Some(problem) = report.problem {
-        let place = problem
-            .line
-            .map_or(String::new(), |l| format!("line {l}: "));
+    if let Some(index) = bad {
         bail!(
-            "couldn't load the snapshot {}: {place}{}",
-            path.display(),
-            problem.reason
+            "couldn't load the snapshot {}: entry {index}: its SET does not verify under the key \
+             (body, integratedTime or index changed, or another key signed it)",
+            path.display()
         );
     }
     let log = Log::open_read_only(Store::File(store), &verifier, entry_cache_bytes, metrics)

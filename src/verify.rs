@@ -162,19 +162,6 @@ impl Report {
 /// Every problem is in the report, never an `Err`.
 #[must_use]
 pub fn verify_file(path: &Path, verifier: &LogVerifier, since: Option<&str>) -> Report {
-    verify_file_with(path, verifier, since, true)
-}
-
-/// [`verify_file`], deriving index keys from the bodies only when
-/// `index_keys` is set (the replica checks SETs alone: its snapshot's bodies
-/// need not be entries it could parse).
-#[must_use]
-pub fn verify_file_with(
-    path: &Path,
-    verifier: &LogVerifier,
-    since: Option<&str>,
-    index_keys: bool,
-) -> Report {
     let started = Instant::now();
     let mut report = Report {
         source: path.display().to_string(),
@@ -191,7 +178,7 @@ pub fn verify_file_with(
         problem: None,
         seconds: 0.0,
     };
-    let problem = audit(path, verifier, since, index_keys, &mut report).err();
+    let problem = audit(path, verifier, since, &mut report).err();
     report.problem = problem;
     report.seconds = started.elapsed().as_secs_f64();
     report
@@ -201,7 +188,6 @@ fn audit(
     path: &Path,
     verifier: &LogVerifier,
     since: Option<&str>,
-    index_keys: bool,
     report: &mut Report,
 ) -> Result<(), Problem> {
     let plain = |reason: String| Problem {
@@ -233,12 +219,12 @@ fn audit(
             progress.advance(visited.len);
             chunk.push(visited);
             if chunk.len() >= CHUNK {
-                first_problem = check_chunk(&mut chunk, verifier, index_keys, report).err();
+                first_problem = check_chunk(&mut chunk, verifier, report).err();
             }
         },
     );
     if first_problem.is_none() {
-        first_problem = check_chunk(&mut chunk, verifier, index_keys, report).err();
+        first_problem = check_chunk(&mut chunk, verifier, report).err();
     }
     progress.finish();
     // A problem in an entry comes before any the scan found further on.
@@ -285,7 +271,7 @@ fn audit(
 
 /// What one entry's checks found.
 struct Checked {
-    kind: Option<&'static str>,
+    kind: &'static str,
     derivable: bool,
 }
 
@@ -294,7 +280,6 @@ struct Checked {
 fn check_chunk(
     chunk: &mut Vec<Visited>,
     verifier: &LogVerifier,
-    index_keys: bool,
     report: &mut Report,
 ) -> Result<(), Problem> {
     if chunk.is_empty() {
@@ -308,7 +293,7 @@ fn check_chunk(
             .map(|part| {
                 scope.spawn(move || {
                     part.iter()
-                        .map(|v| check_entry(v, verifier, index_keys))
+                        .map(|v| check_entry(v, verifier))
                         .collect::<Vec<_>>()
                 })
             })
@@ -323,10 +308,7 @@ fn check_chunk(
         report.entries += 1;
         report.sets_verified += 1;
         report.body_bytes += visited.record.entry.body.len() as u64;
-        *report
-            .kinds
-            .entry(checked.kind.unwrap_or("unknown").to_owned())
-            .or_default() += 1;
+        *report.kinds.entry(checked.kind.to_owned()).or_default() += 1;
         if checked.derivable {
             report.index_keys_checked += 1;
         } else {
@@ -337,11 +319,7 @@ fn check_chunk(
     Ok(())
 }
 
-fn check_entry(
-    visited: &Visited,
-    verifier: &LogVerifier,
-    index_keys: bool,
-) -> Result<Checked, Problem> {
+fn check_entry(visited: &Visited, verifier: &LogVerifier) -> Result<Checked, Problem> {
     let entry = &visited.record.entry;
     let problem = |reason: String| Problem {
         line: Some(visited.line),
@@ -361,12 +339,6 @@ fn check_entry(
                     .to_owned(),
             )
         })?;
-    if !index_keys {
-        return Ok(Checked {
-            kind: None,
-            derivable: false,
-        });
-    }
     // The committed body, parsed as a search proposal: the same keys as at
     // insertion for every form that can be inserted, none for the others.
     let derived = match entries::parse_search(&entry.body) {
@@ -381,7 +353,7 @@ fn check_entry(
         )));
     }
     Ok(Checked {
-        kind: Some(derived.kind.name()),
+        kind: derived.kind.name(),
         derivable: !keys.is_empty(),
     })
 }

@@ -256,6 +256,40 @@ impl FileStore {
         }
     }
 
+    /// The index of the first in-memory entry (a snapshot opened with
+    /// [`Entries::InMemory`]) for which `bad(index, body, integrated_time,
+    /// set)` holds, checked on every core; `None` if there is none.
+    pub fn find_resident(
+        &self,
+        bad: impl Fn(u64, &[u8], i64, &[u8]) -> bool + Sync,
+    ) -> Option<u64> {
+        let state = self.inner.index.read();
+        let resident = &state.resident;
+        if resident.is_empty() {
+            return None;
+        }
+        let workers = std::thread::available_parallelism().map_or(1, usize::from);
+        let per = resident.len().div_ceil(workers);
+        let bad = &bad;
+        std::thread::scope(|scope| {
+            let parts: Vec<_> = resident
+                .chunks(per)
+                .enumerate()
+                .map(|(n, part)| {
+                    scope.spawn(move || {
+                        (n * per..).zip(part).find_map(|(i, (packed, time))| {
+                            let i = i as u64;
+                            bad(i, packed.body(), *time, packed.set()).then_some(i)
+                        })
+                    })
+                })
+                .collect();
+            parts
+                .into_iter()
+                .find_map(|part| part.join().expect("a check thread panicked"))
+        })
+    }
+
     /// The file behind the store.
     #[must_use]
     pub fn path(&self) -> &Path {

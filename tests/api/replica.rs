@@ -470,7 +470,7 @@ async fn tampered_snapshots_are_refused_naming_the_line() {
                 l[4] = serde_json::to_string(&record).unwrap();
                 l
             },
-            "line 5: its SET does not verify",
+            "entry 3: its SET does not verify",
         ),
         (
             "a changed integratedTime",
@@ -481,7 +481,7 @@ async fn tampered_snapshots_are_refused_naming_the_line() {
                 l[6] = serde_json::to_string(&record).unwrap();
                 l
             },
-            "line 7: its SET does not verify",
+            "entry 5: its SET does not verify",
         ),
     ];
     for (what, tampered, expected) in cases {
