@@ -158,6 +158,10 @@ render_refusals() {
   expect_refusal "unknownKey" "${rw[@]}" --set unknownKey=1
   expect_refusal "not both" "${rw[@]}" --set pdb.minAvailable=1
   expect_refusal "needs tracing.otlpEndpoint" "${rw[@]}" --set tracing.enabled=true
+  expect_refusal "needs writePolicy.trustedRoots" "${rw[@]}" --set 'writePolicy.allowedIdentities[0].san=a@b.c' \
+    --set 'writePolicy.allowedIdentities[0].issuer=https://i'
+  expect_refusal "writePolicy is for readwrite mode" --set mode=replica --set server.hostname=h \
+    --set replica.publicKey.existingConfigMap=p --set replica.db.configMap.existingConfigMap=d --set writePolicy.bearerTokens.secret=t
   expect_refusal "no egress but DNS" --set mode=replica --set server.hostname=h --set replica.publicKey.existingConfigMap=p \
     --set replica.db.configMap.existingConfigMap=d --set tracing.enabled=true --set tracing.otlpEndpoint=http://c:4317
   expect_refusal "replica.publicKey" --set mode=replica --set server.hostname=h

@@ -68,6 +68,18 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- default (printf "%s-db" (include "tlog.fullname" .)) .Values.replica.db.configMap.existingConfigMap }}
 {{- end }}
 
+{{/* The server's config file: server.config, with the write policy's
+identities merged in (their files come from volumes, by environment). */}}
+{{- define "tlog.configFile" -}}
+{{- $cfg := deepCopy (.Values.server.config | default dict) }}
+{{- with .Values.writePolicy.allowedIdentities }}
+{{- $wp := deepCopy (get $cfg "write_policy" | default dict) }}
+{{- $_ := set $wp "allowed_identities" . }}
+{{- $_ := set $cfg "write_policy" $wp }}
+{{- end }}
+{{- if $cfg }}{{ toYaml $cfg }}{{ end }}
+{{- end }}
+
 {{/* Refuses value combinations the schema cannot express. */}}
 {{- define "tlog.validate" -}}
 {{- if not .Values.server.hostname }}
@@ -85,10 +97,18 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if and (not .Values.database.existingSecret) (not .Values.persistence.enabled) }}
 {{- fail "readwrite mode needs database.existingSecret (Postgres) or persistence.enabled (embedded file store)" }}
 {{- end }}
+{{- $wp := .Values.writePolicy }}
+{{- if and $wp.allowedIdentities (not $wp.trustedRoots.configMap) }}
+{{- fail "writePolicy.allowedIdentities needs writePolicy.trustedRoots.configMap: without a trusted issuer anyone can make a certificate with any identity" }}
+{{- end }}
 {{- if .Values.autoscaling.enabled }}
 {{- fail "autoscaling is for replica mode: a read-write log has a single writer" }}
 {{- end }}
 {{- else }}
+{{- $wp := .Values.writePolicy }}
+{{- if or $wp.allowedKeys.configMap $wp.trustedRoots.configMap $wp.allowedIdentities $wp.bearerTokens.secret }}
+{{- fail "writePolicy is for readwrite mode: a replica takes no writes" }}
+{{- end }}
 {{- if and (not .Values.replica.publicKey.pem) (not .Values.replica.publicKey.existingConfigMap) }}
 {{- fail "replica mode needs replica.publicKey.pem or replica.publicKey.existingConfigMap" }}
 {{- end }}
