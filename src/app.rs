@@ -192,6 +192,7 @@ pub fn api_state(
 ) -> ApiState {
     let validation = &config.validation;
     ApiState::new(log, config.max_request_body, disabled_kinds)
+        .with_unread_drain(config.unread_body_drain_bytes_per_second)
         .with_body_timeout(std::time::Duration::from_millis(
             config.request_body_timeout_ms,
         ))
@@ -222,6 +223,7 @@ pub fn api_server(
         .client_disconnect_timeout(std::time::Duration::from_millis(
             config.unread_body_linger_ms,
         ))
+        .on_connect(crate::api::unread::on_connect)
         .listen(listener)?
         .run();
     Ok(server)

@@ -53,6 +53,9 @@ pub const DEFAULT_REQUEST_BODY_TIMEOUT_MS: u64 = 30_000;
 
 /// Default `unread_body_linger_ms`.
 pub const DEFAULT_UNREAD_BODY_LINGER_MS: u64 = 1000;
+/// Default `unread_body_drain_bytes_per_second`: 64 MiB, two refused bodies
+/// at the default 32 MiB limit a second, drained for all clients together.
+pub const DEFAULT_UNREAD_BODY_DRAIN_BYTES_PER_SECOND: u64 = 64 << 20;
 /// Default validation jobs that may wait, per validation thread.
 pub const DEFAULT_VALIDATION_QUEUE_PER_THREAD: usize = 64;
 
@@ -127,6 +130,13 @@ pub struct Config {
     /// for nothing; 0 closes at once.
     #[serde(default = "default_unread_body_linger_ms")]
     pub unread_body_linger_ms: u64,
+    /// Bytes a second of such unread bodies the server drains, for all
+    /// connections together. A body whose rest does not fit is not drained:
+    /// the answer is still sent, but the connection reads no more and closes
+    /// once it is out, so the client may see a reset after the answer. This
+    /// bounds what a flood of refused bodies costs. 0: drain every body.
+    #[serde(default = "default_unread_body_drain_bytes_per_second")]
+    pub unread_body_drain_bytes_per_second: u64,
     /// Seconds an idle client connection is kept open.
     #[serde(default = "default_keep_alive_secs")]
     pub keep_alive_secs: u64,
@@ -488,6 +498,9 @@ fn default_shutdown_grace_secs() -> u64 {
 }
 fn default_request_header_timeout_ms() -> u64 {
     DEFAULT_REQUEST_HEADER_TIMEOUT_MS
+}
+fn default_unread_body_drain_bytes_per_second() -> u64 {
+    DEFAULT_UNREAD_BODY_DRAIN_BYTES_PER_SECOND
 }
 fn default_unread_body_linger_ms() -> u64 {
     DEFAULT_UNREAD_BODY_LINGER_MS

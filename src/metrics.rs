@@ -52,6 +52,9 @@ pub struct Metrics {
     /// Validation jobs holding a place, running or waiting (large bodies
     /// also while they are read), by lane (`small`, `large`; set at scrape time).
     pub validation_jobs: IntGaugeVec,
+    /// Connections whose unread request body was not drained, because
+    /// draining it would have exceeded `unread_body_drain_bytes_per_second`.
+    pub unread_bodies_cut: IntCounter,
 }
 
 impl Default for Metrics {
@@ -188,6 +191,11 @@ impl Metrics {
                 &["lane"],
             )
             .unwrap(),
+            unread_bodies_cut: IntCounter::new(
+                "tlog_unread_bodies_cut_total",
+                "Connections that stopped reading an unread request body over the drain budget.",
+            )
+            .unwrap(),
             registry,
         };
         metrics.register_all();
@@ -215,6 +223,7 @@ impl Metrics {
             Box::new(self.replica_snapshot_bytes.clone()),
             Box::new(self.replica_reloads.clone()),
             Box::new(self.validation_jobs.clone()),
+            Box::new(self.unread_bodies_cut.clone()),
         ];
         for collector in collectors {
             self.registry

@@ -1,10 +1,12 @@
 //! HTTP: every route in one chain, the request plumbing they share, and (in
 //! `error`) the single mapping from errors to Rekor's status codes and bodies.
 
+pub mod byte_budget;
 pub mod error;
 pub mod health;
 pub mod rate_limit;
 pub mod request;
+pub mod unread;
 pub mod v1;
 pub mod validation;
 
@@ -45,6 +47,8 @@ pub struct ApiState {
     pub write_policy: Option<crate::policy::WritePolicy>,
     /// Tokens a create must carry; `None` asks for none.
     pub bearer_tokens: Option<crate::policy::BearerTokens>,
+    /// What may be spent draining bodies answered before they were read.
+    pub unread_drain: unread::DrainBudget,
 }
 
 /// Body timeout of a state built with [`ApiState::new`] alone.
@@ -68,7 +72,16 @@ impl ApiState {
             validation: Arc::new(validation::ValidationPool::new(1, 0)),
             write_policy: None,
             bearer_tokens: None,
+            unread_drain: unread::DrainBudget::new(0),
         }
+    }
+
+    /// The same state, draining unread bodies at most `bytes_per_second`
+    /// (0: all of them).
+    #[must_use]
+    pub fn with_unread_drain(mut self, bytes_per_second: u64) -> Self {
+        self.unread_drain = unread::DrainBudget::new(bytes_per_second);
+        self
     }
 
     /// The same state, with bodies bounded to `timeout`.
@@ -229,6 +242,8 @@ pub async fn read_body_to_validate(
     payload: web::Payload,
     state: &ApiState,
 ) -> Result<(web::BytesMut, validation::Ticket), ApiError> {
+    // A head that is refused anyway takes no place and spends no budget.
+    check_json_head(req, state)?;
     let declared = declared_length(req);
     let ticket = state.validation.admit(declared)?;
     let body = read_json_body(req, payload, state).await?;
@@ -257,6 +272,19 @@ pub async fn read_json_body(
     payload: web::Payload,
     state: &ApiState,
 ) -> Result<web::BytesMut, ApiError> {
+    check_json_head(req, state)?;
+    let limit = state.max_request_body;
+    let declared = declared_length(req);
+    // The head timeout ends once the head is in; without this a client that
+    // trickles its body would hold the connection and its buffer forever.
+    tokio::time::timeout(state.body_timeout, read_body(payload, limit, declared))
+        .await
+        .map_err(|_| ApiError::BodyTimeout(state.body_timeout))?
+}
+
+/// What the head alone can refuse: another media type than JSON (415), or a
+/// `Content-Length` over the limit (413).
+fn check_json_head(req: &HttpRequest, state: &ApiState) -> Result<(), ApiError> {
     let media_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -266,15 +294,10 @@ pub async fn read_json_body(
         return Err(ApiError::UnsupportedMediaType(media_type.to_owned()));
     }
     let limit = state.max_request_body;
-    let declared = declared_length(req);
-    if declared.is_some_and(|n| n > limit) {
+    if declared_length(req).is_some_and(|n| n > limit) {
         return Err(ApiError::TooLarge(limit));
     }
-    // The head timeout ends once the head is in; without this a client that
-    // trickles its body would hold the connection and its buffer forever.
-    tokio::time::timeout(state.body_timeout, read_body(payload, limit, declared))
-        .await
-        .map_err(|_| ApiError::BodyTimeout(state.body_timeout))?
+    Ok(())
 }
 
 async fn read_body(

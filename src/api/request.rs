@@ -11,6 +11,8 @@
 //! - Metrics: every request counted by route pattern, method and status, and
 //!   timed by route.
 //! - No-cache headers on every GET answer (G-09), as Rekor sends them.
+//! - A body answered before it was read is drained only within the drain
+//!   budget ([`super::unread`]); past it the connection stops reading.
 //!
 //! It is one hand-written middleware rather than `tracing-actix-web` and three
 //! `from_fn` ones: those cost a replica about a sixth of its read throughput
@@ -29,6 +31,7 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::{web, Error, ResponseError};
 use tracing::Span;
 
+use super::unread::Watch;
 use super::{ApiState, RouteLabel};
 use crate::telemetry;
 
@@ -78,12 +81,14 @@ where
 
     fn call(&self, mut req: ServiceRequest) -> Self::Future {
         clean_request_path(&mut req);
+        let unread = Watch::start(&mut req);
         let span = telemetry::request_span(&req);
         let inner = span.in_scope(|| self.service.call(req));
         Answer {
             inner,
             span,
             started: Instant::now(),
+            unread,
         }
     }
 }
@@ -95,6 +100,7 @@ pin_project_lite::pin_project! {
         inner: F,
         span: Span,
         started: Instant,
+        unread: Option<Watch>,
     }
 }
 
@@ -123,6 +129,9 @@ where
             log_failure(status, error);
         }
         if let Ok(response) = &mut outcome {
+            if let Some(watch) = this.unread.take() {
+                cut_if_over_budget(watch, response.request());
+            }
             count(response, *this.started);
             if response.request().method() == Method::GET {
                 let headers = response.headers_mut();
@@ -135,6 +144,17 @@ where
             }
         }
         Poll::Ready(outcome)
+    }
+}
+
+/// Ends the request's body early when draining it would exceed the budget
+/// ([`super::unread`]).
+fn cut_if_over_budget(watch: Watch, request: &actix_web::HttpRequest) {
+    let Some(state) = request.app_data::<web::Data<ApiState>>() else {
+        return;
+    };
+    if watch.answered(request, &state.unread_drain, state.max_request_body) {
+        state.log().metrics().unread_bodies_cut.inc();
     }
 }
 

@@ -288,3 +288,98 @@ async fn index_search_answers_at_most_the_newest_thousand_matches() {
     assert_eq!(ids, [id_of(0)], "entry 0, older than the newest thousand");
     app.stop().await;
 }
+
+/// Sends a head announcing a body of `declared` bytes, then writes body
+/// bytes until `want` are written, the write fails, or 10 s pass, reading
+/// the answer meanwhile. Returns what it wrote, whether a write failed,
+/// and the answer.
+async fn push_refused_body(address: &str, declared: usize, want: usize) -> (usize, bool, String) {
+    let addr = address.trim_start_matches("http://");
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    let head = format!(
+        "POST /api/v1/log/entries HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {declared}\r\n\r\n"
+    );
+    writer.write_all(head.as_bytes()).await.unwrap();
+    let answer = tokio::spawn(async move {
+        let mut answer = Vec::new();
+        let mut buf = vec![0u8; 4096];
+        while let Ok(Ok(n)) =
+            tokio::time::timeout(Duration::from_secs(10), reader.read(&mut buf)).await
+        {
+            if n == 0 {
+                break;
+            }
+            answer.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&answer).into_owned()
+    });
+    let chunk = vec![b' '; 64 << 10];
+    let mut written = 0;
+    let mut failed = false;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while written < want {
+        match tokio::time::timeout_at(deadline, writer.write(&chunk)).await {
+            Ok(Ok(n)) => written += n,
+            Ok(Err(_)) => {
+                failed = true;
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    drop(writer);
+    (written, failed, answer.await.unwrap())
+}
+
+#[tokio::test]
+async fn refused_bodies_are_drained_only_within_the_drain_budget() {
+    const MIB: usize = 1 << 20;
+    let mut config = test_config().await;
+    config.max_request_body = MIB;
+    config.unread_body_drain_bytes_per_second = 4 * MIB as u64;
+    // Long enough that a drained body is read to the end of the test's push.
+    config.unread_body_linger_ms = 20_000;
+    let app = spawn_with(config).await;
+    let declared = 200 * MIB;
+    let push = 48 * MIB;
+
+    // The budget has room: the server answers 413 and keeps reading, so the
+    // client can push far more than the sockets' buffers hold.
+    let (written, failed, answer) = push_refused_body(&app.address, declared, push).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(
+        !failed && written >= push,
+        "drained: wrote {written} bytes, failed: {failed}"
+    );
+
+    // The first body took the budget into debt (its 200 MiB rest): the next
+    // one is answered, then the connection reads no more and is reset.
+    let (written, failed, answer) = push_refused_body(&app.address, declared, push).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 413"),
+        "the answer still arrives: {answer}"
+    );
+    assert!(
+        failed && written < push,
+        "cut: wrote {written} bytes, failed: {failed}"
+    );
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.metrics_address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("tlog_unread_bodies_cut_total 1"),
+        "{metrics}"
+    );
+
+    // An honest create on a new connection is not affected.
+    let honest = ClientKey::new().hashedrekord(b"after the cut");
+    assert_eq!(app.create(&honest).await.status(), 201);
+    app.stop().await;
+}
