@@ -9,6 +9,7 @@ mod cluster;
 mod conformance;
 mod crash;
 mod embedded;
+mod fencing;
 mod ha;
 mod hostile;
 mod hostile_http;
