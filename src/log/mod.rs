@@ -1,8 +1,9 @@
 //! The log: a read [`View`] and, on a process that may write, an appender.
 //!
-//! The [`View`] holds what reads need without a database round trip (tree,
-//! checkpoint, leaf index, entry cache, proofs) and changes only by applying
-//! committed batches. The appender ([`appender`]) holds what writes need: the
+//! The [`View`] holds what reads need (the upper levels of the tree, the
+//! checkpoint, bounded caches of level-0 tiles, entries and leaf look-ups,
+//! proofs), in memory that does not grow with the log on Postgres, and
+//! changes only by applying committed batches. The appender ([`appender`]) holds what writes need: the
 //! signing key and a bounded submission pool that one [`Sequencer`] drains in
 //! batches, committing each batch in a single storage transaction before
 //! anyone is answered. A read-only log (the replica) has a view and no
@@ -209,8 +210,9 @@ pub struct Options {
 }
 
 impl<S: LogWriter + Shared + 'static> Log<S> {
-    /// Opens the log in `store`, creating it on first use, and rebuilds the
-    /// in-memory tree from storage, checking it against the stored checkpoint.
+    /// Opens the log in `store`, creating it on first use, and loads the upper
+    /// levels of the tree from storage, checking them against the stored
+    /// checkpoint.
     /// Returns the log and the sequencer that must be run for appends to happen.
     ///
     /// # Errors
@@ -369,8 +371,8 @@ impl<S: LogWriter + Shared + 'static> Log<S> {
 }
 
 impl<S: LogReader> Log<S> {
-    /// Opens a read-only log over `store`: no key, no sequencer. Rebuilds the
-    /// tree and checks that the stored checkpoint matches it and verifies
+    /// Opens a read-only log over `store`: no key, no sequencer. Loads the
+    /// upper levels of the tree and checks that the stored checkpoint matches it and verifies
     /// under `verifier`, the log's public key.
     ///
     /// # Errors
