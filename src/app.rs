@@ -64,6 +64,7 @@ impl Application {
                 batch: config.batch,
                 pool: config.pool,
                 entry_cache_bytes: config.entry_cache_bytes,
+                tile_cache_bytes: config.tile_cache_bytes,
                 clock: Arc::new(SystemClock),
                 metrics: Arc::new(Metrics::new()),
                 lease: Arc::clone(&lease) as Arc<dyn crate::storage::Held>,

@@ -66,6 +66,8 @@ pub const DEFAULT_LARGE_BODY_BYTES_PER_SECOND: u64 = 64 << 20;
 pub const DEFAULT_KEEP_ALIVE_SECS: u64 = 75;
 /// Default memory budget for cached entries, in bytes.
 pub const DEFAULT_ENTRY_CACHE_BYTES: u64 = 256 << 20;
+/// Default tile-cache budget: 64 MiB, about 3,800 level-0 tiles (a million leaves).
+pub const DEFAULT_TILE_CACHE_BYTES: u64 = 64 << 20;
 /// Default directory of the embedded log, used when `database_url` is unset.
 pub const DEFAULT_DATA_DIR: &str = "./data";
 /// Default interval at which a replica checks its file for a new snapshot.
@@ -143,6 +145,10 @@ pub struct Config {
     /// Memory budget for entries served from memory, in bytes.
     #[serde(default = "default_entry_cache_bytes")]
     pub entry_cache_bytes: u64,
+    /// Memory budget for level-0 tiles (read for proofs and leaf hashes) and
+    /// leaf-hash look-ups (a quarter of it), in bytes.
+    #[serde(default = "default_tile_cache_bytes")]
+    pub tile_cache_bytes: u64,
     /// Sequencer batching.
     #[serde(default)]
     pub batch: BatchConfig,
@@ -522,6 +528,9 @@ fn default_max_request_body() -> usize {
 }
 fn default_entry_cache_bytes() -> u64 {
     DEFAULT_ENTRY_CACHE_BYTES
+}
+fn default_tile_cache_bytes() -> u64 {
+    DEFAULT_TILE_CACHE_BYTES
 }
 fn default_batch_max_entries() -> usize {
     DEFAULT_BATCH_MAX_ENTRIES

@@ -92,7 +92,8 @@ pub async fn load_snapshot(
             path.display()
         );
     }
-    let log = Log::open_read_only(Store::File(store), &verifier, entry_cache_bytes, metrics)
+    let caches = replica_caches(entry_cache_bytes);
+    let log = Log::open_read_only(Store::File(store), &verifier, caches, metrics)
         .await
         .with_context(|| format!("couldn't open the snapshot {}", path.display()))?;
     Ok(log)
@@ -103,7 +104,7 @@ pub async fn load_snapshot(
 ///
 /// # Errors
 /// Why `new` is refused.
-pub fn check_successor(old: &Log<Store>, new: &Log<Store>) -> anyhow::Result<()> {
+pub async fn check_successor(old: &Log<Store>, new: &Log<Store>) -> anyhow::Result<()> {
     let (a, b) = (old.info(), new.info());
     if a.tree_id != b.tree_id || a.log_id != b.log_id {
         bail!(
@@ -126,6 +127,7 @@ pub fn check_successor(old: &Log<Store>, new: &Log<Store>) -> anyhow::Result<()>
         Vec::new()
     } else {
         new.consistency_proof(old_head.size, new_head.size)
+            .await
             .map_err(|e| anyhow::anyhow!("couldn't compute a consistency proof: {e}"))?
             .0
     };
@@ -152,7 +154,7 @@ pub fn check_successor(old: &Log<Store>, new: &Log<Store>) -> anyhow::Result<()>
 ///
 /// # Errors
 /// Why `log` does not extend it: a rollback or a fork.
-pub fn check_extends(
+pub async fn check_extends(
     log: &Log<Store>,
     size: u64,
     root: merkle::Hash,
@@ -169,6 +171,7 @@ pub fn check_extends(
         Vec::new()
     } else {
         log.consistency_proof(size, head.size)
+            .await
             .map_err(|e| anyhow::anyhow!("couldn't compute a consistency proof: {e}"))?
             .0
     };
@@ -258,7 +261,7 @@ impl HighWaterMark {
     ///
     /// # Errors
     /// Another log, a rollback or a fork.
-    pub fn check(&self, log: &Log<Store>) -> anyhow::Result<()> {
+    pub async fn check(&self, log: &Log<Store>) -> anyhow::Result<()> {
         let info = log.info();
         if info.tree_id != self.tree_id || info.log_id != self.log_id {
             bail!(
@@ -280,6 +283,7 @@ impl HighWaterMark {
             merkle::Hash(root),
             "the high-water mark this replica served before",
         )
+        .await
     }
 }
 
@@ -299,13 +303,13 @@ impl Floor {
     ///
     /// # Errors
     /// A snapshot below either, or a mark that cannot be read or written.
-    pub fn admit(&self, log: &Log<Store>) -> anyhow::Result<()> {
+    pub async fn admit(&self, log: &Log<Store>) -> anyhow::Result<()> {
         if let Some((size, root)) = self.pinned {
-            check_extends(log, size, root, "replica.min_checkpoint")?;
+            check_extends(log, size, root, "replica.min_checkpoint").await?;
         }
         if let Some(dir) = &self.state_dir {
             if let Some(mark) = HighWaterMark::load(dir)? {
-                mark.check(log)?;
+                mark.check(log).await?;
             }
             HighWaterMark::of(log).store(dir)?;
         }
@@ -371,8 +375,8 @@ impl Reloader {
         )
         .await?;
         let old = self.state.log();
-        check_successor(&old, &new)?;
-        self.floor.admit(&new)?;
+        check_successor(&old, &new).await?;
+        self.floor.admit(&new).await?;
         let size = new.checkpoint().size;
         self.state.replace_log(new);
         record_snapshot(&self.metrics, &self.path, size);
@@ -501,6 +505,7 @@ impl Replica {
         };
         floor
             .admit(&log)
+            .await
             .with_context(|| format!("refusing to serve {}", path.display()))?;
         record_snapshot(&metrics, &path, log.checkpoint().size);
         tracing::info!(
@@ -575,5 +580,14 @@ impl Replica {
     #[must_use]
     pub fn metrics_port(&self) -> u16 {
         self.metrics_port
+    }
+}
+
+/// The replica's cache budgets: its journal holds every leaf in memory
+/// already, so level-0 tiles get only the default budget.
+fn replica_caches(entry_cache_bytes: u64) -> crate::log::CacheBytes {
+    crate::log::CacheBytes {
+        entries: entry_cache_bytes,
+        tiles: crate::config::DEFAULT_TILE_CACHE_BYTES,
     }
 }

@@ -86,7 +86,12 @@ impl<S: LogWriter + Shared + 'static> Log<S> {
             token
         };
         // Committed while we registered: the follower may have applied it.
-        if let Some(index) = self.find_leaf(&leaf) {
+        let known = self.find_leaf(&leaf).await.unwrap_or_else(|err| {
+            // The leader refuses a duplicate anyway; this only answers sooner.
+            tracing::debug!(error = %err, "couldn't look the entry up before handing it over");
+            None
+        });
+        if let Some(index) = known {
             self.forget(&leaf, token);
             return Err(AppendError::Duplicate(index));
         }
@@ -235,8 +240,10 @@ impl<S: LogWriter + Shared + 'static> Log<S> {
             signers: Vec::new(),
         };
         let leaf = merkle::leaf_hash(&entry.canonical);
-        if let Some(index) = self.find_leaf(&leaf) {
-            return Err(Refusal::Duplicate(index));
+        match self.find_leaf(&leaf).await {
+            Ok(Some(index)) => return Err(Refusal::Duplicate(index)),
+            Ok(None) => {}
+            Err(_) => return Err(Refusal::Unavailable),
         }
         let appender = self.appender.as_ref().expect("only a writable log drains");
         appender

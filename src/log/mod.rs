@@ -1,8 +1,9 @@
 //! The log: a read [`View`] and, on a process that may write, an appender.
 //!
-//! The [`View`] holds what reads need without a database round trip (tree,
-//! checkpoint, leaf index, entry cache, proofs) and changes only by applying
-//! committed batches. The appender ([`appender`]) holds what writes need: the
+//! The [`View`] holds what reads need (the upper levels of the tree, the
+//! checkpoint, bounded caches of level-0 tiles, entries and leaf look-ups,
+//! proofs), in memory that does not grow with the log on Postgres, and
+//! changes only by applying committed batches. The appender ([`appender`]) holds what writes need: the
 //! signing key and a bounded submission pool that one [`Sequencer`] drains in
 //! batches, committing each batch in a single storage transaction before
 //! anyone is answered. A read-only log (the replica) has a view and no
@@ -11,6 +12,7 @@
 mod appender;
 mod leadership;
 mod sequencer;
+mod tiled;
 mod view;
 
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -20,13 +22,13 @@ use tokio::sync::oneshot;
 
 pub use leadership::FOLLOW_POLL;
 pub use sequencer::Sequencer;
-pub use view::{Committed, Proof, View};
+pub use view::{CacheBytes, Committed, Proof, ReadError, View};
 
 use appender::Appender;
 
 use crate::config::{BatchConfig, PoolConfig};
 use crate::entries::Entry;
-use crate::merkle::{self, Hash, ProofError};
+use crate::merkle::{self, Hash};
 use crate::metrics::Metrics;
 use crate::note::Checkpoint;
 use crate::signing::LogVerifier;
@@ -196,6 +198,8 @@ pub struct Options {
     pub pool: PoolConfig,
     /// Entry cache budget in bytes.
     pub entry_cache_bytes: u64,
+    /// Level-0 tile and leaf-lookup cache budget in bytes.
+    pub tile_cache_bytes: u64,
     /// Integration-time source.
     pub clock: Arc<dyn Clock>,
     /// Where the log reports what it does.
@@ -206,8 +210,9 @@ pub struct Options {
 }
 
 impl<S: LogWriter + Shared + 'static> Log<S> {
-    /// Opens the log in `store`, creating it on first use, and rebuilds the
-    /// in-memory tree from storage, checking it against the stored checkpoint.
+    /// Opens the log in `store`, creating it on first use, and loads the upper
+    /// levels of the tree from storage, checking them against the stored
+    /// checkpoint.
     /// Returns the log and the sequencer that must be run for appends to happen.
     ///
     /// # Errors
@@ -234,7 +239,10 @@ impl<S: LogWriter + Shared + 'static> Log<S> {
                 Some(appender),
                 info,
                 checkpoint,
-                options.entry_cache_bytes,
+                CacheBytes {
+                    entries: options.entry_cache_bytes,
+                    tiles: options.tile_cache_bytes,
+                },
                 observe,
             )
             .await?,
@@ -316,7 +324,11 @@ impl<S: LogWriter + Shared + 'static> Log<S> {
             return Err(AppendError::ReadOnly);
         };
         let leaf = merkle::leaf_hash(&entry.canonical);
-        if let Some(index) = self.find_leaf(&leaf) {
+        let known = self.find_leaf(&leaf).await.map_err(|err| {
+            tracing::warn!(error = %err, "couldn't look the entry up");
+            AppendError::Unavailable("storage is unavailable".into())
+        })?;
+        if let Some(index) = known {
             return Err(AppendError::Duplicate(index));
         }
         match self.sequencer_state() {
@@ -359,8 +371,8 @@ impl<S: LogWriter + Shared + 'static> Log<S> {
 }
 
 impl<S: LogReader> Log<S> {
-    /// Opens a read-only log over `store`: no key, no sequencer. Rebuilds the
-    /// tree and checks that the stored checkpoint matches it and verifies
+    /// Opens a read-only log over `store`: no key, no sequencer. Loads the
+    /// upper levels of the tree and checks that the stored checkpoint matches it and verifies
     /// under `verifier`, the log's public key.
     ///
     /// # Errors
@@ -369,7 +381,7 @@ impl<S: LogReader> Log<S> {
     pub async fn open_read_only(
         store: S,
         verifier: &LogVerifier,
-        entry_cache_bytes: u64,
+        caches: CacheBytes,
         metrics: Arc<Metrics>,
     ) -> Result<Arc<Self>, OpenError> {
         let corrupt = |why: String| OpenError::Store(StoreError::Corrupt(why));
@@ -406,7 +418,7 @@ impl<S: LogReader> Log<S> {
             clock: Arc::new(SystemClock),
         };
         Ok(Arc::new(
-            Self::load(store, None, info, checkpoint, entry_cache_bytes, observe).await?,
+            Self::load(store, None, info, checkpoint, caches, observe).await?,
         ))
     }
 
@@ -415,11 +427,11 @@ impl<S: LogReader> Log<S> {
         appender: Option<Appender>,
         info: LogInfo,
         checkpoint: StoredCheckpoint,
-        entry_cache_bytes: u64,
+        caches: CacheBytes,
         observe: Observe,
     ) -> Result<Self, StoreError> {
         let now = observe.clock.now_unix();
-        let view = View::load(store, checkpoint, entry_cache_bytes, now).await?;
+        let view = View::load(store, checkpoint, caches, now).await?;
         Ok(Self {
             view,
             appender,
@@ -518,33 +530,39 @@ impl<S: LogReader> Log<S> {
     }
 
     /// Index of the entry with leaf hash `leaf`, if it is in the log.
-    pub fn find_leaf(&self, leaf: &Hash) -> Option<u64> {
-        self.view.find_leaf(leaf)
+    ///
+    /// # Errors
+    /// Storage failures when the leaf is not in memory.
+    pub async fn find_leaf(&self, leaf: &Hash) -> Result<Option<u64>, StoreError> {
+        self.view.find_leaf(leaf).await
     }
 
     /// Leaf hash at `index`, if committed.
-    pub fn leaf_hash(&self, index: u64) -> Option<Hash> {
-        self.view.leaf_hash(index)
+    ///
+    /// # Errors
+    /// Storage failures reading its level-0 tile.
+    pub async fn leaf_hash(&self, index: u64) -> Result<Option<Hash>, StoreError> {
+        self.view.leaf_hash(index).await
     }
 
     /// Inclusion proof of `index` against the latest checkpoint.
     ///
     /// # Errors
-    /// `OutOfRange` if `index` is not in the committed tree.
-    pub fn inclusion_proof(&self, index: u64) -> Result<Proof, ProofError> {
-        self.view.inclusion_proof(index)
+    /// `OutOfRange` if `index` is not in the committed tree; storage failures.
+    pub async fn inclusion_proof(&self, index: u64) -> Result<Proof, ReadError> {
+        self.view.inclusion_proof(index).await
     }
 
     /// Consistency proof between two committed sizes, and the latest checkpoint.
     ///
     /// # Errors
-    /// `OutOfRange` unless `0 < old <= new <= size`.
-    pub fn consistency_proof(
+    /// `OutOfRange` unless `0 < old <= new <= size`; storage failures.
+    pub async fn consistency_proof(
         &self,
         old: u64,
         new: u64,
-    ) -> Result<(Vec<Hash>, Arc<StoredCheckpoint>), ProofError> {
-        self.view.consistency_proof(old, new)
+    ) -> Result<(Vec<Hash>, Arc<StoredCheckpoint>), ReadError> {
+        self.view.consistency_proof(old, new).await
     }
 
     /// The committed entry at `index`, from memory when cached.

@@ -235,8 +235,22 @@ impl<S: LogWriter + Shared + 'static> Sequencer<S> {
         let mut in_batch: std::collections::HashSet<[u8; 32]> = std::collections::HashSet::new();
         let mut repeats: Vec<([u8; 32], Reply)> = Vec::new();
         {
-            for submission in submissions {
-                if let Some(index) = self.log.find_leaf(&submission.leaf) {
+            // One look-up for the whole batch (the store's leaf index, or
+            // the journal's map in memory).
+            let leaves: Vec<_> = submissions.iter().map(|s| s.leaf).collect();
+            let known = match self.log.view.find_leaves(&leaves).await {
+                Ok(known) => known,
+                Err(err) => {
+                    tracing::warn!(error = %err, "couldn't look the batch's entries up");
+                    let error = AppendError::Unavailable("storage is unavailable".into());
+                    for submission in submissions {
+                        let _ = submission.reply.send(Err(error.clone()));
+                    }
+                    return Flow::Continue;
+                }
+            };
+            for (submission, known) in submissions.into_iter().zip(known) {
+                if let Some(index) = known {
                     let _ = submission.reply.send(Err(AppendError::Duplicate(index)));
                 } else if in_batch.contains(&submission.leaf.0) {
                     repeats.push((submission.leaf.0, submission.reply));
@@ -289,7 +303,8 @@ impl<S: LogWriter + Shared + 'static> Sequencer<S> {
 
         // A repeat within the batch shares its original's fate.
         for (leaf, reply) in repeats {
-            let answer = match self.log.find_leaf(&crate::merkle::Hash(leaf)) {
+            let found = self.log.find_leaf(&crate::merkle::Hash(leaf)).await;
+            let answer = match found.ok().flatten() {
                 Some(index) => AppendError::Duplicate(index),
                 None => failed
                     .get(&leaf)

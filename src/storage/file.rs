@@ -507,6 +507,21 @@ impl LogReader for FileStore {
         Ok(state.leaves.get(start..end).unwrap_or_default().to_vec())
     }
 
+    /// A scan of every leaf, newest first: the log itself never calls this
+    /// for the journal, whose leaf index it takes over at open and keeps in
+    /// memory (see [`LogReader::take_leaf_index`]); tools and the
+    /// conformance suite do.
+    async fn find_leaves(&self, leaves: &[Hash]) -> Result<Vec<Option<u64>>, StoreError> {
+        let state = self.inner.index.read();
+        Ok(leaves
+            .iter()
+            .map(|leaf| {
+                let at = state.leaves.iter().rposition(|l| l == leaf);
+                at.map(|i| i as u64)
+            })
+            .collect())
+    }
+
     async fn search(
         &self,
         keys: &[String],

@@ -2,9 +2,11 @@
 //! each implementation must keep. Readers and writers are separate traits, so a
 //! read-only server holds a [`LogReader`] and cannot write.
 //!
-//! The log keeps its Merkle tree and leaf index in memory and rebuilds them on
-//! start from the level-0 tiles; storage is the source of truth and holds
-//! entries, signed checkpoints, tiles and search-index keys.
+//! The log keeps only the upper levels of its Merkle tree in memory, loaded on
+//! start from the level-1 tiles ([`LogReader::block_hashes`]); it reads
+//! level-0 tiles and finds entries by leaf hash ([`LogReader::find_leaves`])
+//! through storage, which is the source of truth and holds entries, signed
+//! checkpoints, tiles and search-index keys.
 
 use std::future::Future;
 
@@ -206,6 +208,38 @@ pub trait LogReader: Send + Sync {
         start: u64,
         end: u64,
     ) -> impl Future<Output = Result<Vec<(StoredEntry, Vec<String>)>, StoreError>> + Send;
+    /// The level-8 hash of each complete level-0 tile `[start, end)` (each
+    /// the root of 256 leaves): the hashes level-1 tiles hold, in order.
+    /// Returns fewer only if the log has fewer complete level-0 tiles. The
+    /// work is proportional to `end - start`, not to the leaves below.
+    ///
+    /// The default reads the leaves and hashes them; a store that keeps
+    /// level-1 tiles reads those instead.
+    fn block_hashes(
+        &self,
+        start: u64,
+        end: u64,
+    ) -> impl Future<Output = Result<Vec<Hash>, StoreError>> + Send {
+        async move {
+            let width = u64::from(crate::tiles::TILE_WIDTH);
+            let leaves = self.leaf_hashes(start * width, end * width).await?;
+            Ok(leaves
+                .chunks_exact(usize::from(crate::tiles::TILE_WIDTH))
+                .map(|block| {
+                    let tree = Tree::from_leaves(block.iter().copied());
+                    tree.root(width).expect("a whole block")
+                })
+                .collect())
+        }
+    }
+    /// The index of the committed entry with each leaf hash in `leaves`
+    /// (`None` for one not in the log), in the same order: how an entry is
+    /// found by UUID and a duplicate refused. One round trip for the lot;
+    /// at most a few thousand leaves per call.
+    fn find_leaves(
+        &self,
+        leaves: &[Hash],
+    ) -> impl Future<Output = Result<Vec<Option<u64>>, StoreError>> + Send;
     /// The tree at the latest checkpoint, if the store built it while opening
     /// (the file store does, to check the file); handed out once, so that the
     /// log need not rebuild it from [`Self::leaf_hashes`]. The caller still
@@ -402,6 +436,18 @@ impl LogReader for Store {
         match self {
             Store::Postgres(s) => s.entry_page(start, end).await,
             Store::File(s) => s.entry_page(start, end).await,
+        }
+    }
+    async fn block_hashes(&self, start: u64, end: u64) -> Result<Vec<Hash>, StoreError> {
+        match self {
+            Store::Postgres(s) => s.block_hashes(start, end).await,
+            Store::File(s) => s.block_hashes(start, end).await,
+        }
+    }
+    async fn find_leaves(&self, leaves: &[Hash]) -> Result<Vec<Option<u64>>, StoreError> {
+        match self {
+            Store::Postgres(s) => s.find_leaves(leaves).await,
+            Store::File(s) => s.find_leaves(leaves).await,
         }
     }
     fn take_tree(&self) -> Option<Tree> {

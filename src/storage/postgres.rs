@@ -292,6 +292,55 @@ impl LogReader for PgStore {
         Ok(hashes)
     }
 
+    async fn block_hashes(&self, start: u64, end: u64) -> Result<Vec<Hash>, StoreError> {
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        // Level-1 tiles hold the level-8 hashes: one row per 65,536 leaves.
+        let width = u64::from(TILE_WIDTH);
+        let rows = sqlx::query(
+            "SELECT idx, hashes FROM tiles WHERE level = 1 AND idx BETWEEN $1 AND $2 ORDER BY idx",
+        )
+        .bind(to_i64(start / width))
+        .bind(to_i64((end - 1) / width))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut hashes = Vec::with_capacity(usize::try_from(end - start).unwrap_or(0));
+        for (expected_tile, row) in (start / width..).zip(rows) {
+            if to_u64(row.get(0))? != expected_tile {
+                return Err(StoreError::Corrupt(format!(
+                    "level-1 tile {expected_tile} is missing"
+                )));
+            }
+            let bytes: &[u8] = row.get(1);
+            for (i, chunk) in (0u64..).zip(bytes.chunks_exact(32)) {
+                if (start..end).contains(&(expected_tile * width + i)) {
+                    hashes.push(to_hash(chunk)?);
+                }
+            }
+        }
+        Ok(hashes)
+    }
+
+    #[tracing::instrument(name = "db.find_leaves", skip_all, fields(db.system = "postgresql"))]
+    async fn find_leaves(&self, leaves: &[Hash]) -> Result<Vec<Option<u64>>, StoreError> {
+        if leaves.is_empty() {
+            return Ok(Vec::new());
+        }
+        // entries.leaf_hash is UNIQUE, so this is one index probe per leaf.
+        let wanted: Vec<&[u8]> = leaves.iter().map(|l| l.0.as_slice()).collect();
+        let rows = sqlx::query("SELECT leaf_hash, idx FROM entries WHERE leaf_hash = ANY($1)")
+            .bind(&wanted)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut found = std::collections::HashMap::with_capacity(rows.len());
+        for row in rows {
+            let leaf: &[u8] = row.get(0);
+            found.insert(to_hash(leaf)?.0, to_u64(row.get(1))?);
+        }
+        Ok(leaves.iter().map(|l| found.get(&l.0).copied()).collect())
+    }
+
     #[tracing::instrument(name = "db.search", skip_all, fields(db.system = "postgresql"))]
     async fn search(
         &self,

@@ -184,6 +184,25 @@ async fn check_contents<S: LogReader>(store: &S, fx: &Fixture, head: &StoredChec
     assert_eq!(leaves.len(), 300, "fewer only because the log is smaller");
     assert_eq!(Tree::from_leaves(leaves).root(300).unwrap(), head.root);
     assert_eq!(store.leaf_hashes(250, 260).await.unwrap().len(), 10);
+    // Block hashes: the root of each complete level-0 tile, what level-1
+    // tiles hold; fewer only because the log has fewer complete tiles.
+    let first_block = Tree::from_leaves(store.leaf_hashes(0, 256).await.unwrap());
+    assert_eq!(
+        store.block_hashes(0, 5).await.unwrap(),
+        vec![first_block.root(256).unwrap()]
+    );
+    assert!(store.block_hashes(1, 2).await.unwrap().is_empty());
+    // Leaves are found by hash, in the order asked; absent ones are None.
+    let at = |i: u64| merkle::leaf_hash(format!("{{\"entry\":{i}}}").as_bytes());
+    let absent = merkle::leaf_hash(b"never logged");
+    assert_eq!(
+        store
+            .find_leaves(&[at(299), absent, at(0), at(256)])
+            .await
+            .unwrap(),
+        vec![Some(299), None, Some(0), Some(256)]
+    );
+    assert!(store.find_leaves(&[]).await.unwrap().is_empty());
     assert_eq!(
         search(store, &["key-7"], KeyMatch::Any, 1000).await,
         vec![7]

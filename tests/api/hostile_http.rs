@@ -261,10 +261,16 @@ async fn index_search_answers_at_most_the_newest_thousand_matches() {
     }
     let size = app.log.checkpoint().size;
     assert_eq!(size, total as u64);
-    let id_of = |index: u64| {
-        let leaf = app.log.leaf_hash(index).unwrap();
-        format!("{:016x}{}", app.log.info().tree_id, hex::encode(leaf.0))
-    };
+    let mut ids_by_index = Vec::with_capacity(total);
+    for index in 0..size {
+        let leaf = app.log.leaf_hash(index).await.unwrap().unwrap();
+        ids_by_index.push(format!(
+            "{:016x}{}",
+            app.log.info().tree_id,
+            hex::encode(leaf.0)
+        ));
+    }
+    let id_of = |index: u64| ids_by_index[usize::try_from(index).unwrap()].clone();
     let public_key = json!({"format": "x509", "content": proposals[0]["spec"]["signature"]["publicKey"]["content"]});
     let r = app
         .post_json("/api/v1/index/retrieve", &json!({"publicKey": public_key}))

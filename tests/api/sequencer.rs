@@ -297,6 +297,7 @@ async fn the_pool_and_batches_are_bounded_in_bytes() {
                 max_bytes: 3000,
             },
             entry_cache_bytes: 1 << 20,
+            tile_cache_bytes: 1 << 20,
             clock: Arc::new(SystemClock),
             metrics: Arc::new(Metrics::new()),
             lease: Arc::new(tlog::storage::lease::FileLease),

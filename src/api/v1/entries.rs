@@ -11,7 +11,7 @@ use crate::api::{
     ApiError, ApiState,
 };
 use crate::entries;
-use crate::log::{Clock as _, Log, SystemClock};
+use crate::log::{Clock as _, Log, ReadError, SystemClock};
 use crate::merkle::{self, Hash};
 use crate::storage::Store;
 
@@ -90,7 +90,8 @@ pub async fn get_entry_by_index(
         query_value(&pairs, "logIndex").ok_or_else(|| ApiError::required("logIndex", "query"))?;
     let index = parse_index("logIndex", "query", raw)?;
     let log = state.log();
-    let leaf = log.leaf_hash(index).ok_or(ApiError::EntryNotFound)?;
+    let leaf = log.leaf_hash(index).await?;
+    let leaf = leaf.ok_or(ApiError::EntryNotFound)?;
     let body = entry_json(&log, index, &leaf).await?;
     Ok(json_bytes(body))
 }
@@ -109,7 +110,8 @@ pub async fn get_entry_by_uuid(
     if !uuid.is_for_tree(log.info().tree_id) {
         return Err(ApiError::EntryNotFound);
     }
-    let index = log.find_leaf(&uuid.leaf).ok_or(ApiError::EntryNotFound)?;
+    let index = log.find_leaf(&uuid.leaf).await?;
+    let index = index.ok_or(ApiError::EntryNotFound)?;
     let body = entry_json(&log, index, &uuid.leaf).await?;
     Ok(json_bytes(body))
 }
@@ -154,6 +156,7 @@ pub async fn search_log_query(
     }
     let log = &state.log();
     let mut found: Vec<(u64, Hash)> = Vec::new();
+    let mut wanted: Vec<Hash> = Vec::new();
     for (i, item) in uuids.iter().enumerate() {
         let uuid = item.as_str().and_then(EntryUuid::parse).ok_or_else(|| {
             ApiError::pattern(&format!("entryUUIDs.{i}"), "body", ENTRY_UUID_PATTERN)
@@ -164,16 +167,15 @@ pub async fn search_log_query(
                 item.as_str().unwrap_or("")
             )));
         }
-        if let Some(index) = uuid
-            .is_for_tree(log.info().tree_id)
-            .then(|| log.find_leaf(&uuid.leaf))
-            .flatten()
-        {
-            found.push((index, uuid.leaf));
+        if uuid.is_for_tree(log.info().tree_id) {
+            wanted.push(uuid.leaf);
         }
     }
-    for leaf in proposal_leaves(&state, proposals).await? {
-        if let Some(index) = log.find_leaf(&leaf) {
+    wanted.extend(proposal_leaves(&state, proposals).await?);
+    // One look-up for every UUID and proposed entry, in their order.
+    let indexes_found = log.view().find_leaves(&wanted).await?;
+    for (leaf, index) in wanted.into_iter().zip(indexes_found) {
+        if let Some(index) = index {
             found.push((index, leaf));
         }
     }
@@ -186,7 +188,7 @@ pub async fn search_log_query(
             other => return Err(ApiError::not_int64(&name, "body", &other.to_string())),
         };
         let index = u64::try_from(index).map_err(|_| ApiError::below_minimum(&name, "body", 0))?;
-        if let Some(leaf) = log.leaf_hash(index) {
+        if let Some(leaf) = log.leaf_hash(index).await? {
             found.push((index, leaf));
         }
     }
@@ -273,9 +275,10 @@ fn parse_index(name: &str, place: &str, raw: &str) -> Result<u64, ApiError> {
 /// The serialised one-key LogEntry map for `index`.
 async fn entry_json(log: &Log<Store>, index: u64, leaf: &Hash) -> Result<Vec<u8>, ApiError> {
     let entry = log.entry(index).await?.ok_or(ApiError::EntryNotFound)?;
-    let proof = log
-        .inclusion_proof(index)
-        .map_err(|_| ApiError::EntryNotFound)?;
+    let proof = log.inclusion_proof(index).await.map_err(|err| match err {
+        ReadError::Proof(_) => ApiError::EntryNotFound,
+        ReadError::Store(err) => err.into(),
+    })?;
     let mut bytes = Vec::new();
     write_log_entry(&mut bytes, log.info(), &entry, leaf, &proof);
     bytes.push(b'\n');

@@ -60,10 +60,12 @@ pub async fn search_index(
         .store()
         .search(&keys, matching, MAX_INDEX_RESULTS)
         .await?;
-    let ids: Vec<String> = found
-        .into_iter()
-        .filter_map(|index| Some(entry_id(log.info().tree_id, &log.leaf_hash(index)?)))
-        .collect();
+    let mut ids: Vec<String> = Vec::with_capacity(found.len());
+    for index in found {
+        if let Some(leaf) = log.leaf_hash(index).await? {
+            ids.push(entry_id(log.info().tree_id, &leaf));
+        }
+    }
     Ok(json_response(StatusCode::OK, &ids))
 }
 

@@ -79,10 +79,12 @@ pub async fn get_log_proof(
         }
     }
     let size = log.checkpoint().size;
-    let (hashes, checkpoint) = log.consistency_proof(first, last).map_err(|_| {
-        ApiError::BadRequest(format!(
+    let proof = log.consistency_proof(first, last).await;
+    let (hashes, checkpoint) = proof.map_err(|err| match err {
+        crate::log::ReadError::Proof(_) => ApiError::BadRequest(format!(
             "the tree size requested({last}) was greater than what is currently observable({size})"
-        ))
+        )),
+        crate::log::ReadError::Store(err) => err.into(),
     })?;
     let mut body = Vec::new();
     write_consistency_proof(&mut body, &hashes, &checkpoint.root);
