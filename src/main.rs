@@ -75,6 +75,10 @@ enum Command {
         /// Create the key pair on the PKCS#11 token (signer.pkcs11.*) and print its public key.
         #[arg(long)]
         pkcs11: bool,
+        /// `ecdsa-p256` (default): the v1 log's key (`key_file`). `ed25519`:
+        /// a Rekor v2 log's key (`v2.key_file`).
+        #[arg(long, default_value = "ecdsa-p256", value_parser = ["ecdsa-p256", "ed25519"], conflicts_with = "pkcs11")]
+        algorithm: String,
     },
 }
 
@@ -88,16 +92,27 @@ async fn main() -> anyhow::Result<()> {
             since,
             json,
         } => verify(&source, &public_key, since.as_deref(), json),
-        Command::Keygen { out, pkcs11: true } => {
+        Command::Keygen {
+            out, pkcs11: true, ..
+        } => {
             let config = tlog::config::Config::load(cli.config.as_deref())?;
             let _telemetry = tlog::telemetry::init(None)?;
             let pem = tlog::app::keygen_pkcs11(&config, out.as_deref())?;
             print!("{pem}");
             Ok(())
         }
-        Command::Keygen { out, pkcs11: false } => {
+        Command::Keygen {
+            out,
+            pkcs11: false,
+            algorithm,
+        } => {
             let _telemetry = tlog::telemetry::init(None)?;
-            tlog::app::keygen(&out.expect("clap requires --out without --pkcs11"))
+            let out = out.expect("clap requires --out without --pkcs11");
+            if algorithm == "ed25519" {
+                tlog::app::keygen_ed25519(&out)
+            } else {
+                tlog::app::keygen(&out)
+            }
         }
         Command::Migrate => {
             let config = tlog::config::Config::load(cli.config.as_deref())?;

@@ -28,6 +28,9 @@ pub const INVALID_REQUEST: &str = "invalid hashedrekord request";
 /// The client message when the request is not a hashedrekord (W-03).
 pub const NOT_HASHEDREKORD: &str = "invalid type, must be hashedrekord";
 
+/// Longest canonical entry: an entry bundle's uint16 length prefix (W-12).
+pub const MAX_ENTRY_LEN: usize = 65_535;
+
 /// Why a v2 create request was refused. Both are HTTP 400 (gRPC
 /// InvalidArgument); `detail` is for the server log.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -301,6 +304,13 @@ fn parse_hashed_rekord(value: &Value) -> Result<V2Entry, V2EntryError> {
     });
     let canonical = serde_json_canonicalizer::to_vec(&entry)
         .map_err(|e| invalid(format!("couldn't canonicalize the entry: {e}")))?;
+    // An entry bundle prefixes each entry with a uint16 length (W-12, R-05).
+    if canonical.len() > MAX_ENTRY_LEN {
+        return Err(invalid(format!(
+            "the entry is {} bytes, more than {MAX_ENTRY_LEN}",
+            canonical.len()
+        )));
+    }
     Ok(V2Entry { canonical })
 }
 

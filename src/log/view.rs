@@ -274,6 +274,13 @@ impl<S> View<S> {
         (index < state.checkpoint.size).then(|| state.tree.leaf(index))?
     }
 
+    /// The bytes of tile `id` (C2SP tlog-tiles) of the committed tree, if
+    /// it has one at that width. Computed from the in-memory tree: like the
+    /// tree itself, this needs the log to fit in memory.
+    pub fn read_tile(&self, id: crate::tiles::TileId) -> Option<Vec<u8>> {
+        crate::tiles::read_tile(&self.state.read().tree, id)
+    }
+
     /// Inclusion proof of `index` against the latest checkpoint.
     ///
     /// # Errors
