@@ -208,6 +208,49 @@ impl Application {
     }
 }
 
+/// The `ClientTrustConfig` for the configured logs (`tlog trust-config`):
+/// the v1 log at `v1_url` and, when `v2.key_file` is set, the v2 log at
+/// `v2_url` (default `https://<v2 origin>`), each key valid from
+/// `valid_from` (RFC 3339).
+///
+/// # Errors
+/// A key that cannot be loaded.
+pub fn trust_config(
+    config: &Config,
+    v1_url: Option<&str>,
+    v2_url: Option<&str>,
+    valid_from: &str,
+) -> anyhow::Result<String> {
+    let v1 = open_signer(config)?;
+    let mut logs = vec![crate::trust::TrustedLog {
+        base_url: v1_url.map_or_else(|| format!("https://{}", config.hostname), str::to_owned),
+        major_api_version: 1,
+        public_key_der: v1.public_key_der().to_vec(),
+        key_details: "PKIX_ECDSA_P256_SHA_256",
+        log_id: v1.log_id(),
+        valid_from: valid_from.to_owned(),
+        operator: config.hostname.clone(),
+    }];
+    if let Some(key_file) = &config.v2.key_file {
+        let origin = config.v2.origin(&config.hostname);
+        let pem = std::fs::read_to_string(key_file)
+            .with_context(|| format!("couldn't read v2.key_file {}", key_file.display()))?;
+        let v2 = LogSigner::from_ed25519_pem(&pem, origin)?;
+        logs.push(crate::trust::TrustedLog {
+            base_url: v2_url.map_or_else(|| format!("https://{origin}"), str::to_owned),
+            major_api_version: 2,
+            public_key_der: v2.public_key_der().to_vec(),
+            key_details: "PKIX_ED25519",
+            log_id: v2.log_id(),
+            valid_from: valid_from.to_owned(),
+            operator: config.hostname.clone(),
+        });
+    }
+    let mut text = serde_json::to_string_pretty(&crate::trust::client_trust_config(&logs))?;
+    text.push('\n');
+    Ok(text)
+}
+
 /// Opens the Rekor v2 log when `v2.key_file` is set: its key, its log in
 /// the store beside `v1`, its sequencer, and (on a shared store) its lease
 /// keeper and follower, all ending when `stopped` turns true.
