@@ -258,6 +258,15 @@ impl<S: LogWriter + Shared + 'static> Log<S> {
         if self.carries_configured_origin(&current.note) {
             return Ok(());
         }
+        if self.info.origin == self.info.hostname {
+            // A v2 log's origin is its identity (its key ID hashes it):
+            // another origin is another log, never a re-signed one.
+            return Err(OpenError::Store(StoreError::Conflict(format!(
+                "the v2 log's checkpoint is not signed for origin {:?}; hint: v2.origin \
+                 must stay the origin the log was created with",
+                self.info.origin
+            ))));
+        }
         let expected = self.sign(current.size, current.root)?;
         tracing::info!(
             size = current.size,

@@ -317,18 +317,15 @@ pub fn journal_dir(data_dir: &std::path::Path, log_id: i64) -> std::path::PathBu
     data_dir.join("logs").join(log_id.to_string())
 }
 
-/// The log ID of the v2 log in a file store: the embedded journal keeps
-/// log 1 in `data_dir` and the v2 log in [`journal_dir`] for this ID.
-pub const FILE_V2_LOG: i64 = 2;
-
 /// Opens the Rekor v2 log of origin `origin` beside the v1 log `v1` (the
-/// store [`open`] gave), with its own lease: on Postgres the active v2 log
-/// row of that origin, registered on first use; in the embedded journal its
-/// own journal directory.
+/// store [`open`] gave), with its own lease: the active v2 log row of that
+/// origin on Postgres, registered on first use. The embedded journal keeps
+/// no v2 log yet.
 ///
 /// # Errors
 /// As [`open`]; `Conflict` when an active v2 log of another origin exists
-/// (changing the origin is a rotation, which this does not do).
+/// (changing the origin is a rotation, which this does not do);
+/// `Unavailable` for the embedded journal.
 pub async fn open_v2(
     config: &crate::config::Config,
     v1: &Store,
@@ -369,13 +366,14 @@ pub async fn open_v2(
             let lease = store.lease(std::time::Duration::from_millis(config.lease_ttl_ms));
             Ok((Store::Postgres(store), StoreLease::Postgres(lease)))
         }
-        Store::File(_) => {
-            let dir = journal_dir(&config.data_dir, FILE_V2_LOG);
-            let store = tokio::task::spawn_blocking(move || file::FileStore::open(&dir))
-                .await
-                .map_err(|e| StoreError::Unavailable(format!("opening task failed: {e}")))??;
-            Ok((Store::File(store), StoreLease::File(lease::FileLease)))
-        }
+        // The db.jsonl format and its checks (header, checkpoint origin
+        // `<host> - <treeID>`, the P-256 key that verifies it) are a v1 log's:
+        // a v2 journal (in `journal_dir`) needs them per API version first.
+        Store::File(_) => Err(StoreError::Unavailable(
+            "the Rekor v2 log needs Postgres (database_url): the embedded journal \
+             holds v1 logs only"
+                .into(),
+        )),
     }
 }
 

@@ -311,3 +311,53 @@ async fn a_tile_client_rebuilds_roots_and_proofs_from_the_tiles_it_serves() {
         merkle::verify_consistency(old.size, old.root, latest.size, latest.root, &proof).unwrap();
     }
 }
+
+/// The embedded journal's format is a v1 log's: a v2 log there is refused
+/// at start, with the reason, rather than written in a form it can't reopen.
+#[tokio::test]
+async fn the_embedded_journal_refuses_a_v2_log_with_a_hint() {
+    let dir = std::env::temp_dir().join(format!("tlog-v2-embedded-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let v2_key = dir.join("v2-key.pem");
+    tlog::app::keygen_ed25519(&v2_key).unwrap();
+    let config: tlog::config::Config = {
+        use figment::providers::{Format, Yaml};
+        let yaml = format!(
+            "listen: 127.0.0.1:0\nmetrics_listen: 127.0.0.1:0\ndata_dir: {}\nkey_file: {}\n\
+             v2: {{key_file: {}, origin: {ORIGIN}}}\n",
+            dir.join("data").display(),
+            dir.join("tlog-key.pem").display(),
+            v2_key.display()
+        );
+        figment::Figment::new()
+            .merge(Yaml::string(&yaml))
+            .extract()
+            .unwrap()
+    };
+    let err = tlog::app::Application::build(&config)
+        .await
+        .err()
+        .expect("a v2 log on the embedded journal is refused");
+    assert!(format!("{err:#}").contains("needs Postgres"), "{err:#}");
+}
+
+/// On Postgres the v2 log is a row of `logs` with its origin: a changed
+/// origin is refused too, and the v1 log of the same database is untouched.
+#[tokio::test]
+async fn postgres_refuses_to_open_the_v2_log_under_another_origin() {
+    let v2 = spawn_v2().await;
+    assert_eq!(v2.create(&Client::new().request(b"pg")).await.status(), 201);
+    let key_file = v2.app.key_file.clone();
+    let url = v2.app.database_url.clone();
+    v2.app.stop().await;
+    let mut config = crate::helpers::config_for(&url, &key_file);
+    let v2_key = std::env::temp_dir().join(format!("tlog-v2-{}.pem", uuid::Uuid::new_v4()));
+    tlog::app::keygen_ed25519(&v2_key).unwrap();
+    config.v2.key_file = Some(v2_key);
+    config.v2.origin = Some("rekor.other.test".into());
+    let err = tlog::app::Application::build(&config)
+        .await
+        .err()
+        .expect("another origin is refused");
+    assert!(format!("{err:#}").contains("origin"), "{err:#}");
+}
