@@ -4,7 +4,13 @@
 //! cargo bench --bench load -- --url http://127.0.0.1:3000 create --count 300000 --concurrency 64
 //! cargo bench --bench load -- --url http://127.0.0.1:3000 create --count 150000 --rate 2500
 //! cargo bench --bench load -- --url http://127.0.0.1:3000 get --seconds 30 --concurrency 64
+//! cargo bench --bench load -- --url http://127.0.0.1:3000 --api v2 create --count 100000
+//! cargo bench --bench load -- --url http://127.0.0.1:3000 tiles --seconds 30 --concurrency 64
 //! ```
+//!
+//! `--api v2` sends Rekor v2 hashedrekord 0.0.2 requests to
+//! `/api/v2/log/entries`; `tiles` fetches random full level-0 tiles and
+//! entry bundles of the v2 log (`/tile/0/<N>`, `/tile/entries/<N>`).
 //!
 //! `create` pre-signs `--count` distinct hashedrekord requests (ECDSA P-256
 //! over SHA-256, as cosign sends them), then posts them from `--concurrency`
@@ -32,6 +38,8 @@ struct Args {
     rate: Option<f64>,
     seconds: u64,
     tlog_pid: Option<u32>,
+    /// `v1` (default) or `v2`: which create API.
+    api: String,
 }
 
 fn parse_args() -> Args {
@@ -43,6 +51,7 @@ fn parse_args() -> Args {
         rate: None,
         seconds: 30,
         tlog_pid: None,
+        api: "v1".into(),
     };
     let mut it = std::env::args().skip(1).filter(|a| a != "--bench");
     while let Some(arg) = it.next() {
@@ -54,7 +63,8 @@ fn parse_args() -> Args {
             "--rate" => args.rate = Some(value().parse().expect("--rate")),
             "--seconds" => args.seconds = value().parse().expect("--seconds"),
             "--tlog-pid" => args.tlog_pid = Some(value().parse().expect("--tlog-pid")),
-            "create" | "get" => args.mode = arg.clone(),
+            "--api" => args.api = value(),
+            "create" | "get" | "tiles" => args.mode = arg.clone(),
             other => panic!("unknown argument {other}; see the doc comment in benches/load.rs"),
         }
     }
@@ -71,9 +81,41 @@ fn main() {
     runtime.block_on(async move {
         match args.mode.as_str() {
             "create" => run_create(&args).await,
+            "tiles" => run_tiles(&args).await,
             _ => run_get(&args).await,
         }
     });
+}
+
+/// Pre-signs `count` distinct Rekor v2 hashedrekord 0.0.2 requests.
+fn presign_v2(count: usize) -> Vec<bytes::Bytes> {
+    let keys: Vec<(EcdsaKeyPair, String)> = (0..8)
+        .map(|_| {
+            let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING).unwrap();
+            let der = aws_lc_rs::encoding::AsDer::<aws_lc_rs::encoding::PublicKeyX509Der>::as_der(
+                pair.public_key(),
+            )
+            .unwrap();
+            (pair, BASE64_STANDARD.encode(der.as_ref()))
+        })
+        .collect();
+    let rng = SystemRandom::new();
+    let nonce: u64 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    (0..count)
+        .map(|i| {
+            let artifact = format!("tlog load artifact {nonce} {i}");
+            let (pair, spki_b64) = &keys[i % keys.len()];
+            let sig = pair.sign(&rng, artifact.as_bytes()).unwrap();
+            let body = serde_json::json!({"hashedRekordRequestV002": {
+                "digest": BASE64_STANDARD.encode(Sha256::digest(artifact.as_bytes())),
+                "signature": {"content": BASE64_STANDARD.encode(sig.as_ref()), "verifier": {
+                    "publicKey": {"rawBytes": spki_b64}, "keyDetails": "PKIX_ECDSA_P256_SHA_256"}}}});
+            bytes::Bytes::from(serde_json::to_vec(&body).unwrap())
+        })
+        .collect()
 }
 
 /// Pre-signs `count` distinct hashedrekord bodies with a handful of keys.
@@ -117,12 +159,16 @@ fn presign(count: usize) -> Vec<bytes::Bytes> {
 
 async fn run_create(args: &Args) {
     eprintln!("pre-signing {} requests…", args.count);
-    let bodies = Arc::new(presign(args.count));
+    let bodies = Arc::new(if args.api == "v2" {
+        presign_v2(args.count)
+    } else {
+        presign(args.count)
+    });
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency)
         .build()
         .unwrap();
-    let url = format!("{}/api/v1/log/entries", args.url);
+    let url = format!("{}/api/{}/log/entries", args.url, args.api);
     let next = Arc::new(AtomicUsize::new(0));
     let failures = Arc::new(AtomicU64::new(0));
     let cpu = CpuSample::take(args.tlog_pid);
@@ -246,6 +292,87 @@ async fn run_get(args: &Args) {
     }
     report(
         "GETs",
+        start.elapsed(),
+        latencies,
+        failures.load(Ordering::Relaxed),
+        &cpu,
+    );
+}
+
+/// The C2SP `<N>` path of tile index `n` (`x001/x234/067`).
+fn tile_index_path(mut n: u64) -> String {
+    let mut groups = vec![format!("{:03}", n % 1000)];
+    n /= 1000;
+    while n > 0 {
+        groups.push(format!("x{:03}", n % 1000));
+        n /= 1000;
+    }
+    groups.reverse();
+    groups.join("/")
+}
+
+async fn run_tiles(args: &Args) {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency)
+        .build()
+        .unwrap();
+    let checkpoint = client
+        .get(format!("{}/checkpoint", args.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let size: u64 = checkpoint
+        .lines()
+        .nth(1)
+        .and_then(|l| l.parse().ok())
+        .expect("a v2 checkpoint");
+    let full = size / 256;
+    assert!(
+        full > 0,
+        "the v2 log has no full tile; run `--api v2 create` first"
+    );
+    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let failures = Arc::new(AtomicU64::new(0));
+    let cpu = CpuSample::take(args.tlog_pid);
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..args.concurrency)
+        .map(|task| {
+            let (client, base, failures) =
+                (client.clone(), args.url.clone(), Arc::clone(&failures));
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ (task as u64);
+                while Instant::now() < deadline {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    // Three tiles for each entry bundle, as a monitor reads them.
+                    let kind = if x % 4 == 0 { "entries" } else { "0" };
+                    let url = format!("{base}/tile/{kind}/{}", tile_index_path((x >> 2) % full));
+                    let sent = Instant::now();
+                    match client.get(&url).send().await {
+                        Ok(r) if r.status() == 200 => {
+                            let _ = r.bytes().await;
+                            latencies.push(sent.elapsed());
+                        }
+                        _ => {
+                            failures.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await.unwrap());
+    }
+    report(
+        "tile GETs",
         start.elapsed(),
         latencies,
         failures.load(Ordering::Relaxed),

@@ -30,6 +30,14 @@ pub struct Application {
     stop: tokio::sync::watch::Sender<bool>,
     sequencer: tokio::task::JoinHandle<()>,
     lease: Arc<StoreLease>,
+    v2: Option<V2Log>,
+}
+
+/// The Rekor v2 log beside the v1 one, with its own sequencer and lease.
+struct V2Log {
+    log: Arc<Log<Store>>,
+    sequencer: tokio::task::JoinHandle<()>,
+    lease: Arc<StoreLease>,
 }
 
 impl Application {
@@ -82,12 +90,14 @@ impl Application {
             tokio::spawn(Arc::clone(&log).keep_lease(Arc::clone(&lease), stopped.clone()));
             tokio::spawn(Arc::clone(&log).follow(stopped.clone()));
         }
+        let v2 = open_v2_log(config, log.store(), &stopped).await?;
         let listener = TcpListener::bind(config.listen_addr())
             .with_context(|| format!("couldn't listen on {}", config.listen))?;
         let port = listener.local_addr()?.port();
         let state = web::Data::new(
             api_state(config, Arc::clone(&log), config.entries.disabled())
-                .with_write_access(write_policy, bearer_tokens),
+                .with_write_access(write_policy, bearer_tokens)
+                .with_v2(v2.as_ref().map(|v2| Arc::clone(&v2.log))),
         );
         tokio::spawn(probe_readiness(state.clone(), stopped));
         let state_for_metrics = state.clone();
@@ -111,7 +121,14 @@ impl Application {
             stop,
             sequencer,
             lease,
+            v2,
         })
+    }
+
+    /// The Rekor v2 log, when `v2.key_file` is set.
+    #[must_use]
+    pub fn v2_log(&self) -> Option<&Arc<Log<Store>>> {
+        self.v2.as_ref().map(|v2| &v2.log)
     }
 
     /// The bound port (useful with port 0).
@@ -164,6 +181,7 @@ impl Application {
             sequencer,
             log,
             lease,
+            v2,
             ..
         } = self;
         let served = serve_with_metrics(server, metrics_server).await;
@@ -171,6 +189,13 @@ impl Application {
         // sequencer and the probe stop, releasing the log and its store.
         let _ = stop.send(true);
         let _ = sequencer.await;
+        if let Some(v2) = v2 {
+            let _ = v2.sequencer.await;
+            drop(v2.log);
+            if let Err(err) = v2.lease.release().await {
+                tracing::warn!(error = %err, "couldn't release the v2 sequencer lease");
+            }
+        }
         // Worker threads drop their handles a moment after the server future
         // ends; return only once the store (and the journal's lock) is free.
         let deadline = std::time::Instant::now() + RELEASE_WAIT;
@@ -182,6 +207,115 @@ impl Application {
         }
         served
     }
+}
+
+/// The `ClientTrustConfig` for the configured logs (`tlog trust-config`):
+/// the v1 log at `v1_url` and, when `v2.key_file` is set, the v2 log at
+/// `v2_url` (default `https://<v2 origin>`), each key valid from
+/// `valid_from` (RFC 3339).
+///
+/// # Errors
+/// A key that cannot be loaded.
+pub fn trust_config(
+    config: &Config,
+    v1_url: Option<&str>,
+    v2_url: Option<&str>,
+    valid_from: &str,
+) -> anyhow::Result<String> {
+    let v1 = open_signer(config)?;
+    let mut logs = vec![crate::trust::TrustedLog {
+        base_url: v1_url.map_or_else(|| format!("https://{}", config.hostname), str::to_owned),
+        major_api_version: 1,
+        public_key_der: v1.public_key_der().to_vec(),
+        key_details: "PKIX_ECDSA_P256_SHA_256",
+        log_id: v1.log_id(),
+        valid_from: valid_from.to_owned(),
+        operator: config.hostname.clone(),
+    }];
+    if let Some(key_file) = &config.v2.key_file {
+        let origin = config.v2.origin(&config.hostname);
+        let pem = std::fs::read_to_string(key_file)
+            .with_context(|| format!("couldn't read v2.key_file {}", key_file.display()))?;
+        let v2 = LogSigner::from_ed25519_pem(&pem, origin)?;
+        logs.push(crate::trust::TrustedLog {
+            base_url: v2_url.map_or_else(|| format!("https://{origin}"), str::to_owned),
+            major_api_version: 2,
+            public_key_der: v2.public_key_der().to_vec(),
+            key_details: "PKIX_ED25519",
+            log_id: v2.log_id(),
+            valid_from: valid_from.to_owned(),
+            operator: config.hostname.clone(),
+        });
+    }
+    let mut text = serde_json::to_string_pretty(&crate::trust::client_trust_config(&logs))?;
+    text.push('\n');
+    Ok(text)
+}
+
+/// Opens the Rekor v2 log when `v2.key_file` is set: its key, its log in
+/// the store beside `v1`, its sequencer, and (on a shared store) its lease
+/// keeper and follower, all ending when `stopped` turns true.
+///
+/// # Errors
+/// An unreadable or wrong key, or a v2 log that does not open.
+async fn open_v2_log(
+    config: &Config,
+    v1: &Store,
+    stopped: &tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Option<V2Log>> {
+    let Some(key_file) = &config.v2.key_file else {
+        return Ok(None);
+    };
+    let origin = config.v2.origin(&config.hostname);
+    let pem = std::fs::read_to_string(key_file).with_context(|| {
+        format!(
+            "couldn't read v2.key_file {}; hint: create one with \
+             `tlog keygen --algorithm ed25519 --out {}`",
+            key_file.display(),
+            key_file.display()
+        )
+    })?;
+    let signer = LogSigner::from_ed25519_pem(&pem, origin)
+        .with_context(|| format!("in {}", key_file.display()))?;
+    let (store, lease) = crate::storage::open_v2(config, v1, origin)
+        .await
+        .context("couldn't open the v2 log's store")?;
+    if lease
+        .acquire()
+        .await
+        .context("couldn't read the v2 sequencer lease")?
+        .is_none()
+    {
+        tracing::info!("another process holds the v2 sequencer lease: following it");
+    }
+    let lease = Arc::new(lease);
+    let (log, sequencer) = Log::open(
+        store,
+        signer,
+        Options {
+            hostname: origin.to_owned(),
+            batch: config.batch,
+            pool: config.pool,
+            entry_cache_bytes: config.entry_cache_bytes,
+            tile_cache_bytes: config.tile_cache_bytes,
+            clock: Arc::new(SystemClock),
+            metrics: Arc::new(Metrics::new()),
+            lease: Arc::clone(&lease) as Arc<dyn crate::storage::Held>,
+        },
+    )
+    .await
+    .context("couldn't open the v2 log")?;
+    let sequencer = tokio::spawn(sequencer.run(stopped.clone()));
+    if crate::storage::Shared::is_shared(log.store()) {
+        tokio::spawn(Arc::clone(&log).keep_lease(Arc::clone(&lease), stopped.clone()));
+        tokio::spawn(Arc::clone(&log).follow(stopped.clone()));
+    }
+    tracing::info!(origin, size = log.checkpoint().size, "v2 log serving");
+    Ok(Some(V2Log {
+        log,
+        sequencer,
+        lease,
+    }))
 }
 
 /// The state every handler shares, with the HTTP limits of `config`.
@@ -595,10 +729,22 @@ pub async fn connect(config: &Config) -> anyhow::Result<PgStore> {
 /// # Errors
 /// The file exists, or cannot be written.
 pub fn keygen(path: &Path) -> anyhow::Result<()> {
+    write_new_key(path, &LogSigner::generate_pkcs8_pem()?)
+}
+
+/// Writes a new Ed25519 key for a Rekor v2 log (`v2.key_file`) to `path`,
+/// which must not exist yet.
+///
+/// # Errors
+/// As [`keygen`].
+pub fn keygen_ed25519(path: &Path) -> anyhow::Result<()> {
+    write_new_key(path, &LogSigner::generate_ed25519_pem()?)
+}
+
+fn write_new_key(path: &Path, pem: &str) -> anyhow::Result<()> {
     use std::io::Write;
     #[cfg(unix)]
     use std::os::unix::fs::OpenOptionsExt;
-    let pem = LogSigner::generate_pkcs8_pem()?;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]

@@ -100,6 +100,9 @@ pub struct Config {
     /// Where the log key lives: `key_file`, or a PKCS#11 token.
     #[serde(default)]
     pub signer: SignerConfig,
+    /// The Rekor v2 log beside the v1 one (issue 14), off unless `v2.key_file` is set.
+    #[serde(default)]
+    pub v2: V2Config,
     /// Postgres connection pool size.
     #[serde(default = "default_db_max_connections")]
     pub db_max_connections: u32,
@@ -174,6 +177,29 @@ pub struct Config {
     /// Unset: `OTEL_EXPORTER_OTLP_ENDPOINT` decides; neither: no export.
     #[serde(default)]
     pub otlp_endpoint: Option<String>,
+}
+
+/// The Rekor v2 log (C2SP tlog-tiles) that runs beside the v1 log, in the
+/// same store as its own log (rekor-v2-tiles.md).
+#[derive(Debug, Deserialize, Clone, Default)]
+#[serde(deny_unknown_fields)]
+pub struct V2Config {
+    /// PKCS#8 PEM Ed25519 key (`tlog keygen --algorithm ed25519 --out FILE`).
+    /// Unset: no v2 log, and the v2 routes answer 404.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// The checkpoint origin and key name (K-01): the scheme-less base URL of
+    /// the v2 log. Defaults to `hostname`.
+    #[serde(default)]
+    pub origin: Option<String>,
+}
+
+impl V2Config {
+    /// The origin: `v2.origin`, else `hostname`.
+    #[must_use]
+    pub fn origin<'a>(&'a self, hostname: &'a str) -> &'a str {
+        self.origin.as_deref().unwrap_or(hostname)
+    }
 }
 
 /// Where the log's private key lives (issue 16).
@@ -606,6 +632,11 @@ impl Config {
                 .contains(|c: char| c.is_whitespace() || c == '+')
         {
             return invalid("hostname must be a non-empty name without whitespace or '+'");
+        }
+        if let Some(origin) = &self.v2.origin {
+            if origin.is_empty() || origin.contains(|c: char| c.is_whitespace() || c == '+') {
+                return invalid("v2.origin must be a non-empty name without whitespace or '+'");
+            }
         }
         if self.batch.max_entries == 0 || self.batch.interval_ms > 10_000 {
             return invalid(

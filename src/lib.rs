@@ -29,6 +29,7 @@ pub mod note;
 pub mod policy;
 pub mod signing;
 pub mod tiles;
+pub mod trust;
 
 pub mod api;
 pub mod app;

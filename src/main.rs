@@ -66,6 +66,22 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the Sigstore ClientTrustConfig (trusted root + signing config
+    /// v0.2) listing this server's v1 and v2 logs, for `--trust-config` of
+    /// sigstore-python and cosign's `--trusted-root`/`--signing-config`.
+    TrustConfig {
+        /// Public URL of the v1 API (default `https://<hostname>`).
+        #[arg(long)]
+        v1_url: Option<String>,
+        /// Public URL of the v2 log (default `https://<v2.origin>`); its
+        /// origin must be a substring of it for sigstore-js.
+        #[arg(long)]
+        v2_url: Option<String>,
+        /// When the logs' keys became valid (RFC 3339); entries integrated
+        /// before it do not verify.
+        #[arg(long, default_value = "2020-01-01T00:00:00Z")]
+        valid_from: String,
+    },
     /// Write a new ECDSA P-256 signing key (PKCS#8 PEM, mode 0600), or with
     /// `--pkcs11` create it on the token of `signer.pkcs11`.
     Keygen {
@@ -75,6 +91,10 @@ enum Command {
         /// Create the key pair on the PKCS#11 token (signer.pkcs11.*) and print its public key.
         #[arg(long)]
         pkcs11: bool,
+        /// `ecdsa-p256` (default): the v1 log's key (`key_file`). `ed25519`:
+        /// a Rekor v2 log's key (`v2.key_file`).
+        #[arg(long, default_value = "ecdsa-p256", value_parser = ["ecdsa-p256", "ed25519"], conflicts_with = "pkcs11")]
+        algorithm: String,
     },
 }
 
@@ -88,16 +108,45 @@ async fn main() -> anyhow::Result<()> {
             since,
             json,
         } => verify(&source, &public_key, since.as_deref(), json),
-        Command::Keygen { out, pkcs11: true } => {
+        Command::Keygen {
+            out, pkcs11: true, ..
+        } => {
             let config = tlog::config::Config::load(cli.config.as_deref())?;
             let _telemetry = tlog::telemetry::init(None)?;
             let pem = tlog::app::keygen_pkcs11(&config, out.as_deref())?;
             print!("{pem}");
             Ok(())
         }
-        Command::Keygen { out, pkcs11: false } => {
+        Command::Keygen {
+            out,
+            pkcs11: false,
+            algorithm,
+        } => {
             let _telemetry = tlog::telemetry::init(None)?;
-            tlog::app::keygen(&out.expect("clap requires --out without --pkcs11"))
+            let out = out.expect("clap requires --out without --pkcs11");
+            if algorithm == "ed25519" {
+                tlog::app::keygen_ed25519(&out)
+            } else {
+                tlog::app::keygen(&out)
+            }
+        }
+        Command::TrustConfig {
+            v1_url,
+            v2_url,
+            valid_from,
+        } => {
+            let config = tlog::config::Config::load(cli.config.as_deref())?;
+            let _telemetry = tlog::telemetry::init(None)?;
+            print!(
+                "{}",
+                tlog::app::trust_config(
+                    &config,
+                    v1_url.as_deref(),
+                    v2_url.as_deref(),
+                    &valid_from
+                )?
+            );
+            Ok(())
         }
         Command::Migrate => {
             let config = tlog::config::Config::load(cli.config.as_deref())?;

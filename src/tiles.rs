@@ -211,6 +211,43 @@ pub fn read_tile(tree: &Tree, id: TileId) -> Option<Vec<u8>> {
     id.to_tlog().read_data(&tree.view()).ok()
 }
 
+/// An entry bundle (C2SP tlog-tiles "Log entries"; rekor-v2-tiles.md R-05):
+/// each entry as a big-endian uint16 length and its bytes, in index order.
+///
+/// # Errors
+/// `TileError::BadData` with the length of an entry over 65 535 bytes.
+pub fn entry_bundle<'a>(entries: impl IntoIterator<Item = &'a [u8]>) -> Result<Vec<u8>, TileError> {
+    let mut bundle = Vec::new();
+    for entry in entries {
+        let len = u16::try_from(entry.len()).map_err(|_| TileError::BadData(entry.len()))?;
+        bundle.extend_from_slice(&len.to_be_bytes());
+        bundle.extend_from_slice(entry);
+    }
+    Ok(bundle)
+}
+
+/// The entries of an entry bundle, in order.
+///
+/// # Errors
+/// `TileError::BadData` with the bundle's length if it is cut short.
+pub fn parse_entry_bundle(mut bundle: &[u8]) -> Result<Vec<&[u8]>, TileError> {
+    let bad = TileError::BadData(bundle.len());
+    let mut entries = Vec::new();
+    while !bundle.is_empty() {
+        let Some((len, rest)) = bundle.split_first_chunk::<2>() else {
+            return Err(bad);
+        };
+        let len = usize::from(u16::from_be_bytes(*len));
+        if rest.len() < len {
+            return Err(bad);
+        }
+        let (entry, rest) = rest.split_at(len);
+        entries.push(entry);
+        bundle = rest;
+    }
+    Ok(entries)
+}
+
 /// Splits tile bytes into hashes, e.g. the leaf hashes of a level-0 tile
 /// when rebuilding the tree on start-up.
 ///
@@ -228,6 +265,153 @@ pub fn hashes_from_tile(bytes: &[u8]) -> Result<Vec<Hash>, TileError> {
         .chunks_exact(HASH_SIZE)
         .map(|chunk| Hash(chunk.try_into().expect("chunks are 32 bytes")))
         .collect())
+}
+
+#[cfg(test)]
+#[allow(clippy::cast_possible_truncation)]
+mod tessera_vectors {
+    //! rekor-v2-tiles.md V-01, V-02 (transparency-dev/tessera testdata/log)
+    //! and V-07, reproduced byte for byte.
+    use super::*;
+    use base64::prelude::{Engine as _, BASE64_STANDARD};
+
+    const LEAVES: [&str; 15] = [
+        "one", "two", "three", "four", "five", "six", "seven", "eit", "nain", "ten", "ileven",
+        "twelf", "threeten", "fourten", "fivten",
+    ];
+
+    fn b64(hash: Hash) -> String {
+        BASE64_STANDARD.encode(hash.0)
+    }
+
+    fn golden() -> Tree {
+        Tree::from_leaves(
+            LEAVES
+                .iter()
+                .map(|l| crate::merkle::leaf_hash(l.as_bytes())),
+        )
+    }
+
+    #[test]
+    fn golden_log_roots_tiles_and_bundles_match_v01() {
+        let tree = golden();
+        for (size, root) in [
+            (1, "0Nc2CrefWKseHj/mStd+LqC8B+NrX0btIiPt2SmN+ek="),
+            (2, "T1X2GdkhUjV3iyufF9b0kVsWFxIU0VI4EpNml2Teci4="),
+            (3, "Wqx3HImawpLnS/Gv4ubjAvi1WIOy0b8Ze0amvqbavKk="),
+            (7, "IrSXADBqJ7EQoUODSDKROySgNveeL6CFhik2w/+fS7U="),
+            (15, "rKbDipCvhuX1GZ7g5BBe8sA6BbJ7ja/1nk427v383cs="),
+        ] {
+            assert_eq!(b64(tree.root(size).unwrap()), root, "size {size}");
+        }
+        for width in 1..=15u16 {
+            let id = TileId {
+                level: 0,
+                index: 0,
+                width,
+            };
+            assert_eq!(id.path(), format!("0/000.p/{width}"));
+            let expected: Vec<u8> = LEAVES[..usize::from(width)]
+                .iter()
+                .flat_map(|l| crate::merkle::leaf_hash(l.as_bytes()).0)
+                .collect();
+            assert_eq!(read_tile(&tree, id).unwrap(), expected);
+        }
+        assert_eq!(
+            read_tile(
+                &tree,
+                TileId {
+                    level: 0,
+                    index: 0,
+                    width: 15
+                }
+            )
+            .unwrap()
+            .len(),
+            480
+        );
+        let bundle = |n: usize| entry_bundle(LEAVES[..n].iter().map(|l| l.as_bytes())).unwrap();
+        assert_eq!(bundle(2), b"\x00\x03one\x00\x03two");
+        assert_eq!(bundle(15).len(), 99);
+        let fifteen = bundle(15);
+        let parsed = parse_entry_bundle(&fifteen).unwrap();
+        assert_eq!(parsed, LEAVES.map(str::as_bytes));
+        assert!(parse_entry_bundle(&bundle(2)[..9]).is_err(), "cut short");
+    }
+
+    #[test]
+    fn golden_log_proofs_match_v02() {
+        let tree = golden();
+        let inclusion: Vec<String> = tree
+            .inclusion_proof(2, 15)
+            .unwrap()
+            .into_iter()
+            .map(b64)
+            .collect();
+        assert_eq!(
+            inclusion,
+            [
+                "9xWrP6pdBx5uKsS7mU1b9zWUPcw3mdoNCF55gM+5M2o=",
+                "T1X2GdkhUjV3iyufF9b0kVsWFxIU0VI4EpNml2Teci4=",
+                "g0ZoeYWtIV8Q8i+4CmgqPnBvH2il107lyCgTQsyB7H4=",
+                "5jLpqTgjsBDSEX6SgZiRnbTMdTuRd8bQ5tSsAOxe0Ks=",
+            ]
+        );
+        let consistency: Vec<String> = tree
+            .consistency_proof(7, 15)
+            .unwrap()
+            .into_iter()
+            .map(b64)
+            .collect();
+        assert_eq!(
+            consistency,
+            [
+                "2Q0P5jSR+TdkwdXWyx+GbBWX0KZbNZkWzCjyTPSozsw=",
+                "ThcgoV2DYcK+VCxBUDWAlNxmLy2r7dq7dK7+OlgQKWs=",
+                "ycRkkNklus5eMVRUvkD1pK321vMrA+jjOiZKU8aOcY4=",
+                "zY1lN35vrXYAPixXSd59LsU29xUJtuW4o2dNNg5Y2Co=",
+                "5jLpqTgjsBDSEX6SgZiRnbTMdTuRd8bQ5tSsAOxe0Ks=",
+            ]
+        );
+    }
+
+    #[test]
+    fn golden_log_key_is_the_v01_vkey() {
+        // The test-only signing key of V-01, PRIVATE+KEY+<name>+<id>+<0x01 || seed>.
+        let skey = "PRIVATE+KEY+example.com/log/testdata+33d7b496+AeymY/SZAX0jZcJ8enZ5FY1Dz+wTML2yWSkK+9DSF3eg";
+        let seed = BASE64_STANDARD
+            .decode(skey.splitn(5, '+').nth(4).unwrap())
+            .unwrap();
+        let key = crate::note::c2sp::Ed25519NoteKey::new(
+            "example.com/log/testdata",
+            &seed[1..].try_into().unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            key.vkey(),
+            "example.com/log/testdata+33d7b496+AeHTu4Q3hEIMHNqc6fASMsq3rKNx280NI+oO5xCFkkSx"
+        );
+    }
+
+    #[test]
+    fn tile_index_paths_match_v07() {
+        for (n, path) in [
+            (0, "0/000"),
+            (5, "0/005"),
+            (999, "0/999"),
+            (1000, "0/x001/000"),
+            (1_234_067, "0/x001/x234/067"),
+            (1_000_000, "0/x001/x000/000"),
+        ] {
+            let id = TileId {
+                level: 0,
+                index: n,
+                width: TILE_WIDTH,
+            };
+            assert_eq!(id.path(), path);
+            assert_eq!(TileId::from_path(path).unwrap(), id);
+        }
+    }
 }
 
 #[cfg(test)]

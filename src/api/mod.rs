@@ -8,6 +8,7 @@ pub mod rate_limit;
 pub mod request;
 pub mod unread;
 pub mod v1;
+pub mod v2;
 pub mod validation;
 
 use std::borrow::Cow;
@@ -49,6 +50,8 @@ pub struct ApiState {
     pub bearer_tokens: Option<crate::policy::BearerTokens>,
     /// What may be spent draining bodies answered before they were read.
     pub unread_drain: unread::DrainBudget,
+    /// The Rekor v2 log, when `v2.key_file` is set.
+    v2: Option<Arc<Log<Store>>>,
 }
 
 /// Body timeout of a state built with [`ApiState::new`] alone.
@@ -73,6 +76,7 @@ impl ApiState {
             write_policy: None,
             bearer_tokens: None,
             unread_drain: unread::DrainBudget::new(0),
+            v2: None,
         }
     }
 
@@ -82,6 +86,19 @@ impl ApiState {
     pub fn with_unread_drain(mut self, bytes_per_second: u64) -> Self {
         self.unread_drain = unread::DrainBudget::new(bytes_per_second);
         self
+    }
+
+    /// The same state, serving `log` as the Rekor v2 log.
+    #[must_use]
+    pub fn with_v2(mut self, log: Option<Arc<Log<Store>>>) -> Self {
+        self.v2 = log;
+        self
+    }
+
+    /// The Rekor v2 log, if one is configured.
+    #[must_use]
+    pub fn v2_log(&self) -> Option<Arc<Log<Store>>> {
+        self.v2.clone()
     }
 
     /// The same state, with bodies bounded to `timeout`.
@@ -133,9 +150,17 @@ impl ApiState {
     }
 }
 
-/// Registers the Rekor v1 API and the auxiliary routes on an actix `App`.
+/// Registers the Rekor v1 API, the Rekor v2 API with its tiles (404 unless
+/// a v2 log is configured) and the auxiliary routes on an actix `App`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     api_routes(cfg, web::post().to(v1::entries::create_entry));
+    cfg.service(resource("/api/v2/log/entries", "POST").route(web::post().to(v2::create_entry)));
+    for path in ["/checkpoint", "/api/v2/checkpoint"] {
+        cfg.service(resource(path, "GET").route(web::get().to(v2::get_checkpoint)));
+    }
+    for path in ["/tile/{path:.*}", "/api/v2/tile/{path:.*}"] {
+        cfg.service(resource(path, "GET").route(web::get().to(v2::get_tile)));
+    }
 }
 
 /// The read-only replica's routes: the reads, with create refused 405 before

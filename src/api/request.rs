@@ -133,7 +133,13 @@ where
                 cut_if_over_budget(watch, response.request());
             }
             count(response, *this.started);
-            if response.request().method() == Method::GET {
+            // A handler that set its own Cache-Control (the immutable
+            // tiles of a v2 log, R-06) keeps it.
+            if response.request().method() == Method::GET
+                && !response
+                    .headers()
+                    .contains_key(actix_web::http::header::CACHE_CONTROL)
+            {
                 let headers = response.headers_mut();
                 for (name, value) in NO_CACHE {
                     headers.insert(

@@ -15,6 +15,7 @@ mod digest_signature;
 mod dsse;
 mod envelope;
 mod hashedrekord;
+pub mod hashedrekord_v2;
 mod intoto;
 pub mod json_limits;
 pub(crate) mod minisign;

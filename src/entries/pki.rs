@@ -160,7 +160,8 @@ impl PublicKey {
         &self.subjects
     }
 
-    fn from_spki_der(der: &[u8]) -> Result<Self, KeyError> {
+    /// Parses a DER `SubjectPublicKeyInfo` (Rekor v2's `publicKey.rawBytes`).
+    pub(crate) fn from_spki_der(der: &[u8]) -> Result<Self, KeyError> {
         let (rest, spki) = SubjectPublicKeyInfo::from_der(der)
             .map_err(|_| invalid("x509: failed to parse public key"))?;
         if !rest.is_empty() {
@@ -174,6 +175,25 @@ impl PublicKey {
             key_bytes: key_bytes.to_vec(),
             canonical_pem,
             subjects: Vec::new(),
+        })
+    }
+
+    /// The key of one DER certificate, with no chain, expiry or identity
+    /// checks (Rekor v2's `x509Certificate.rawBytes`; rekor-v2-tiles.md W-04.3).
+    pub(crate) fn from_certificate_der(der: &[u8]) -> Result<Self, KeyError> {
+        let (rest, cert) =
+            X509Certificate::from_der(der).map_err(|_| invalid("x509: malformed certificate"))?;
+        if !rest.is_empty() {
+            return Err(invalid("x509: trailing data"));
+        }
+        let (algorithm, key_bytes) = analyse_spki(cert.public_key())?;
+        let mut canonical_pem = Vec::new();
+        encode_pem("CERTIFICATE", der, &mut canonical_pem);
+        Ok(Self {
+            algorithm,
+            key_bytes: key_bytes.to_vec(),
+            canonical_pem,
+            subjects: subject_alternative_names(&cert)?,
         })
     }
 

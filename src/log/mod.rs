@@ -266,6 +266,15 @@ impl<S: LogWriter + Shared + 'static> Log<S> {
         if self.carries_configured_origin(&current.note) {
             return Ok(());
         }
+        if self.info.origin == self.info.hostname {
+            // A v2 log's origin is its identity (its key ID hashes it):
+            // another origin is another log, never a re-signed one.
+            return Err(OpenError::Store(StoreError::Conflict(format!(
+                "the v2 log's checkpoint is not signed for origin {:?}; hint: v2.origin \
+                 must stay the origin the log was created with",
+                self.info.origin
+            ))));
+        }
         let expected = self.sign(current.size, current.root)?;
         tracing::info!(
             size = current.size,
@@ -280,6 +289,15 @@ impl<S: LogWriter + Shared + 'static> Log<S> {
 
     /// Whether a stored note has this log's origin and only its signer name.
     fn carries_configured_origin(&self, note: &str) -> bool {
+        if self.info.origin == self.info.hostname {
+            // A v2 log: C2SP text, one line by the key of this origin.
+            return crate::note::c2sp::SignedNote::parse(note).is_ok_and(|signed| {
+                std::str::from_utf8(signed.text())
+                    .ok()
+                    .and_then(|text| crate::note::c2sp::CheckpointText::parse(text).ok())
+                    .is_some_and(|cp| cp.origin == self.info.origin)
+            });
+        }
         crate::note::SignedCheckpoint::parse(note).is_ok_and(|signed| {
             signed.checkpoint.origin == self.info.origin
                 && signed
@@ -590,10 +608,18 @@ impl<S> Log<S> {
 
 impl LogInfo {
     fn new(identity: &LogIdentity, signer: &LogSigner, hostname: &str) -> Self {
+        // A v2 log's key names its origin, which is also its signer name.
+        let (hostname, origin) = match signer.origin() {
+            Some(origin) => (origin.to_owned(), origin.to_owned()),
+            None => (
+                hostname.to_owned(),
+                format!("{hostname} - {}", identity.tree_id),
+            ),
+        };
         Self {
             tree_id: identity.tree_id,
-            hostname: hostname.to_owned(),
-            origin: format!("{hostname} - {}", identity.tree_id),
+            hostname,
+            origin,
             log_id: hex::encode(signer.log_id()),
             public_key_pem: signer.public_key_pem(),
         }
@@ -612,7 +638,10 @@ async fn load_or_init_identity<S: LogWriter>(
                 tree_id: random_tree_id(),
                 public_key: signer.public_key_der().to_vec(),
             };
-            let origin = format!("{hostname} - {}", identity.tree_id);
+            let origin = signer.origin().map_or_else(
+                || format!("{hostname} - {}", identity.tree_id),
+                str::to_owned,
+            );
             let root = merkle::empty_root();
             let checkpoint = Checkpoint {
                 origin,

@@ -218,6 +218,37 @@ impl TiledTree {
         }
     }
 
+    /// The bytes of tile `id` (C2SP tlog-tiles) of this tree, if it has one
+    /// at that width. A tile above level 0 is a tile one level down of the
+    /// upper tree, whose leaves are the block hashes; a level-0 tile is its
+    /// block's, or the tail's.
+    ///
+    /// # Errors
+    /// `Missing` for a complete level-0 tile whose block was not handed in.
+    pub fn read_tile(
+        &self,
+        id: TileId,
+        blocks: &dyn Fn(u64) -> Option<Block>,
+    ) -> Result<Option<Vec<u8>>, Lookup> {
+        if id.level > 0 {
+            let upper = TileId {
+                level: id.level - 1,
+                ..id
+            };
+            return Ok(crate::tiles::read_tile(&self.upper, upper));
+        }
+        let within = TileId { index: 0, ..id };
+        let complete = self.upper.size();
+        if id.index < complete {
+            let block = blocks(id.index).ok_or(Lookup::Missing(id.index))?;
+            Ok(crate::tiles::read_tile(&block, within))
+        } else if id.index == complete {
+            Ok(crate::tiles::read_tile(&self.tail, within))
+        } else {
+            Ok(None)
+        }
+    }
+
     /// Root of the first `size` leaves.
     ///
     /// # Errors

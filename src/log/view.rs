@@ -314,6 +314,18 @@ impl<S: LogReader> View<S> {
         }
     }
 
+    /// The bytes of tile `id` (C2SP tlog-tiles) of the committed tree, if
+    /// it has one at that width: tiles above level 0 from the upper levels in
+    /// memory, a level-0 tile from its block (read from storage through the
+    /// cache, and checked) or from the tail.
+    ///
+    /// # Errors
+    /// Storage failures, or a stored tile that contradicts the view.
+    pub async fn read_tile(&self, id: crate::tiles::TileId) -> Result<Option<Vec<u8>>, ReadError> {
+        self.read(|state, blocks| state.tree.read_tile(id, blocks))
+            .await
+    }
+
     /// Inclusion proof of `index` against the latest checkpoint.
     ///
     /// # Errors

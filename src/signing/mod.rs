@@ -131,6 +131,8 @@ enum Backend {
     },
     /// A key on a PKCS#11 token; the process only holds sessions.
     Pkcs11(pkcs11::Pkcs11Key),
+    /// A Rekor v2 log's Ed25519 key: C2SP checkpoints, no SETs.
+    Ed25519(Box<note::c2sp::Ed25519NoteKey>),
 }
 
 /// The log's signing key and the identifiers derived from it: a front over
@@ -152,6 +154,7 @@ impl fmt::Debug for LogSigner {
         let backend = match &self.backend {
             Backend::File { .. } => "file",
             Backend::Pkcs11(_) => "pkcs11",
+            Backend::Ed25519(_) => "ed25519",
         };
         f.debug_struct("LogSigner")
             .field("backend", &backend)
@@ -194,6 +197,55 @@ impl LogSigner {
     pub fn open_pkcs11(settings: Pkcs11Settings) -> Result<Self, Pkcs11Error> {
         let (key, spki_der) = pkcs11::Pkcs11Key::open(settings)?;
         Ok(Self::with_backend(Backend::Pkcs11(key), spki_der))
+    }
+    /// A Rekor v2 log's signer: the Ed25519 key of origin `origin` from its
+    /// PKCS#8 PEM (`tlog keygen --algorithm ed25519`). It signs C2SP
+    /// checkpoints named by the origin and issues no SETs; its log ID is the
+    /// C2SP key ID (rekor-v2-tiles.md K-02).
+    ///
+    /// # Errors
+    /// `KeyError::Parse` for another key, or an origin that is not a valid
+    /// key name.
+    pub fn from_ed25519_pem(pem: &str, origin: &str) -> Result<Self, KeyError> {
+        let der = pem_contents(pem, PRIVATE_KEY_LABEL).map_err(KeyError::Parse)?;
+        let seed = ed25519_seed_from_pkcs8(&der)
+            .ok_or_else(|| KeyError::Parse("not a PKCS#8 Ed25519 key".into()))?;
+        let key = note::c2sp::Ed25519NoteKey::new(origin, &seed)
+            .map_err(|e| KeyError::Parse(format!("v2.origin: {e}")))?;
+        let spki_der = key.public_key_der();
+        let log_id = key.log_id();
+        Ok(Self {
+            backend: Backend::Ed25519(Box::new(key)),
+            log_id_hex: hex::encode(log_id),
+            log_id,
+            spki_der,
+        })
+    }
+    /// Generates a new Ed25519 key, as PKCS#8 PEM (RFC 8410).
+    ///
+    /// # Errors
+    /// If the random source fails.
+    pub fn generate_ed25519_pem() -> Result<String, KeyError> {
+        use aws_lc_rs::rand::SecureRandom as _;
+        let mut seed = [0u8; 32];
+        SystemRandom::new()
+            .fill(&mut seed)
+            .map_err(|_| KeyError::Generate)?;
+        let der = [&ED25519_PKCS8_PREFIX[..], &seed].concat();
+        let config = pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF);
+        Ok(pem::encode_config(
+            &pem::Pem::new(PRIVATE_KEY_LABEL, der),
+            config,
+        ))
+    }
+    /// The checkpoint origin this key fixes, if it does: a v2 log's key is
+    /// bound to its origin, a v1 log's origin comes from its host name.
+    #[must_use]
+    pub fn origin(&self) -> Option<&str> {
+        match &self.backend {
+            Backend::Ed25519(key) => Some(key.name()),
+            Backend::File { .. } | Backend::Pkcs11(_) => None,
+        }
     }
     fn with_backend(backend: Backend, spki_der: Vec<u8>) -> Self {
         let log_id: [u8; 32] = Sha256::digest(&spki_der).into();
@@ -258,6 +310,7 @@ impl LogSigner {
                 .as_ref()
                 .to_vec()),
             Backend::Pkcs11(key) => key.sign_digest(&Sha256::digest(message).into()),
+            Backend::Ed25519(_) => Err(SignError("a v2 log key signs checkpoints only".into())),
         }
     }
     /// Signs the SET payload (C-09) and returns the DER signature.
@@ -291,6 +344,8 @@ impl LogSigner {
             )
         });
         match &self.backend {
+            // Rekor v2 has no SETs (W-09): entries keep an empty one.
+            Backend::Ed25519(_) => Ok(vec![Vec::new(); sets.len()]),
             Backend::File { .. } => payloads.map(|payload| self.sign(&payload)).collect(),
             Backend::Pkcs11(key) => {
                 let digests: Vec<[u8; 32]> = payloads
@@ -307,7 +362,7 @@ impl LogSigner {
     /// `SignError` if the HSM still cannot sign.
     pub fn probe(&self) -> Result<(), SignError> {
         match &self.backend {
-            Backend::File { .. } => Ok(()),
+            Backend::File { .. } | Backend::Ed25519(_) => Ok(()),
             Backend::Pkcs11(key) => key.sign_digest(&[0x5a; 32]).map(drop),
         }
     }
@@ -323,6 +378,18 @@ impl LogSigner {
         checkpoint: &Checkpoint,
         name: &str,
     ) -> Result<String, SignError> {
+        if let Backend::Ed25519(key) = &self.backend {
+            // C2SP: the key's name is the origin; `name` is not used.
+            let text = note::c2sp::CheckpointText {
+                origin: checkpoint.origin.clone(),
+                size: checkpoint.size,
+                root: checkpoint.root,
+                extensions: Vec::new(),
+            };
+            return key
+                .sign_checkpoint(&text)
+                .map_err(|e| SignError(e.to_string()));
+        }
         let signature = self.sign(checkpoint.body().as_bytes())?;
         Ok(note::format_signed(
             checkpoint,
@@ -331,6 +398,18 @@ impl LogSigner {
             signature,
         ))
     }
+}
+
+/// The fixed head of an RFC 8410 PKCS#8 v1 Ed25519 private key, before
+/// the 32-byte seed.
+const ED25519_PKCS8_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
+
+/// The seed of an RFC 8410 PKCS#8 v1 Ed25519 key (what `openssl genpkey
+/// -algorithm ed25519` and `tlog keygen --algorithm ed25519` write).
+fn ed25519_seed_from_pkcs8(der: &[u8]) -> Option<[u8; 32]> {
+    der.strip_prefix(&ED25519_PKCS8_PREFIX[..])?.try_into().ok()
 }
 
 /// A log's public key: checks SETs and checkpoints (tests, the replica).

@@ -343,6 +343,74 @@ pub async fn open(config: &crate::config::Config) -> Result<(Store, StoreLease),
     }
 }
 
+/// The directory of a log's journal other than log 1's, below `data_dir`:
+/// `logs/<id>` (each log is a journal of its own, so the file format and
+/// its checks stay those of one log).
+#[must_use]
+pub fn journal_dir(data_dir: &std::path::Path, log_id: i64) -> std::path::PathBuf {
+    data_dir.join("logs").join(log_id.to_string())
+}
+
+/// Opens the Rekor v2 log of origin `origin` beside the v1 log `v1` (the
+/// store [`open`] gave), with its own lease: the active v2 log row of that
+/// origin on Postgres, registered on first use. The embedded journal keeps
+/// no v2 log yet.
+///
+/// # Errors
+/// As [`open`]; `Conflict` when an active v2 log of another origin exists
+/// (changing the origin is a rotation, which this does not do);
+/// `Unavailable` for the embedded journal.
+pub async fn open_v2(
+    config: &crate::config::Config,
+    v1: &Store,
+    origin: &str,
+) -> Result<(Store, StoreLease), StoreError> {
+    match v1 {
+        Store::Postgres(pg) => {
+            let logs = pg.logs().await?;
+            let active = logs.iter().find(|log| {
+                log.api_version == postgres::ApiVersion::V2
+                    && log.state == postgres::LogState::Active
+            });
+            let store = match active {
+                Some(log) if log.origin.as_deref() == Some(origin) => pg.for_log(log.id),
+                Some(log) => {
+                    return Err(StoreError::Conflict(format!(
+                        "the active v2 log has origin {:?}, not {origin:?}",
+                        log.origin.as_deref().unwrap_or("")
+                    )))
+                }
+                None => match pg
+                    .register_log(postgres::ApiVersion::V2, Some(origin))
+                    .await
+                {
+                    Ok(store) => store,
+                    // Another process registered it first: take theirs.
+                    Err(StoreError::Conflict(_)) => {
+                        let logs = pg.logs().await?;
+                        let log = logs
+                            .iter()
+                            .find(|log| log.origin.as_deref() == Some(origin))
+                            .ok_or_else(|| StoreError::Corrupt("v2 log vanished".into()))?;
+                        pg.for_log(log.id)
+                    }
+                    Err(err) => return Err(err),
+                },
+            };
+            let lease = store.lease(std::time::Duration::from_millis(config.lease_ttl_ms));
+            Ok((Store::Postgres(store), StoreLease::Postgres(lease)))
+        }
+        // The db.jsonl format and its checks (header, checkpoint origin
+        // `<host> - <treeID>`, the P-256 key that verifies it) are a v1 log's:
+        // a v2 journal (in `journal_dir`) needs them per API version first.
+        Store::File(_) => Err(StoreError::Unavailable(
+            "the Rekor v2 log needs Postgres (database_url): the embedded journal \
+             holds v1 logs only"
+                .into(),
+        )),
+    }
+}
+
 /// Opens the store `config` names for reading only, beside a running
 /// server: Postgres, or a snapshot of the journal as it is now.
 ///

@@ -27,10 +27,16 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// A log stored in one Postgres database.
+/// One log stored in a Postgres database, which may hold several (each a
+/// row of `logs`, every other table keyed by `log_id`). A handle is scoped to
+/// one log: [`PgStore::connect_lazy`] opens log 1 (the v1 log every database
+/// made before migration 0005 holds), [`PgStore::for_log`] another one on the
+/// same pool.
 #[derive(Clone, Debug)]
 pub struct PgStore {
     pool: PgPool,
+    /// The log this handle reads and writes.
+    log_id: i64,
     /// The lease epoch commits are fenced by, once a lease is made.
     fence: Arc<Fence>,
     /// The connection that listens for [`Event`]s, once asked for one.
@@ -43,6 +49,60 @@ const MOVED_CHANNEL: &str = "tlog_checkpoint";
 const QUEUED_CHANNEL: &str = "tlog_queued";
 /// Notification channel of the leader's refusals ([`Refusal::encode`]).
 const REFUSED_CHANNEL: &str = "tlog_refused";
+
+/// The first log of every database: the v1 log of a single-log database.
+pub const DEFAULT_LOG: i64 = 1;
+
+/// A log's channel: `base` for log 1 (as before migration 0005), else
+/// `<base>_<id>`, so that each log's followers wake only for their own log.
+fn channel(base: &str, log_id: i64) -> String {
+    if log_id == DEFAULT_LOG {
+        base.to_owned()
+    } else {
+        format!("{base}_{log_id}")
+    }
+}
+
+/// Which API a log speaks (`logs.api_version`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiVersion {
+    /// Rekor v1: SETs, `<host> - <treeID>` origin.
+    V1,
+    /// Rekor v2: C2SP tlog-tiles, origin of its own.
+    V2,
+}
+
+impl ApiVersion {
+    fn as_str(self) -> &'static str {
+        match self {
+            ApiVersion::V1 => "v1",
+            ApiVersion::V2 => "v2",
+        }
+    }
+}
+
+/// Whether a log takes new entries (`logs.state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogState {
+    /// Takes new entries.
+    Active,
+    /// Read-only: a rotated shard.
+    Frozen,
+}
+
+/// One row of `logs`: a log's registration, apart from its identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogRecord {
+    /// The log's ID in this database (`logs.id`, `log_id` elsewhere).
+    pub id: i64,
+    /// The API it speaks.
+    pub api_version: ApiVersion,
+    /// Active or frozen.
+    pub state: LogState,
+    /// Its checkpoint origin; `None` for a v1 log, whose origin is derived
+    /// from the hostname and tree ID.
+    pub origin: Option<String>,
+}
 
 /// What a store's commits check the lease against.
 #[derive(Debug, Default)]
@@ -77,6 +137,8 @@ impl Fence {
 /// every change of holder. See [`super::lease::Lease`].
 pub struct PgLease {
     pool: PgPool,
+    /// The log whose `sequencer_lease` row this is.
+    log_id: i64,
     fence: Arc<Fence>,
     /// Random, per process: who holds the lease.
     holder: String,
@@ -135,9 +197,110 @@ impl PgStore {
             .connect_lazy_with(options);
         Ok(Self {
             pool,
+            log_id: DEFAULT_LOG,
             fence: Arc::default(),
             listener: Arc::default(),
         })
+    }
+
+    /// A handle on log `log_id` of the same database and pool, with a lease
+    /// and notifications of its own. The log need not be registered yet
+    /// ([`PgStore::register_log`]); until it is, it reads as empty, and
+    /// [`LogWriter::init`] fails.
+    #[must_use]
+    pub fn for_log(&self, log_id: i64) -> Self {
+        Self {
+            pool: self.pool.clone(),
+            log_id,
+            fence: Arc::default(),
+            listener: Arc::default(),
+        }
+    }
+
+    /// The log this handle is scoped to.
+    #[must_use]
+    pub fn log_id(&self) -> i64 {
+        self.log_id
+    }
+
+    /// Every log in the database, by ID.
+    ///
+    /// # Errors
+    /// `Unavailable` if the database cannot be read; `Corrupt` for a row
+    /// with an unknown version or state.
+    pub async fn logs(&self) -> Result<Vec<LogRecord>, StoreError> {
+        let rows = sqlx::query("SELECT id, api_version, state, origin FROM logs ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
+            .map(|r| {
+                let api_version = match r.get::<&str, _>(1) {
+                    "v1" => ApiVersion::V1,
+                    "v2" => ApiVersion::V2,
+                    other => return Err(StoreError::Corrupt(format!("api version {other}"))),
+                };
+                let state = match r.get::<&str, _>(2) {
+                    "active" => LogState::Active,
+                    "frozen" => LogState::Frozen,
+                    other => return Err(StoreError::Corrupt(format!("log state {other}"))),
+                };
+                Ok(LogRecord {
+                    id: r.get(0),
+                    api_version,
+                    state,
+                    origin: r.get(3),
+                })
+            })
+            .collect()
+    }
+
+    /// Registers a new active log with the next free ID, its own sequencer
+    /// lease row, and returns a handle on it. Its identity and first
+    /// checkpoint follow with [`LogWriter::init`] on that handle.
+    ///
+    /// # Errors
+    /// `Conflict` if another log already has `origin`; `Unavailable` if the
+    /// database cannot be written.
+    pub async fn register_log(
+        &self,
+        api_version: ApiVersion,
+        origin: Option<&str>,
+    ) -> Result<Self, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // The table lock makes concurrent registrations take turns for an ID.
+        sqlx::query("LOCK TABLE logs IN SHARE ROW EXCLUSIVE MODE")
+            .execute(&mut *tx)
+            .await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO logs (id, api_version, origin) \
+             SELECT coalesce(max(id), 0) + 1, $1, $2 FROM logs RETURNING id",
+        )
+        .bind(api_version.as_str())
+        .bind(origin)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO sequencer_lease (log_id, epoch, holder, expires_at) \
+             VALUES ($1, 0, '', '-infinity')",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(self.for_log(id))
+    }
+
+    /// Freezes this log: from now on its state reads `frozen`. Writes are
+    /// refused by the log above the store, which reads the state at start.
+    ///
+    /// # Errors
+    /// `Unavailable` if the database cannot be written.
+    pub async fn freeze(&self) -> Result<(), StoreError> {
+        sqlx::query("UPDATE logs SET state = 'frozen' WHERE id = $1")
+            .bind(self.log_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// The sequencer's lease on this database, lasting `ttl` from each
@@ -155,6 +318,7 @@ impl PgStore {
         self.fence.enabled.store(true, Ordering::SeqCst);
         PgLease {
             pool: self.pool.clone(),
+            log_id: self.log_id,
             fence: Arc::clone(&self.fence),
             holder: random_holder(),
             ttl,
@@ -221,7 +385,8 @@ fn to_hash(bytes: &[u8]) -> Result<Hash, StoreError> {
 impl LogReader for PgStore {
     #[tracing::instrument(name = "db.identity", skip_all, fields(db.system = "postgresql"))]
     async fn identity(&self) -> Result<Option<LogIdentity>, StoreError> {
-        let row = sqlx::query("SELECT tree_id, public_key FROM log_identity")
+        let row = sqlx::query("SELECT tree_id, public_key FROM log_identity WHERE log_id = $1")
+            .bind(self.log_id)
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.map(|r| LogIdentity {
@@ -232,7 +397,8 @@ impl LogReader for PgStore {
 
     #[tracing::instrument(name = "db.checkpoint", skip_all, fields(db.system = "postgresql"))]
     async fn checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
-        let row = sqlx::query("SELECT size, root, note FROM checkpoint")
+        let row = sqlx::query("SELECT size, root, note FROM checkpoint WHERE log_id = $1")
+            .bind(self.log_id)
             .fetch_optional(&self.pool)
             .await?;
         row.map(|r| {
@@ -248,8 +414,9 @@ impl LogReader for PgStore {
     #[tracing::instrument(name = "db.entry", skip_all, fields(db.system = "postgresql", index = index))]
     async fn entry(&self, index: u64) -> Result<Option<StoredEntry>, StoreError> {
         let row =
-            sqlx::query("SELECT body, integrated_time, set_signature FROM entries WHERE idx = $1")
+            sqlx::query("SELECT body, integrated_time, set_signature FROM entries WHERE log_id = $2 AND idx = $1")
                 .bind(to_i64(index))
+                .bind(self.log_id)
                 .fetch_optional(&self.pool)
                 .await?;
         Ok(row.map(|r| StoredEntry {
@@ -267,10 +434,12 @@ impl LogReader for PgStore {
         }
         let width = u64::from(TILE_WIDTH);
         let rows = sqlx::query(
-            "SELECT idx, hashes FROM tiles WHERE level = 0 AND idx BETWEEN $1 AND $2 ORDER BY idx",
+            "SELECT idx, hashes FROM tiles WHERE log_id = $3 AND level = 0 AND idx BETWEEN $1 AND $2 \
+             ORDER BY idx",
         )
         .bind(to_i64(start / width))
         .bind(to_i64((end - 1) / width))
+        .bind(self.log_id)
         .fetch_all(&self.pool)
         .await?;
         let mut hashes = Vec::with_capacity(usize::try_from(end - start).unwrap_or(0));
@@ -299,10 +468,12 @@ impl LogReader for PgStore {
         // Level-1 tiles hold the level-8 hashes: one row per 65,536 leaves.
         let width = u64::from(TILE_WIDTH);
         let rows = sqlx::query(
-            "SELECT idx, hashes FROM tiles WHERE level = 1 AND idx BETWEEN $1 AND $2 ORDER BY idx",
+            "SELECT idx, hashes FROM tiles WHERE log_id = $3 AND level = 1 AND idx BETWEEN $1 AND $2 \
+             ORDER BY idx",
         )
         .bind(to_i64(start / width))
         .bind(to_i64((end - 1) / width))
+        .bind(self.log_id)
         .fetch_all(&self.pool)
         .await?;
         let mut hashes = Vec::with_capacity(usize::try_from(end - start).unwrap_or(0));
@@ -327,12 +498,15 @@ impl LogReader for PgStore {
         if leaves.is_empty() {
             return Ok(Vec::new());
         }
-        // entries.leaf_hash is UNIQUE, so this is one index probe per leaf.
+        // (log_id, leaf_hash) is UNIQUE, so this is one index probe per leaf.
         let wanted: Vec<&[u8]> = leaves.iter().map(|l| l.0.as_slice()).collect();
-        let rows = sqlx::query("SELECT leaf_hash, idx FROM entries WHERE leaf_hash = ANY($1)")
-            .bind(&wanted)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT leaf_hash, idx FROM entries WHERE log_id = $2 AND leaf_hash = ANY($1)",
+        )
+        .bind(&wanted)
+        .bind(self.log_id)
+        .fetch_all(&self.pool)
+        .await?;
         let mut found = std::collections::HashMap::with_capacity(rows.len());
         for row in rows {
             let leaf: &[u8] = row.get(0);
@@ -362,11 +536,12 @@ impl LogReader for PgStore {
                 let mut lists = Vec::with_capacity(keys.len());
                 for key in keys {
                     let rows: Vec<i64> = sqlx::query_scalar(
-                        "SELECT entry_idx FROM index_keys WHERE key = $1 \
+                        "SELECT entry_idx FROM index_keys WHERE log_id = $3 AND key = $1 \
                          ORDER BY entry_idx DESC LIMIT $2",
                     )
                     .bind(key)
                     .bind(limit_sql)
+                    .bind(self.log_id)
                     .fetch_all(&self.pool)
                     .await?;
                     lists.push(rows);
@@ -378,13 +553,14 @@ impl LogReader for PgStore {
             KeyMatch::All => {
                 let count = i64::try_from(keys.len()).unwrap_or(i64::MAX);
                 let rows: Vec<i64> = sqlx::query_scalar(
-                    "SELECT entry_idx FROM index_keys WHERE key = ANY($1) \
+                    "SELECT entry_idx FROM index_keys WHERE log_id = $4 AND key = ANY($1) \
                      GROUP BY entry_idx HAVING count(*) = $2 \
                      ORDER BY entry_idx DESC LIMIT $3",
                 )
                 .bind(&keys)
                 .bind(count)
                 .bind(limit_sql)
+                .bind(self.log_id)
                 .fetch_all(&self.pool)
                 .await?;
                 vec![rows]
@@ -415,18 +591,20 @@ impl LogReader for PgStore {
         let (first, last) = (to_i64(start), to_i64(end - 1));
         let rows = sqlx::query(
             "SELECT idx, body, integrated_time, set_signature FROM entries \
-             WHERE idx BETWEEN $1 AND $2 ORDER BY idx",
+             WHERE log_id = $3 AND idx BETWEEN $1 AND $2 ORDER BY idx",
         )
         .bind(first)
         .bind(last)
+        .bind(self.log_id)
         .fetch_all(&self.pool)
         .await?;
         let keys = sqlx::query(
-            "SELECT entry_idx, key FROM index_keys WHERE entry_idx BETWEEN $1 AND $2 \
-             ORDER BY entry_idx, key",
+            "SELECT entry_idx, key FROM index_keys WHERE log_id = $3 \
+             AND entry_idx BETWEEN $1 AND $2 ORDER BY entry_idx, key",
         )
         .bind(first)
         .bind(last)
+        .bind(self.log_id)
         .fetch_all(&self.pool)
         .await?;
         let mut keys = keys.into_iter().peekable();
@@ -460,15 +638,17 @@ impl LogWriter for PgStore {
         checkpoint: &StoredCheckpoint,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO log_identity (tree_id, public_key) VALUES ($1, $2)")
+        sqlx::query("INSERT INTO log_identity (log_id, tree_id, public_key) VALUES ($3, $1, $2)")
             .bind(identity.tree_id)
             .bind(&identity.public_key)
+            .bind(self.log_id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("INSERT INTO checkpoint (size, root, note) VALUES ($1, $2, $3)")
+        sqlx::query("INSERT INTO checkpoint (log_id, size, root, note) VALUES ($4, $1, $2, $3)")
             .bind(to_i64(checkpoint.size))
             .bind(&checkpoint.root.0[..])
             .bind(&checkpoint.note)
+            .bind(self.log_id)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -499,7 +679,7 @@ impl LogWriter for PgStore {
             let held = sqlx::query(
                 "UPDATE sequencer_lease \
                  SET expires_at = clock_timestamp() + $2 * interval '1 millisecond' \
-                 WHERE epoch = $1 \
+                 WHERE log_id = $4 AND epoch = $1 \
                  RETURNING set_config('idle_in_transaction_session_timeout', $3, true)",
             )
             .bind(epoch)
@@ -510,6 +690,7 @@ impl LogWriter for PgStore {
                     .load(Ordering::Relaxed)
                     .to_string(),
             )
+            .bind(self.log_id)
             .fetch_optional(&mut *tx)
             .await?;
             if epoch < 0 || held.is_none() {
@@ -520,14 +701,15 @@ impl LogWriter for PgStore {
         // serialises writers, and a stale writer fails before writing anything.
         // It also wakes the processes that follow this log, at COMMIT.
         let swapped = sqlx::query(
-            "UPDATE checkpoint SET size = $1, root = $2, note = $3 WHERE size = $4 \
+            "UPDATE checkpoint SET size = $1, root = $2, note = $3 WHERE log_id = $6 AND size = $4 \
              RETURNING pg_notify($5, $1::text)",
         )
         .bind(to_i64(new.size))
         .bind(&new.root.0[..])
         .bind(&new.note)
         .bind(to_i64(old_size))
-        .bind(MOVED_CHANNEL)
+        .bind(channel(MOVED_CHANNEL, self.log_id))
+        .bind(self.log_id)
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -537,10 +719,10 @@ impl LogWriter for PgStore {
             )));
         }
         if !batch.entries.is_empty() {
-            insert_entries(&mut tx, batch).await?;
+            insert_entries(&mut tx, self.log_id, batch).await?;
         }
         if !batch.tiles.is_empty() {
-            upsert_tiles(&mut tx, batch).await?;
+            upsert_tiles(&mut tx, self.log_id, batch).await?;
         }
         // Only the inserts are classified `Rejected`: a failed COMMIT has an
         // unknown outcome, whatever its code says.
@@ -565,14 +747,15 @@ impl Shared for PgStore {
         // the commits that send one, which must not each wait for a flush.
         let id: i64 = sqlx::query_scalar(
             "WITH quick AS (SELECT set_config('synchronous_commit', 'off', true)), \
-             queued AS (INSERT INTO submissions (kind, body, index_keys) \
-               VALUES ($1, $2, $3) RETURNING id) \
+             queued AS (INSERT INTO submissions (log_id, kind, body, index_keys) \
+               VALUES ($5, $1, $2, $3) RETURNING id) \
              SELECT id FROM queued, quick, pg_notify($4, '')",
         )
         .bind(&entry.kind)
         .bind(&entry.body)
         .bind(&entry.index_keys)
-        .bind(QUEUED_CHANNEL)
+        .bind(channel(QUEUED_CHANNEL, self.log_id))
+        .bind(self.log_id)
         .fetch_one(&self.pool)
         .await
         .map_err(entry_insert_error)?;
@@ -586,10 +769,12 @@ impl Shared for PgStore {
         let rows = sqlx::query(
             "WITH quick AS (SELECT set_config('synchronous_commit', 'off', true)) \
              DELETE FROM submissions WHERE EXISTS (SELECT 1 FROM quick) AND id IN \
-               (SELECT id FROM submissions ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED) \
+               (SELECT id FROM submissions WHERE log_id = $2 ORDER BY id LIMIT $1 \
+                FOR UPDATE SKIP LOCKED) \
              RETURNING id, kind, body, index_keys",
         )
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .bind(self.log_id)
         .fetch_all(&self.pool)
         .await?;
         let mut claimed: Vec<(i64, QueuedEntry)> = rows
@@ -609,7 +794,7 @@ impl Shared for PgStore {
 
     async fn refuse(&self, id: i64, refusal: &Refusal) -> Result<(), StoreError> {
         sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(REFUSED_CHANNEL)
+            .bind(channel(REFUSED_CHANNEL, self.log_id))
             .bind(refusal.encode(id))
             .execute(&self.pool)
             .await?;
@@ -620,8 +805,9 @@ impl Shared for PgStore {
         let mut listener = self.listener.lock().await;
         if listener.is_none() {
             let mut new = PgListener::connect_with(&self.pool).await?;
-            new.listen_all([MOVED_CHANNEL, QUEUED_CHANNEL, REFUSED_CHANNEL])
-                .await?;
+            let channels = [MOVED_CHANNEL, QUEUED_CHANNEL, REFUSED_CHANNEL]
+                .map(|base| channel(base, self.log_id));
+            new.listen_all(channels.iter().map(String::as_str)).await?;
             *listener = Some(new);
         }
         let listening = listener.as_mut().expect("listener was just set");
@@ -629,7 +815,11 @@ impl Shared for PgStore {
             return Ok(None);
         };
         let notification = received?;
-        let event = match notification.channel() {
+        let base = match notification.channel().rsplit_once('_') {
+            Some((base, id)) if id.parse::<i64>().is_ok() => base,
+            _ => notification.channel(),
+        };
+        let event = match base {
             MOVED_CHANNEL => Event::Moved,
             QUEUED_CHANNEL => Event::Queued,
             _ => match Refusal::decode(notification.payload()) {
@@ -672,12 +862,13 @@ impl super::lease::Lease for PgLease {
                epoch = CASE WHEN holder = $1 AND epoch = $2 THEN epoch ELSE epoch + 1 END, \
                holder = $1, \
                expires_at = clock_timestamp() + $3 * interval '1 millisecond' \
-             WHERE (holder = $1 AND epoch = $2) OR expires_at < clock_timestamp() \
+             WHERE log_id = $4 AND ((holder = $1 AND epoch = $2) OR expires_at < clock_timestamp()) \
              RETURNING epoch",
         )
         .bind(&self.holder)
         .bind(held)
         .bind(i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX))
+        .bind(self.log_id)
         .fetch_optional(&self.pool)
         .await;
         let row = match row {
@@ -709,10 +900,12 @@ impl super::lease::Lease for PgLease {
             return Ok(());
         }
         sqlx::query(
-            "UPDATE sequencer_lease SET expires_at = '-infinity' WHERE holder = $1 AND epoch = $2",
+            "UPDATE sequencer_lease SET expires_at = '-infinity' \
+             WHERE log_id = $3 AND holder = $1 AND epoch = $2",
         )
         .bind(&self.holder)
         .bind(epoch)
+        .bind(self.log_id)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -723,7 +916,11 @@ impl super::lease::Lease for PgLease {
     }
 }
 
-async fn insert_entries(tx: &mut PgConnection, batch: &Batch) -> Result<(), StoreError> {
+async fn insert_entries(
+    tx: &mut PgConnection,
+    log_id: i64,
+    batch: &Batch,
+) -> Result<(), StoreError> {
     let n = batch.entries.len();
     let (mut idx, mut leaf, mut body, mut time, mut set) = (
         Vec::with_capacity(n),
@@ -746,24 +943,26 @@ async fn insert_entries(tx: &mut PgConnection, batch: &Batch) -> Result<(), Stor
         }
     }
     sqlx::query(
-        "INSERT INTO entries (idx, leaf_hash, body, integrated_time, set_signature) \
-         SELECT * FROM UNNEST($1::int8[], $2::bytea[], $3::bytea[], $4::int8[], $5::bytea[])",
+        "INSERT INTO entries (log_id, idx, leaf_hash, body, integrated_time, set_signature) \
+         SELECT $6, * FROM UNNEST($1::int8[], $2::bytea[], $3::bytea[], $4::int8[], $5::bytea[])",
     )
     .bind(&idx)
     .bind(&leaf)
     .bind(&body)
     .bind(&time)
     .bind(&set)
+    .bind(log_id)
     .execute(&mut *tx)
     .await
     .map_err(entry_insert_error)?;
     if !keys.is_empty() {
         sqlx::query(
-            "INSERT INTO index_keys (key, entry_idx) SELECT * FROM UNNEST($1::text[], $2::int8[]) \
-             ON CONFLICT DO NOTHING",
+            "INSERT INTO index_keys (log_id, key, entry_idx) \
+             SELECT $3, * FROM UNNEST($1::text[], $2::int8[]) ON CONFLICT DO NOTHING",
         )
         .bind(&keys)
         .bind(&key_idx)
+        .bind(log_id)
         .execute(&mut *tx)
         .await
         .map_err(entry_insert_error)?;
@@ -771,7 +970,7 @@ async fn insert_entries(tx: &mut PgConnection, batch: &Batch) -> Result<(), Stor
     Ok(())
 }
 
-async fn upsert_tiles(tx: &mut PgConnection, batch: &Batch) -> Result<(), StoreError> {
+async fn upsert_tiles(tx: &mut PgConnection, log_id: i64, batch: &Batch) -> Result<(), StoreError> {
     let mut level = Vec::new();
     let mut idx = Vec::new();
     let mut width = Vec::new();
@@ -784,15 +983,16 @@ async fn upsert_tiles(tx: &mut PgConnection, batch: &Batch) -> Result<(), StoreE
     }
     // A full tile never changes; a partial one is only ever replaced by a wider one.
     sqlx::query(
-        "INSERT INTO tiles (level, idx, width, hashes) \
-         SELECT * FROM UNNEST($1::int2[], $2::int8[], $3::int2[], $4::bytea[]) \
-         ON CONFLICT (level, idx) DO UPDATE SET width = EXCLUDED.width, hashes = EXCLUDED.hashes \
+        "INSERT INTO tiles (log_id, level, idx, width, hashes) \
+         SELECT $5, * FROM UNNEST($1::int2[], $2::int8[], $3::int2[], $4::bytea[]) \
+         ON CONFLICT (log_id, level, idx) DO UPDATE SET width = EXCLUDED.width, hashes = EXCLUDED.hashes \
          WHERE tiles.width < EXCLUDED.width",
     )
     .bind(&level)
     .bind(&idx)
     .bind(&width)
     .bind(&hashes)
+    .bind(log_id)
     .execute(&mut *tx)
     .await?;
     Ok(())

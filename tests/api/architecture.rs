@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-const PURE: &[&str] = &["merkle.rs", "tiles.rs", "note.rs", "entries", "policy.rs"];
+const PURE: &[&str] = &["merkle.rs", "tiles.rs", "note", "entries", "policy.rs"];
 const FORBIDDEN: &[&str] = &[
     "sqlx",
     "actix_web",

@@ -3,11 +3,12 @@
 
 use std::future::Future;
 
+use sqlx::Connection as _;
 use tlog::merkle::{self, Tree};
 use tlog::note::Checkpoint;
 use tlog::signing::LogSigner;
 use tlog::storage::file::{Entries, FileStore};
-use tlog::storage::postgres::PgStore;
+use tlog::storage::postgres::{ApiVersion, LogRecord, LogState, PgStore};
 use tlog::storage::{
     Batch, KeyMatch, LogIdentity, LogReader, LogWriter, NewEntry, StoreError, StoredCheckpoint,
     StoredEntry,
@@ -261,6 +262,181 @@ async fn postgres_store_keeps_the_contract() {
     let url = create_database().await;
     let store = pg_store(&url).await;
     run(store, || pg_store(&url)).await;
+}
+
+/// A second log in the same database keeps the same contract, and neither
+/// log sees the other's entries, tiles, search keys or checkpoint.
+#[tokio::test]
+async fn a_second_postgres_log_keeps_the_contract_apart_from_the_first() {
+    let url = create_database().await;
+    let first = pg_store(&url).await;
+    run(first.clone(), || pg_store(&url)).await;
+    let head = first.checkpoint().await.unwrap().unwrap();
+
+    let second = first
+        .register_log(ApiVersion::V2, Some("rekor.example.test"))
+        .await
+        .unwrap();
+    assert_eq!(second.log_id(), 2);
+    run(second.clone(), || async { pg_store(&url).await.for_log(2) }).await;
+
+    // The first log is as it was; the second has its own head and keys.
+    assert_eq!(first.checkpoint().await.unwrap(), Some(head));
+    assert_ne!(
+        second.checkpoint().await.unwrap(),
+        first.checkpoint().await.unwrap()
+    );
+    assert_eq!(
+        search(&first, &["shared"], KeyMatch::Any, 1000).await.len(),
+        300
+    );
+    let logs = first.logs().await.unwrap();
+    assert_eq!(
+        logs,
+        vec![
+            LogRecord {
+                id: 1,
+                api_version: ApiVersion::V1,
+                state: LogState::Active,
+                origin: None
+            },
+            LogRecord {
+                id: 2,
+                api_version: ApiVersion::V2,
+                state: LogState::Active,
+                origin: Some("rekor.example.test".into())
+            },
+        ]
+    );
+    // Origins are unique, a log that was never registered can't be
+    // initialised, and freezing is recorded per log.
+    assert!(matches!(
+        first
+            .register_log(ApiVersion::V2, Some("rekor.example.test"))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    let fx = Fixture::new();
+    assert!(first
+        .for_log(9)
+        .init(&fx.identity, &fx.sign(0, merkle::empty_root()))
+        .await
+        .is_err());
+    second.freeze().await.unwrap();
+    let logs = first.logs().await.unwrap();
+    assert_eq!(logs[0].state, LogState::Active);
+    assert_eq!(logs[1].state, LogState::Frozen);
+}
+
+/// Each log has its own sequencer lease: two processes can each hold one.
+#[tokio::test]
+async fn each_postgres_log_has_its_own_sequencer_lease() {
+    use tlog::storage::Lease as _;
+    let url = create_database().await;
+    let first = pg_store(&url).await;
+    let second = first.register_log(ApiVersion::V2, None).await.unwrap();
+    let ttl = std::time::Duration::from_secs(30);
+    let (a1, a2) = (first.lease(ttl), second.lease(ttl));
+    assert!(a1.acquire().await.unwrap().is_some());
+    assert!(a2.acquire().await.unwrap().is_some(), "log 2 is free");
+    // Another process finds both held.
+    let other = pg_store(&url).await;
+    assert!(other.lease(ttl).acquire().await.unwrap().is_none());
+    assert!(other
+        .for_log(2)
+        .lease(ttl)
+        .acquire()
+        .await
+        .unwrap()
+        .is_none());
+}
+
+/// A database from before migration 0005 (one log, no log IDs) becomes log
+/// 1 of the many-log schema, with every row it had.
+#[tokio::test]
+async fn a_single_log_database_from_before_0005_becomes_log_1() {
+    let url = create_database().await;
+    let mut db = sqlx::PgConnection::connect(&url).await.unwrap();
+    let all = sqlx::migrate!("./migrations");
+    let before = sqlx::migrate::Migrator {
+        migrations: all
+            .migrations
+            .iter()
+            .filter(|m| m.version < 5)
+            .cloned()
+            .collect(),
+        ..sqlx::migrate!("./migrations")
+    };
+    assert_eq!(before.migrations.len(), 4);
+    before.run(&mut db).await.unwrap();
+
+    // Rows as the single-log store wrote them.
+    let mut fx = Fixture::new();
+    let (_, batch, head) = fx.batch(3);
+    sqlx::query("INSERT INTO log_identity (tree_id, public_key) VALUES ($1, $2)")
+        .bind(fx.identity.tree_id)
+        .bind(&fx.identity.public_key)
+        .execute(&mut db)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO checkpoint (size, root, note) VALUES ($1, $2, $3)")
+        .bind(3_i64)
+        .bind(&head.root.0[..])
+        .bind(&head.note)
+        .execute(&mut db)
+        .await
+        .unwrap();
+    for new in &batch.entries {
+        let e = &new.entry;
+        sqlx::query(
+            "INSERT INTO entries (idx, leaf_hash, body, integrated_time, set_signature) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(e.index as i64)
+        .bind(&new.leaf_hash.0[..])
+        .bind(&e.body)
+        .bind(e.integrated_time)
+        .bind(&e.set)
+        .execute(&mut db)
+        .await
+        .unwrap();
+        sqlx::query("INSERT INTO index_keys (key, entry_idx) VALUES ($1, $2)")
+            .bind(&new.index_keys[0])
+            .bind(e.index as i64)
+            .execute(&mut db)
+            .await
+            .unwrap();
+    }
+    for (tile, bytes) in &batch.tiles {
+        sqlx::query("INSERT INTO tiles (level, idx, width, hashes) VALUES ($1, $2, $3, $4)")
+            .bind(i16::from(tile.level))
+            .bind(tile.index as i64)
+            .bind(tile.width as i16)
+            .bind(bytes)
+            .execute(&mut db)
+            .await
+            .unwrap();
+    }
+
+    let store = pg_store(&url).await;
+    assert_eq!(store.log_id(), 1);
+    assert_eq!(store.identity().await.unwrap(), Some(fx.identity.clone()));
+    assert_eq!(store.checkpoint().await.unwrap(), Some(head.clone()));
+    assert_eq!(
+        store.entry(2).await.unwrap().unwrap().body,
+        b"{\"entry\":2}"
+    );
+    let leaves = store.leaf_hashes(0, 3).await.unwrap();
+    assert_eq!(Tree::from_leaves(leaves).root(3).unwrap(), head.root);
+    assert_eq!(search(&store, &["key-1"], KeyMatch::Any, 10).await, vec![1]);
+    assert_eq!(store.logs().await.unwrap()[0].api_version, ApiVersion::V1);
+    // The old log keeps growing under its lease, as before.
+    let lease = store.lease(std::time::Duration::from_secs(30));
+    use tlog::storage::Lease as _;
+    assert!(lease.acquire().await.unwrap().is_some());
+    let (old, next, cp) = fx.batch(2);
+    store.commit(old, &next, &cp).await.unwrap();
+    assert_eq!(store.entry(4).await.unwrap().unwrap().index, 4);
 }
 
 /// The journal, reopened as a snapshot whose entries are in memory (a

@@ -25,5 +25,6 @@ mod v1_errors;
 mod v1_kinds;
 mod v1_log;
 mod v1_rekord;
+mod v2_tiles;
 mod verify;
 mod write_policy;

@@ -68,6 +68,8 @@ class Server:
     base_url: str
     key_file: Path
     log_file: Path
+    # `tlog trust-config` output, when the server runs a Rekor v2 log too.
+    trust_config: Path | None = None
 
     def log(self) -> str:
         return self.log_file.read_text()
@@ -101,9 +103,12 @@ def server():
     yield from start_server()
 
 
-def start_server(extra_env: dict[str, str] | None = None):
+def start_server(extra_env: dict[str, str] | None = None, v2_origin: str | None = None):
     """Runs one `tlog serve` on a fresh database; yields its Server. `extra_env`
-    adds TLOG_* settings (e.g. TLOG_CONFIG_FILE for a write policy)."""
+    adds TLOG_* settings (e.g. TLOG_CONFIG_FILE for a write policy). With
+    `v2_origin`, the server also runs a Rekor v2 log of that origin (a fresh
+    Ed25519 key from `tlog keygen --algorithm ed25519`), and the Server carries
+    the `tlog trust-config` for both logs."""
     bin_ = tlog_binary()
     work = Path(tempfile.mkdtemp(prefix="tlog-e2e-py-"))
     log_file = work / "server.log"
@@ -141,13 +146,24 @@ def start_server(extra_env: dict[str, str] | None = None):
             _run(bin_, ["keygen", "--pkcs11"], env, log_file)
         else:
             _run(bin_, ["keygen", "--out", str(key_file)], env, log_file)
+        trust_config = None
+        base_url = f"http://127.0.0.1:{port}"
+        if v2_origin is not None:
+            v2_key = work / "v2-key.pem"
+            _run(bin_, ["keygen", "--algorithm", "ed25519", "--out", str(v2_key)], env, log_file)
+            env.update(TLOG_V2__KEY_FILE=str(v2_key), TLOG_V2__ORIGIN=v2_origin)
+            trust_config = work / "trust_config.json"
+            res = subprocess.run(
+                [bin_, "trust-config", "--v1-url", base_url, "--v2-url", base_url],
+                env=env, capture_output=True, text=True, check=True,
+            )
+            trust_config.write_text(res.stdout)
         _run(bin_, ["migrate"], env, log_file)
         with log_file.open("a") as out:
             child = subprocess.Popen([bin_, "serve"], env=env, stdout=out, stderr=out, stdin=subprocess.DEVNULL)
         # 127.0.0.1, not localhost: the server listens on IPv4 loopback only.
-        base_url = f"http://127.0.0.1:{port}"
         _wait_until_serving(base_url, child, log_file, 60)
-        yield Server(base_url=base_url, key_file=key_file, log_file=log_file)
+        yield Server(base_url=base_url, key_file=key_file, log_file=log_file, trust_config=trust_config)
     finally:
         if child is not None and child.poll() is None:
             child.send_signal(signal.SIGTERM)

@@ -1,0 +1,363 @@
+//! The Rekor v2 log beside the v1 one: `POST /api/v2/log/entries` and the
+//! tiles it serves (rekor-v2-tiles.md W-, R- items), over HTTP against a
+//! real server on Postgres. A tile client rebuilds every root and proof
+//! from the tiles and entry bundles alone.
+
+use aws_lc_rs::encoding::{AsDer, PublicKeyX509Der};
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
+use base64::prelude::{Engine, BASE64_STANDARD};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use tlog::merkle::{self, Hash, Tree};
+use tlog::note::c2sp::{CheckpointText, Ed25519NoteKey};
+
+use crate::helpers::{spawn_with, test_config, TestApp};
+
+const ORIGIN: &str = "rekor.example.test";
+
+struct V2App {
+    app: TestApp,
+    key: Ed25519NoteKey,
+}
+
+async fn spawn_v2() -> V2App {
+    let mut config = test_config().await;
+    let key_file = std::env::temp_dir().join(format!("tlog-v2-{}.pem", uuid::Uuid::new_v4()));
+    tlog::app::keygen_ed25519(&key_file).unwrap();
+    let pem = pem::parse(std::fs::read(&key_file).unwrap()).unwrap();
+    let seed: [u8; 32] = pem.contents()[16..].try_into().unwrap();
+    config.v2.key_file = Some(key_file);
+    config.v2.origin = Some(ORIGIN.into());
+    V2App {
+        app: spawn_with(config).await,
+        key: Ed25519NoteKey::new(ORIGIN, &seed).unwrap(),
+    }
+}
+
+/// A P-256 client key, signing digests as hashedrekord 0.0.2 requests.
+struct Client {
+    pair: EcdsaKeyPair,
+    spki: Vec<u8>,
+}
+
+impl Client {
+    fn new() -> Self {
+        let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING).unwrap();
+        let spki = AsDer::<PublicKeyX509Der>::as_der(pair.public_key())
+            .unwrap()
+            .as_ref()
+            .to_vec();
+        Self { pair, spki }
+    }
+
+    fn request(&self, artifact: &[u8]) -> Value {
+        let sig = self.pair.sign(&SystemRandom::new(), artifact).unwrap();
+        json!({"hashedRekordRequestV002": {
+            "digest": BASE64_STANDARD.encode(Sha256::digest(artifact)),
+            "signature": {"content": BASE64_STANDARD.encode(sig.as_ref()), "verifier": {
+                "publicKey": {"rawBytes": BASE64_STANDARD.encode(&self.spki)},
+                "keyDetails": "PKIX_ECDSA_P256_SHA_256"}}}})
+    }
+}
+
+impl V2App {
+    async fn create(&self, body: &Value) -> reqwest::Response {
+        self.app
+            .client
+            .post(format!("{}/api/v2/log/entries", self.app.address))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.app.get(path).await
+    }
+
+    async fn bytes(&self, path: &str) -> Vec<u8> {
+        let response = self.get(path).await;
+        assert_eq!(response.status(), 200, "{path}");
+        assert_eq!(
+            response.headers()["cache-control"],
+            "max-age=604800,immutable",
+            "{path}"
+        );
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/octet-stream"
+        );
+        response.bytes().await.unwrap().to_vec()
+    }
+
+    /// The checkpoint served now, checked under the log's key.
+    async fn checkpoint(&self) -> CheckpointText {
+        let response = self.get("/checkpoint").await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["cache-control"], "no-cache");
+        assert_eq!(
+            response.headers()["content-type"],
+            "text/plain; charset=utf-8"
+        );
+        let note = response.text().await.unwrap();
+        verify_note(&self.key, &note)
+    }
+}
+
+fn verify_note(key: &Ed25519NoteKey, note: &str) -> CheckpointText {
+    let verifier = signed_note::StandardVerifier::new(&key.vkey()).unwrap();
+    let list = signed_note::VerifierList::new(vec![Box::new(verifier)]);
+    let parsed = signed_note::Note::from_bytes(note.as_bytes()).unwrap();
+    parsed.verify(&list).expect("the checkpoint verifies");
+    assert_eq!(note.matches("\n\n").count(), 1, "N-03");
+    CheckpointText::parse(std::str::from_utf8(parsed.text()).unwrap()).unwrap()
+}
+
+fn hash(b64: &Value) -> Hash {
+    Hash(
+        BASE64_STANDARD
+            .decode(b64.as_str().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn v2_create_answers_201_with_a_transparency_log_entry_that_verifies() {
+    let v2 = spawn_v2().await;
+    let client = Client::new();
+    for i in 0..3u64 {
+        let response = v2
+            .create(&client.request(format!("artifact {i}").as_bytes()))
+            .await;
+        assert_eq!(response.status(), 201);
+        assert_eq!(response.headers()["content-type"], "application/json");
+        let tle: Value = response.json().await.unwrap();
+        // W-09: int64 as strings, no SET, integratedTime 0.
+        assert_eq!(tle["logIndex"], i.to_string());
+        assert_eq!(tle["integratedTime"], "0");
+        assert!(tle["inclusionPromise"].is_null());
+        assert_eq!(
+            tle["kindVersion"],
+            json!({"kind": "hashedrekord", "version": "0.0.2"})
+        );
+        assert_eq!(
+            tle["logId"]["keyId"],
+            BASE64_STANDARD.encode(v2.key.log_id())
+        );
+        let proof = &tle["inclusionProof"];
+        assert_eq!(proof["logIndex"], i.to_string());
+        let size: u64 = proof["treeSize"].as_str().unwrap().parse().unwrap();
+        assert!(size > i);
+        let hashes: Vec<Hash> = proof["hashes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(hash)
+            .collect();
+        if size == 1 {
+            assert_eq!(proof["hashes"], json!([]));
+        }
+        // The proof leads from the canonical body to the root the
+        // checkpoint it comes with signs.
+        let body = BASE64_STANDARD
+            .decode(tle["canonicalizedBody"].as_str().unwrap())
+            .unwrap();
+        let root = hash(&proof["rootHash"]);
+        merkle::verify_inclusion(merkle::leaf_hash(&body), i, size, &hashes, root).unwrap();
+        let signed = verify_note(&v2.key, proof["checkpoint"]["envelope"].as_str().unwrap());
+        assert_eq!(
+            (signed.origin.as_str(), signed.size, signed.root),
+            (ORIGIN, size, root)
+        );
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["kind"], "hashedrekord");
+        assert_eq!(body["apiVersion"], "0.0.2");
+    }
+    // The v1 log beside it is untouched.
+    let v1: Value = v2.get("/api/v1/log").await.json().await.unwrap();
+    assert_eq!(v1["treeSize"], 0);
+}
+
+#[tokio::test]
+async fn v2_refusals_have_v2_status_bodies() {
+    let v2 = spawn_v2().await;
+    let client = Client::new();
+    let request = client.request(b"once");
+    assert_eq!(v2.create(&request).await.status(), 201);
+
+    // W-07: a duplicate is 409 with x-log-index.
+    let duplicate = v2.create(&request).await;
+    assert_eq!(duplicate.status(), 409);
+    assert_eq!(duplicate.headers()["x-log-index"], "0");
+    let body: Value = duplicate.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"code": 6, "message":
+            "an equivalent entry already exists in the transparency log with index 0",
+            "details": []})
+    );
+
+    // W-03: DSSE requests are gone since rekor-tiles 2.3.
+    let dsse = v2
+        .create(&json!({"dsseRequestV002": {"envelope": {}, "verifiers": []}}))
+        .await;
+    assert_eq!(dsse.status(), 400);
+    let body: Value = dsse.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"code": 3, "message": "invalid type, must be hashedrekord", "details": []})
+    );
+
+    // W-04: a signature over another artifact.
+    let mut forged = client.request(b"signed");
+    forged["hashedRekordRequestV002"]["digest"] =
+        json!(BASE64_STANDARD.encode(Sha256::digest(b"other")));
+    let response = v2.create(&forged).await;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"code": 3, "message": "invalid hashedrekord request", "details": []})
+    );
+    // Nothing refused was logged.
+    assert_eq!(v2.checkpoint().await.size, 1);
+}
+
+/// Fetches the level-0 tiles and entry bundles of a tree of `size`, checks
+/// that each bundle entry hashes to its tile's leaf hash, and returns the
+/// leaf hashes.
+async fn leaves_from_tiles(v2: &V2App, size: u64) -> Vec<Hash> {
+    let mut leaves = Vec::new();
+    for n in 0..size.div_ceil(256) {
+        let width = (size - n * 256).min(256);
+        let suffix = if width == 256 {
+            String::new()
+        } else {
+            format!(".p/{width}")
+        };
+        let tile = v2.bytes(&format!("/tile/0/{n:03}{suffix}")).await;
+        let bundle = v2.bytes(&format!("/tile/entries/{n:03}{suffix}")).await;
+        let hashes = tlog::tiles::hashes_from_tile(&tile).unwrap();
+        let entries = tlog::tiles::parse_entry_bundle(&bundle).unwrap();
+        assert_eq!(hashes.len() as u64, width);
+        assert_eq!(entries.len() as u64, width);
+        for (entry, leaf) in entries.iter().zip(&hashes) {
+            assert_eq!(merkle::leaf_hash(entry), *leaf);
+        }
+        leaves.extend(hashes);
+    }
+    leaves
+}
+
+#[tokio::test]
+async fn a_tile_client_rebuilds_roots_and_proofs_from_the_tiles_it_serves() {
+    let v2 = spawn_v2().await;
+    let client = Client::new();
+    let mut checkpoints = Vec::new();
+    let mut artifact = 0u32;
+    for batch in [40u32, 100, 160] {
+        let requests: Vec<Value> = (0..batch)
+            .map(|_| {
+                artifact += 1;
+                client.request(&artifact.to_be_bytes())
+            })
+            .collect();
+        let answers = futures_util::future::join_all(requests.iter().map(|r| v2.create(r))).await;
+        assert!(answers.iter().all(|a| a.status() == 201));
+        checkpoints.push(v2.checkpoint().await);
+    }
+    let latest = checkpoints.last().unwrap().clone();
+    assert_eq!(latest.size, 300);
+
+    let leaves = leaves_from_tiles(&v2, latest.size).await;
+    let tree = Tree::from_leaves(leaves);
+    assert_eq!(tree.root(latest.size).unwrap(), latest.root);
+    // Level 1: the root of the first full subtree of 256 leaves (R-03).
+    let level1 = v2.bytes("/tile/1/000.p/1").await;
+    assert_eq!(level1, tree.root(256).unwrap().0);
+    // The same bytes under /api/v2 (R-01).
+    assert_eq!(
+        v2.bytes("/api/v2/tile/0/000").await,
+        v2.bytes("/tile/0/000").await
+    );
+    assert_eq!(
+        v2.bytes("/api/v2/tile/entries/001.p/44").await,
+        v2.bytes("/tile/entries/001.p/44").await
+    );
+    // An older partial width is still served; absent or non-canonical are 404.
+    assert_eq!(v2.bytes("/tile/0/001.p/10").await.len(), 320);
+    for missing in [
+        "/tile/0/001",
+        "/tile/0/001.p/45",
+        "/tile/0/1",
+        "/tile/entries/002",
+        "/tile/1/000",
+        "/tile/0/000.p/256",
+    ] {
+        assert_eq!(v2.get(missing).await.status(), 404, "{missing}");
+    }
+    // Every inclusion proof, from the tiles alone.
+    for index in 0..latest.size {
+        let proof = tree.inclusion_proof(index, latest.size).unwrap();
+        let leaf = tree.leaf(index).unwrap();
+        merkle::verify_inclusion(leaf, index, latest.size, &proof, latest.root).unwrap();
+    }
+    // Every earlier checkpoint is consistent with the latest.
+    for old in checkpoints.iter().filter(|c| c.size < latest.size) {
+        let proof = tree.consistency_proof(old.size, latest.size).unwrap();
+        merkle::verify_consistency(old.size, old.root, latest.size, latest.root, &proof).unwrap();
+    }
+}
+
+/// The embedded journal's format is a v1 log's: a v2 log there is refused
+/// at start, with the reason, rather than written in a form it can't reopen.
+#[tokio::test]
+async fn the_embedded_journal_refuses_a_v2_log_with_a_hint() {
+    let dir = std::env::temp_dir().join(format!("tlog-v2-embedded-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let v2_key = dir.join("v2-key.pem");
+    tlog::app::keygen_ed25519(&v2_key).unwrap();
+    let config: tlog::config::Config = {
+        use figment::providers::{Format, Yaml};
+        let yaml = format!(
+            "listen: 127.0.0.1:0\nmetrics_listen: 127.0.0.1:0\ndata_dir: {}\nkey_file: {}\n\
+             v2: {{key_file: {}, origin: {ORIGIN}}}\n",
+            dir.join("data").display(),
+            dir.join("tlog-key.pem").display(),
+            v2_key.display()
+        );
+        figment::Figment::new()
+            .merge(Yaml::string(&yaml))
+            .extract()
+            .unwrap()
+    };
+    let err = tlog::app::Application::build(&config)
+        .await
+        .err()
+        .expect("a v2 log on the embedded journal is refused");
+    assert!(format!("{err:#}").contains("needs Postgres"), "{err:#}");
+}
+
+/// On Postgres the v2 log is a row of `logs` with its origin: a changed
+/// origin is refused too, and the v1 log of the same database is untouched.
+#[tokio::test]
+async fn postgres_refuses_to_open_the_v2_log_under_another_origin() {
+    let v2 = spawn_v2().await;
+    assert_eq!(v2.create(&Client::new().request(b"pg")).await.status(), 201);
+    let key_file = v2.app.key_file.clone();
+    let url = v2.app.database_url.clone();
+    v2.app.stop().await;
+    let mut config = crate::helpers::config_for(&url, &key_file);
+    let v2_key = std::env::temp_dir().join(format!("tlog-v2-{}.pem", uuid::Uuid::new_v4()));
+    tlog::app::keygen_ed25519(&v2_key).unwrap();
+    config.v2.key_file = Some(v2_key);
+    config.v2.origin = Some("rekor.other.test".into());
+    let err = tlog::app::Application::build(&config)
+        .await
+        .err()
+        .expect("another origin is refused");
+    assert!(format!("{err:#}").contains("origin"), "{err:#}");
+}
