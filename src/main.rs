@@ -66,6 +66,37 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Follow a live Rekor v1 log: verify every new checkpoint against the
+    /// last one (state in `--state-dir`), alert on inconsistency, split view,
+    /// rollback or a stale log, and report entries of watched identities.
+    Monitor {
+        /// Base URL of the log (monitor.url).
+        url: Option<String>,
+        /// PEM public key of the log (monitor.public_key).
+        #[arg(long)]
+        public_key: Option<PathBuf>,
+        /// Where the last verified checkpoint is kept (monitor.state_dir).
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+        /// Poll once, print findings as JSON lines and exit (1 on an alert).
+        #[arg(long)]
+        once: bool,
+        /// Seconds between polls (monitor.interval_secs).
+        #[arg(long)]
+        interval_secs: Option<u64>,
+        /// Alert when the log has not grown for this long (monitor.stale_after_secs).
+        #[arg(long)]
+        stale_after_secs: Option<u64>,
+        /// Without a state, the first entry to check (monitor.start_index).
+        #[arg(long)]
+        start_index: Option<u64>,
+        /// URL that receives each finding as a JSON POST (monitor.webhook_url).
+        #[arg(long)]
+        webhook_url: Option<String>,
+        /// Address of the /metrics endpoint (metrics_listen).
+        #[arg(long)]
+        metrics_listen: Option<String>,
+    },
     /// Write a new ECDSA P-256 signing key (PKCS#8 PEM, mode 0600), or with
     /// `--pkcs11` create it on the token of `signer.pkcs11`.
     Keygen {
@@ -88,6 +119,35 @@ async fn main() -> anyhow::Result<()> {
             since,
             json,
         } => verify(&source, &public_key, since.as_deref(), json),
+        Command::Monitor {
+            url,
+            public_key,
+            state_dir,
+            once,
+            interval_secs,
+            stale_after_secs,
+            start_index,
+            webhook_url,
+            metrics_listen,
+        } => {
+            let mut config = tlog::config::Config::load(cli.config.as_deref())?;
+            let m = &mut config.monitor;
+            m.url = url.or(m.url.take());
+            m.public_key = public_key.or(m.public_key.take());
+            m.state_dir = state_dir.or(m.state_dir.take());
+            m.interval_secs = interval_secs.unwrap_or(m.interval_secs);
+            m.stale_after_secs = stale_after_secs.unwrap_or(m.stale_after_secs);
+            m.start_index = start_index.or(m.start_index);
+            m.webhook_url = webhook_url.or(m.webhook_url.take());
+            config.metrics_listen = metrics_listen.unwrap_or(config.metrics_listen);
+            let telemetry = tlog::telemetry::init(config.otlp_endpoint.as_deref())?;
+            let alerted = tlog::app::monitor(&config, once).await?;
+            telemetry.shutdown();
+            if alerted {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Command::Keygen { out, pkcs11: true } => {
             let config = tlog::config::Config::load(cli.config.as_deref())?;
             let _telemetry = tlog::telemetry::init(None)?;

@@ -13,6 +13,7 @@ mod ha;
 mod hostile;
 mod hostile_http;
 mod hsm;
+mod monitor;
 mod operations;
 mod process;
 mod release;
