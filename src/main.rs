@@ -78,7 +78,8 @@ enum Command {
         /// Where the last verified checkpoint is kept (monitor.state_dir).
         #[arg(long)]
         state_dir: Option<PathBuf>,
-        /// Poll once, print findings as JSON lines and exit (1 on an alert).
+        /// Poll once, print findings as JSON lines and exit: 1 on an alert,
+        /// 2 when the log could not be read.
         #[arg(long)]
         once: bool,
         /// Seconds between polls (monitor.interval_secs).
@@ -141,12 +142,17 @@ async fn main() -> anyhow::Result<()> {
             m.webhook_url = webhook_url.or(m.webhook_url.take());
             config.metrics_listen = metrics_listen.unwrap_or(config.metrics_listen);
             let telemetry = tlog::telemetry::init(config.otlp_endpoint.as_deref())?;
-            let alerted = tlog::app::monitor(&config, once).await?;
+            let outcome = tlog::app::monitor(&config, once).await;
             telemetry.shutdown();
-            if alerted {
-                std::process::exit(1);
+            // 1: an alert; 2: the poll could not finish (or bad settings).
+            match outcome {
+                Ok(false) => Ok(()),
+                Ok(true) => std::process::exit(1),
+                Err(e) => {
+                    eprintln!("Error: {e:#}");
+                    std::process::exit(2);
+                }
             }
-            Ok(())
         }
         Command::Keygen { out, pkcs11: true } => {
             let config = tlog::config::Config::load(cli.config.as_deref())?;

@@ -461,3 +461,91 @@ async fn a_continuous_monitor_posts_alerts_to_the_webhook_and_counts_them() {
     a.stop().await;
     b.stop().await;
 }
+
+/// How the hostile log in front of a real one misbehaves.
+#[derive(Clone, Copy)]
+enum Hostility {
+    /// Serves every entry with its `integratedTime` moved by a second.
+    ShiftIntegratedTime,
+    /// Answers `/api/v1/log` with a body far over any checkpoint's size.
+    HugeLogInfo,
+}
+
+/// A hostile log: a proxy to `upstream` that tampers with its answers.
+async fn hostile(upstream: String, how: Hostility) -> String {
+    use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+    let forward = move |req: HttpRequest, body: web::Bytes| {
+        let upstream = upstream.clone();
+        async move {
+            let path = req.uri().path_and_query().unwrap().as_str().to_owned();
+            if matches!(how, Hostility::HugeLogInfo) && path == "/api/v1/log" {
+                return HttpResponse::Ok().body(vec![b' '; 1 << 20]);
+            }
+            let client = reqwest::Client::new();
+            let response = client
+                .request(
+                    reqwest::Method::from_bytes(req.method().as_str().as_bytes()).unwrap(),
+                    format!("{upstream}{path}"),
+                )
+                .header("content-type", "application/json")
+                .body(body.to_vec())
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let mut bytes = response.bytes().await.unwrap().to_vec();
+            if matches!(how, Hostility::ShiftIntegratedTime) && path.ends_with("/retrieve") {
+                let mut found: Value = serde_json::from_slice(&bytes).unwrap();
+                for object in found.as_array_mut().unwrap() {
+                    for entry in object.as_object_mut().unwrap().values_mut() {
+                        let time = entry["integratedTime"].as_i64().unwrap();
+                        entry["integratedTime"] = (time + 1).into();
+                    }
+                }
+                bytes = serde_json::to_vec(&found).unwrap();
+            }
+            HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap()).body(bytes)
+        }
+    };
+    let server = HttpServer::new(move || App::new().default_service(web::to(forward.clone())))
+        .workers(1)
+        .bind("127.0.0.1:0")
+        .unwrap();
+    let port = server.addrs()[0].port();
+    tokio::spawn(server.run());
+    format!("http://127.0.0.1:{port}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_whose_set_does_not_verify_raises_an_alert() {
+    let setup = Setup::new();
+    let app = setup.serve("log", &bodies(4, "tampered")).await;
+    let url = hostile(app.address.clone(), Hostility::ShiftIntegratedTime).await;
+    let state = setup.state_dir("state");
+    let (code, findings, _) = monitor_once(&url, &setup, &state, &["--start-index", "0"]).await;
+    assert_eq!(code, 1);
+    assert_eq!(alert_kinds(&findings), ["bad_entry"]);
+    assert!(
+        findings[0]["message"].as_str().unwrap().contains("SET"),
+        "{findings:?}"
+    );
+    // Nothing was vouched for.
+    assert!(!state.join("monitor-state.json").exists());
+    // The same log without the tampering passes.
+    let (code, findings, _) =
+        monitor_once(&app.address, &setup, &state, &["--start-index", "0"]).await;
+    assert_eq!((code, findings.len()), (0, 0));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_answer_is_refused_without_reading_it_all() {
+    let setup = Setup::new();
+    let app = setup.serve("log", &bodies(1, "huge")).await;
+    let url = hostile(app.address.clone(), Hostility::HugeLogInfo).await;
+    let state = setup.state_dir("state");
+    let (code, findings, err) = monitor_once(&url, &setup, &state, &[]).await;
+    assert_eq!((code, findings.len()), (2, 0), "{err}");
+    assert!(err.contains("over 65536 bytes"), "{err}");
+    app.stop().await;
+}
