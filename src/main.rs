@@ -51,10 +51,11 @@ enum Command {
     },
     /// Apply database migrations and exit.
     Migrate,
-    /// Audit a db.jsonl export: every body, SET, index key and checkpoint,
-    /// under the given key. Exits 1 on the first problem, naming its line.
+    /// Audit a db.jsonl export, or a live v1 log by URL: every body, SET,
+    /// index key and checkpoint, under the given key. Exits 1 on the first
+    /// problem, naming its line (or entry).
     Verify {
-        /// The db.jsonl file.
+        /// The db.jsonl file, or the `http://` base URL of a live log.
         source: PathBuf,
         /// PEM public key of the log; nothing in the file is trusted.
         #[arg(long)]
@@ -65,6 +66,9 @@ enum Command {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// With a URL: entry requests (10 entries each) in flight.
+        #[arg(long, default_value_t = tlog::verify::DEFAULT_CONCURRENCY)]
+        concurrency: usize,
     },
     /// Follow a live Rekor v1 log: verify every new checkpoint against the
     /// last one (state in `--state-dir`), alert on inconsistency, split view,
@@ -119,7 +123,8 @@ async fn main() -> anyhow::Result<()> {
             public_key,
             since,
             json,
-        } => verify(&source, &public_key, since.as_deref(), json),
+            concurrency,
+        } => verify(&source, &public_key, since.as_deref(), json, concurrency).await,
         Command::Monitor {
             url,
             public_key,
@@ -215,12 +220,13 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-/// `tlog verify`: prints the audit and exits 1 unless the file passed.
-fn verify(
+/// `tlog verify`: prints the audit and exits 1 unless the file or log passed.
+async fn verify(
     source: &std::path::Path,
     public_key: &std::path::Path,
     since: Option<&std::path::Path>,
     json: bool,
+    concurrency: usize,
 ) -> anyhow::Result<()> {
     use anyhow::Context;
     let pem = std::fs::read_to_string(public_key)
@@ -233,7 +239,12 @@ fn verify(
                 .with_context(|| format!("couldn't read --since {}", path.display()))
         })
         .transpose()?;
-    let report = tlog::verify::verify_file(source, &verifier, since.as_deref());
+    let report = match source.to_str() {
+        Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+            tlog::verify::verify_url(url, &verifier, since.as_deref(), concurrency).await
+        }
+        _ => tlog::verify::verify_file(source, &verifier, since.as_deref()),
+    };
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

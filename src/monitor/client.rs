@@ -124,6 +124,11 @@ impl LogClient {
     /// # Errors
     /// The HTTP client cannot be built.
     pub fn new(base: &str, timeout: Duration) -> Result<Self, FetchError> {
+        if !base.starts_with("http://") {
+            return Err(FetchError::Transport(format!(
+                "{base}: only http:// URLs are supported (no TLS client in this build); hint: reach an https:// log through a TLS-terminating proxy"
+            )));
+        }
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
@@ -187,6 +192,52 @@ impl LogClient {
         // `[{uuid: entry}, ...]`, one object per entry found.
         let found: Vec<BTreeMap<String, FetchedEntry>> = parse(path, &body)?;
         Ok(found.into_iter().flat_map(BTreeMap::into_values).collect())
+    }
+
+    /// The entries `[start, end)`, `concurrency` requests at once, in index
+    /// order; each index must be served exactly once.
+    ///
+    /// # Errors
+    /// See [`FetchError`]; an index missing or served twice is `Malformed`.
+    pub async fn entries_range(
+        &self,
+        start: u64,
+        end: u64,
+        concurrency: usize,
+    ) -> Result<Vec<FetchedEntry>, FetchError> {
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut entries = Vec::new();
+        let mut first = start;
+        while first < end || !tasks.is_empty() {
+            while first < end && tasks.len() < concurrency.max(1) {
+                let last = (first + ENTRIES_PER_REQUEST).min(end);
+                let indexes: Vec<u64> = (first..last).collect();
+                let client = self.clone();
+                tasks.spawn(async move { client.entries(&indexes).await });
+                first = last;
+            }
+            if let Some(joined) = tasks.join_next().await {
+                entries.extend(joined.expect("an entry request panicked")?);
+            }
+        }
+        entries.sort_by_key(|e| e.log_index);
+        let expected = (start..end).map(Some);
+        let served = entries.iter().map(|e| Some(e.log_index));
+        if let Some((want, got)) = expected
+            .chain(std::iter::repeat(None))
+            .zip(served.chain(std::iter::repeat(None)))
+            .take_while(|(w, g)| w.is_some() || g.is_some())
+            .find(|(w, g)| w != g)
+        {
+            return Err(FetchError::Malformed {
+                path: "/api/v1/log/entries/retrieve".to_owned(),
+                reason: match (want, got) {
+                    (Some(w), _) => format!("entry {w} is missing or served twice"),
+                    (None, g) => format!("entry {g:?} was served unasked or twice"),
+                },
+            });
+        }
+        Ok(entries)
     }
 
     async fn get(&self, path: &str, cap: usize) -> Result<Vec<u8>, FetchError> {

@@ -36,7 +36,10 @@ use std::time::Duration;
 use base64::prelude::{Engine, BASE64_STANDARD};
 use serde::Serialize;
 
-pub use client::{FetchError, LogClient};
+pub use client::{
+    parse_hash, FetchError, FetchedEntry, InclusionProof, LogClient, LogInfo, Verification,
+    ENTRIES_PER_REQUEST,
+};
 pub use state::{State, StateFile, STATE_FILE};
 pub use watch::{Match, WatchList};
 
@@ -45,7 +48,6 @@ use crate::merkle::{self, Hash};
 use crate::metrics::MonitorMetrics;
 use crate::note::Checkpoint;
 use crate::signing::LogVerifier;
-use client::{parse_hash, FetchedEntry, ENTRIES_PER_REQUEST};
 
 /// What an alert is about: a fixed set, used as the metric label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

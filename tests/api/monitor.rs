@@ -27,15 +27,15 @@ const WATCHED: &str = "release-bot@example.com";
 const ISSUER: &str = "https://issuer.example";
 
 /// A log key and the files the monitor needs.
-struct Setup {
+pub(crate) struct Setup {
     dir: PathBuf,
     key_pem: String,
     key_file: PathBuf,
-    public_key: PathBuf,
+    pub(crate) public_key: PathBuf,
 }
 
 impl Setup {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let dir = tempdir();
         let key_pem = LogSigner::generate_pkcs8_pem().unwrap();
         let key_file = dir.join("log-key.pem");
@@ -53,7 +53,7 @@ impl Setup {
 
     /// Starts an embedded server whose journal holds `bodies`, signed by
     /// this key as log [`TREE_ID`].
-    async fn serve(&self, name: &str, bodies: &[Vec<u8>]) -> TestApp {
+    pub(crate) async fn serve(&self, name: &str, bodies: &[Vec<u8>]) -> TestApp {
         let data = self.dir.join(name);
         std::fs::create_dir_all(&data).unwrap();
         let signer = LogSigner::from_pkcs8_pem(&self.key_pem).unwrap();
@@ -89,7 +89,7 @@ impl Setup {
 }
 
 /// Canonical bodies of `count` hashedrekord entries by a fresh client key.
-fn bodies(count: usize, salt: &str) -> Vec<Vec<u8>> {
+pub(crate) fn bodies(count: usize, salt: &str) -> Vec<Vec<u8>> {
     let client = ClientKey::new();
     (0..count)
         .map(|i| canonical(&client.hashedrekord(format!("{salt} {i}").as_bytes())))
@@ -463,8 +463,10 @@ async fn a_continuous_monitor_posts_alerts_to_the_webhook_and_counts_them() {
 }
 
 /// How the hostile log in front of a real one misbehaves.
-#[derive(Clone, Copy)]
-enum Hostility {
+#[derive(Clone)]
+pub(crate) enum Hostility {
+    /// Serves another log's `/api/v1/log` (same key, another branch).
+    LogInfoFrom(String),
     /// Serves every entry with its `integratedTime` moved by a second.
     ShiftIntegratedTime,
     /// Answers `/api/v1/log` with a body far over any checkpoint's size.
@@ -472,12 +474,16 @@ enum Hostility {
 }
 
 /// A hostile log: a proxy to `upstream` that tampers with its answers.
-async fn hostile(upstream: String, how: Hostility) -> String {
+pub(crate) async fn hostile(upstream: String, how: Hostility) -> String {
     use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
     let forward = move |req: HttpRequest, body: web::Bytes| {
-        let upstream = upstream.clone();
+        let mut upstream = upstream.clone();
+        let how = how.clone();
         async move {
             let path = req.uri().path_and_query().unwrap().as_str().to_owned();
+            if let (Hostility::LogInfoFrom(other), "/api/v1/log") = (&how, path.as_str()) {
+                upstream.clone_from(other);
+            }
             if matches!(how, Hostility::HugeLogInfo) && path == "/api/v1/log" {
                 return HttpResponse::Ok().body(vec![b' '; 1 << 20]);
             }
