@@ -14,13 +14,68 @@ struct Cli {
     command: Command,
 }
 
+/// The settings people type on `serve` and `replica`, as `rekor-server
+/// serve --port ...` users expect; each wins over the file and environment.
+#[derive(clap::Args)]
+struct ServerFlags {
+    /// API address (listen).
+    #[arg(long)]
+    listen: Option<String>,
+    /// Public host name clients use (hostname).
+    #[arg(long)]
+    hostname: Option<String>,
+    /// PostgreSQL URL (database_url); prefer TLOG_DATABASE_URL, which `ps` does not show.
+    #[arg(long)]
+    database_url: Option<String>,
+    /// Embedded journal directory (data_dir).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Signing key file (key_file).
+    #[arg(long)]
+    key_file: Option<PathBuf>,
+    /// Prometheus /metrics address (metrics_listen).
+    #[arg(long)]
+    metrics_listen: Option<String>,
+}
+
+impl ServerFlags {
+    /// Applies the flags over `config` and validates the result.
+    fn apply(self, config: &mut tlog::config::Config) -> anyhow::Result<()> {
+        if let Some(v) = self.listen {
+            config.listen = v;
+        }
+        if let Some(v) = self.hostname {
+            config.hostname = v;
+        }
+        if let Some(v) = self.database_url {
+            config.database_url = Some(v.into());
+        }
+        if let Some(v) = self.data_dir {
+            config.data_dir = v;
+        }
+        if let Some(v) = self.key_file {
+            config.key_file = v;
+        }
+        if let Some(v) = self.metrics_listen {
+            config.metrics_listen = v;
+        }
+        config.validate()?;
+        Ok(())
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Serve the Rekor v1 API, reading and writing the log in Postgres
     /// (`database_url`) or, without one, in the embedded journal in `data_dir`.
-    Serve,
+    Serve {
+        #[command(flatten)]
+        flags: ServerFlags,
+    },
     /// Serve the read-only half of the API from a verified db.jsonl snapshot.
     Replica {
+        #[command(flatten)]
+        flags: ServerFlags,
         /// The snapshot (replica.db).
         #[arg(long)]
         db: Option<PathBuf>,
@@ -178,6 +233,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Replica {
+            flags,
             db,
             public_key,
             trust_embedded_key,
@@ -185,6 +241,7 @@ async fn main() -> anyhow::Result<()> {
             min_checkpoint,
         } => {
             let mut config = tlog::config::Config::load(cli.config.as_deref())?;
+            flags.apply(&mut config)?;
             config.replica.db = db.or(config.replica.db);
             config.replica.public_key = public_key.or(config.replica.public_key);
             config.replica.trust_embedded_key |= trust_embedded_key;
@@ -208,8 +265,9 @@ async fn main() -> anyhow::Result<()> {
             let _telemetry = tlog::telemetry::init(config.otlp_endpoint.as_deref())?;
             tlog::app::import(&config, &input).await
         }
-        Command::Serve => {
-            let config = tlog::config::Config::load(cli.config.as_deref())?;
+        Command::Serve { flags } => {
+            let mut config = tlog::config::Config::load(cli.config.as_deref())?;
+            flags.apply(&mut config)?;
             let telemetry = tlog::telemetry::init(config.otlp_endpoint.as_deref())?;
             let app = tlog::app::Application::build(&config).await?;
             app.run_until_stopped().await?;
