@@ -120,3 +120,102 @@ impl WatchList {
         identity.then_some("identity")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::WatchIdentityConfig;
+    use crate::entries::pki::Curve;
+    use crate::entries::test_support::{
+        certificate, fulcio_issuer, pem, san_email, CertSpec, TestKey,
+    };
+
+    fn cert_pem(email: &str, issuer: Option<&str>) -> (Vec<u8>, Vec<u8>) {
+        let ca = TestKey::ecdsa(Curve::P256);
+        let key = TestKey::ecdsa(Curve::P256);
+        let mut spec = CertSpec::leaf("leaf", "ca");
+        spec.sans = vec![san_email(email)];
+        spec.extensions = issuer
+            .map(|i| fulcio_issuer(i, false))
+            .into_iter()
+            .collect();
+        let der = certificate(&spec, &key.spki(), &ca);
+        (pem("CERTIFICATE", &der), der)
+    }
+
+    fn watch(identities: Vec<WatchIdentityConfig>, fingerprints: Vec<String>) -> WatchList {
+        WatchList::new(&WatchConfig {
+            identities,
+            fingerprints,
+        })
+        .unwrap()
+    }
+
+    fn identity(san: Option<&str>, re: Option<&str>, issuer: Option<&str>) -> WatchIdentityConfig {
+        WatchIdentityConfig {
+            san: san.map(str::to_owned),
+            san_regex: re.map(str::to_owned),
+            issuer: issuer.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn certificates_match_by_san_and_issuer_and_keys_by_fingerprint() {
+        let (bot, bot_der) = cert_pem("bot@example.com", Some("https://issuer.example"));
+        let (other_issuer, _) = cert_pem("bot@example.com", Some("https://other.example"));
+        let (stranger, _) = cert_pem("eve@example.com", Some("https://issuer.example"));
+        let list = watch(
+            vec![identity(
+                Some("bot@example.com"),
+                None,
+                Some("https://issuer.example"),
+            )],
+            Vec::new(),
+        );
+        let rule = |pem: &[u8]| {
+            policy::signer_identity(&Signer::X509(pem.to_vec())).and_then(|id| list.rule_for(&id))
+        };
+        assert_eq!(rule(&bot), Some("identity"));
+        assert_eq!(rule(&other_issuer), None);
+        assert_eq!(rule(&stranger), None);
+
+        // A regex over the whole SAN, any issuer.
+        let list = watch(
+            vec![identity(None, Some(r".*@example\.com"), None)],
+            Vec::new(),
+        );
+        let id = policy::signer_identity(&Signer::X509(stranger.clone())).unwrap();
+        assert_eq!(list.rule_for(&id), Some("identity"));
+        let (evil, _) = cert_pem("x@example.com.evil", None);
+        let id = policy::signer_identity(&Signer::X509(evil)).unwrap();
+        assert_eq!(list.rule_for(&id), None);
+
+        // The certificate's DER fingerprint, and a bare key's SPKI one.
+        let cert_fp = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bot_der));
+        let key = TestKey::ecdsa(Curve::P256);
+        let key_fp = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(key.spki()));
+        let list = watch(Vec::new(), vec![cert_fp.to_uppercase(), key_fp]);
+        let id = policy::signer_identity(&Signer::X509(bot)).unwrap();
+        assert_eq!(list.rule_for(&id), Some("fingerprint"));
+        let id = policy::signer_identity(&Signer::X509(key.public_pem())).unwrap();
+        assert_eq!(list.rule_for(&id), Some("fingerprint"));
+        let id = policy::signer_identity(&Signer::X509(stranger)).unwrap();
+        assert_eq!(list.rule_for(&id), None);
+    }
+
+    #[test]
+    fn bad_watch_entries_name_their_setting() {
+        let both = WatchConfig {
+            identities: vec![identity(Some("a"), Some("b"), None)],
+            fingerprints: Vec::new(),
+        };
+        assert!(WatchList::new(&both).unwrap_err().contains("identities[0]"));
+        let short = WatchConfig {
+            identities: Vec::new(),
+            fingerprints: vec!["abcd".to_owned()],
+        };
+        assert!(WatchList::new(&short)
+            .unwrap_err()
+            .contains("fingerprints[0]"));
+    }
+}
