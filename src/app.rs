@@ -756,3 +756,54 @@ fn write_new_key(path: &Path, pem: &str) -> anyhow::Result<()> {
     file.sync_all()?;
     Ok(())
 }
+
+/// `tlog monitor`: with `once`, one poll (a Kubernetes `CronJob`) whose findings are
+/// printed as JSON lines; otherwise polls forever, serving `/metrics` on
+/// `metrics_listen`. Returns whether an alert was raised (for the exit code).
+///
+/// # Errors
+/// Bad `monitor` settings, an unbindable metrics address, or, with `once`,
+/// a poll that could not finish.
+pub async fn monitor(config: &Config, once: bool) -> anyhow::Result<bool> {
+    use crate::metrics::MonitorMetrics;
+    use crate::monitor::{Monitor, Settings};
+    let settings = Settings::from_config(&config.monitor)?;
+    let metrics = Arc::new(MonitorMetrics::new());
+    let monitor = Monitor::new(settings, Arc::clone(&metrics))?;
+    if once {
+        let findings = monitor
+            .poll_and_report(crate::monitor::unix_now())
+            .await
+            .with_context(|| format!("couldn't poll {}", monitor.settings().url))?;
+        for finding in &findings {
+            println!("{}", serde_json::to_string(finding)?);
+        }
+        return Ok(findings.iter().any(crate::monitor::Finding::is_alert));
+    }
+    let listener = TcpListener::bind(&config.metrics_listen)
+        .with_context(|| format!("couldn't listen on {} for metrics", config.metrics_listen))?;
+    tracing::info!(
+        url = %monitor.settings().url,
+        metrics = %listener.local_addr()?,
+        "monitor started"
+    );
+    let data = web::Data::from(metrics);
+    let server = HttpServer::new(move || {
+        actix_web::App::new().app_data(data.clone()).route(
+            "/metrics",
+            web::get().to(|m: web::Data<MonitorMetrics>| async move {
+                actix_web::HttpResponse::Ok()
+                    .content_type("text/plain; version=0.0.4")
+                    .body(m.render())
+            }),
+        )
+    })
+    .workers(1)
+    .listen(listener)?
+    .run();
+    tokio::select! {
+        result = server => result.context("the metrics server stopped")?,
+        () = monitor.run() => {}
+    }
+    Ok(false)
+}

@@ -12,6 +12,9 @@ use figment::Figment;
 use secrecy::SecretString;
 use serde::Deserialize;
 
+mod monitor;
+pub use monitor::{MonitorConfig, WatchConfig, WatchIdentityConfig};
+
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
 /// Default public host name; set it to the name clients use.
@@ -170,6 +173,9 @@ pub struct Config {
     /// Read-only replica (`tlog replica`).
     #[serde(default)]
     pub replica: ReplicaConfig,
+    /// Log monitor (`tlog monitor`).
+    #[serde(default)]
+    pub monitor: MonitorConfig,
     /// Who may write: off unless a rule is set (see `policy`).
     #[serde(default)]
     pub write_policy: WritePolicyConfig,

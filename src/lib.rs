@@ -36,6 +36,7 @@ pub mod app;
 pub mod config;
 pub mod export;
 pub mod log;
+pub mod monitor;
 pub mod replica;
 pub mod storage;
 pub mod telemetry;

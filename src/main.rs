@@ -14,13 +14,68 @@ struct Cli {
     command: Command,
 }
 
+/// The settings people type on `serve` and `replica`, as `rekor-server
+/// serve --port ...` users expect; each wins over the file and environment.
+#[derive(clap::Args)]
+struct ServerFlags {
+    /// API address (listen).
+    #[arg(long)]
+    listen: Option<String>,
+    /// Public host name clients use (hostname).
+    #[arg(long)]
+    hostname: Option<String>,
+    /// PostgreSQL URL (database_url); prefer TLOG_DATABASE_URL, which `ps` does not show.
+    #[arg(long)]
+    database_url: Option<String>,
+    /// Embedded journal directory (data_dir).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Signing key file (key_file).
+    #[arg(long)]
+    key_file: Option<PathBuf>,
+    /// Prometheus /metrics address (metrics_listen).
+    #[arg(long)]
+    metrics_listen: Option<String>,
+}
+
+impl ServerFlags {
+    /// Applies the flags over `config` and validates the result.
+    fn apply(self, config: &mut tlog::config::Config) -> anyhow::Result<()> {
+        if let Some(v) = self.listen {
+            config.listen = v;
+        }
+        if let Some(v) = self.hostname {
+            config.hostname = v;
+        }
+        if let Some(v) = self.database_url {
+            config.database_url = Some(v.into());
+        }
+        if let Some(v) = self.data_dir {
+            config.data_dir = v;
+        }
+        if let Some(v) = self.key_file {
+            config.key_file = v;
+        }
+        if let Some(v) = self.metrics_listen {
+            config.metrics_listen = v;
+        }
+        config.validate()?;
+        Ok(())
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Serve the Rekor v1 API, reading and writing the log in Postgres
     /// (`database_url`) or, without one, in the embedded journal in `data_dir`.
-    Serve,
+    Serve {
+        #[command(flatten)]
+        flags: ServerFlags,
+    },
     /// Serve the read-only half of the API from a verified db.jsonl snapshot.
     Replica {
+        #[command(flatten)]
+        flags: ServerFlags,
         /// The snapshot (replica.db).
         #[arg(long)]
         db: Option<PathBuf>,
@@ -51,10 +106,11 @@ enum Command {
     },
     /// Apply database migrations and exit.
     Migrate,
-    /// Audit a db.jsonl export: every body, SET, index key and checkpoint,
-    /// under the given key. Exits 1 on the first problem, naming its line.
+    /// Audit a db.jsonl export, or a live v1 log by URL: every body, SET,
+    /// index key and checkpoint, under the given key. Exits 1 on the first
+    /// problem, naming its line (or entry).
     Verify {
-        /// The db.jsonl file.
+        /// The db.jsonl file, or the `http://` base URL of a live log.
         source: PathBuf,
         /// PEM public key of the log; nothing in the file is trusted.
         #[arg(long)]
@@ -65,6 +121,41 @@ enum Command {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// With a URL: entry requests (10 entries each) in flight.
+        #[arg(long, default_value_t = tlog::verify::DEFAULT_CONCURRENCY)]
+        concurrency: usize,
+    },
+    /// Follow a live Rekor v1 log: verify every new checkpoint against the
+    /// last one (state in `--state-dir`), alert on inconsistency, split view,
+    /// rollback or a stale log, and report entries of watched identities.
+    Monitor {
+        /// Base URL of the log (monitor.url).
+        url: Option<String>,
+        /// PEM public key of the log (monitor.public_key).
+        #[arg(long)]
+        public_key: Option<PathBuf>,
+        /// Where the last verified checkpoint is kept (monitor.state_dir).
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+        /// Poll once, print findings as JSON lines and exit: 1 on an alert,
+        /// 2 when the log could not be read.
+        #[arg(long)]
+        once: bool,
+        /// Seconds between polls (monitor.interval_secs).
+        #[arg(long)]
+        interval_secs: Option<u64>,
+        /// Alert when the log has not grown for this long (monitor.stale_after_secs).
+        #[arg(long)]
+        stale_after_secs: Option<u64>,
+        /// Without a state, the first entry to check (monitor.start_index).
+        #[arg(long)]
+        start_index: Option<u64>,
+        /// URL that receives each finding as a JSON POST (monitor.webhook_url).
+        #[arg(long)]
+        webhook_url: Option<String>,
+        /// Address of the /metrics endpoint (metrics_listen).
+        #[arg(long)]
+        metrics_listen: Option<String>,
     },
     /// Print the Sigstore ClientTrustConfig (trusted root + signing config
     /// v0.2) listing this server's v1 and v2 logs, for `--trust-config` of
@@ -107,7 +198,42 @@ async fn main() -> anyhow::Result<()> {
             public_key,
             since,
             json,
-        } => verify(&source, &public_key, since.as_deref(), json),
+            concurrency,
+        } => verify(&source, &public_key, since.as_deref(), json, concurrency).await,
+        Command::Monitor {
+            url,
+            public_key,
+            state_dir,
+            once,
+            interval_secs,
+            stale_after_secs,
+            start_index,
+            webhook_url,
+            metrics_listen,
+        } => {
+            let mut config = tlog::config::Config::load(cli.config.as_deref())?;
+            let m = &mut config.monitor;
+            m.url = url.or(m.url.take());
+            m.public_key = public_key.or(m.public_key.take());
+            m.state_dir = state_dir.or(m.state_dir.take());
+            m.interval_secs = interval_secs.unwrap_or(m.interval_secs);
+            m.stale_after_secs = stale_after_secs.unwrap_or(m.stale_after_secs);
+            m.start_index = start_index.or(m.start_index);
+            m.webhook_url = webhook_url.or(m.webhook_url.take());
+            config.metrics_listen = metrics_listen.unwrap_or(config.metrics_listen);
+            let telemetry = tlog::telemetry::init(config.otlp_endpoint.as_deref())?;
+            let outcome = tlog::app::monitor(&config, once).await;
+            telemetry.shutdown();
+            // 1: an alert; 2: the poll could not finish (or bad settings).
+            match outcome {
+                Ok(false) => Ok(()),
+                Ok(true) => std::process::exit(1),
+                Err(e) => {
+                    eprintln!("Error: {e:#}");
+                    std::process::exit(2);
+                }
+            }
+        }
         Command::Keygen {
             out, pkcs11: true, ..
         } => {
@@ -156,6 +282,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Replica {
+            flags,
             db,
             public_key,
             trust_embedded_key,
@@ -163,6 +290,7 @@ async fn main() -> anyhow::Result<()> {
             min_checkpoint,
         } => {
             let mut config = tlog::config::Config::load(cli.config.as_deref())?;
+            flags.apply(&mut config)?;
             config.replica.db = db.or(config.replica.db);
             config.replica.public_key = public_key.or(config.replica.public_key);
             config.replica.trust_embedded_key |= trust_embedded_key;
@@ -186,8 +314,9 @@ async fn main() -> anyhow::Result<()> {
             let _telemetry = tlog::telemetry::init(config.otlp_endpoint.as_deref())?;
             tlog::app::import(&config, &input).await
         }
-        Command::Serve => {
-            let config = tlog::config::Config::load(cli.config.as_deref())?;
+        Command::Serve { flags } => {
+            let mut config = tlog::config::Config::load(cli.config.as_deref())?;
+            flags.apply(&mut config)?;
             let telemetry = tlog::telemetry::init(config.otlp_endpoint.as_deref())?;
             let app = tlog::app::Application::build(&config).await?;
             app.run_until_stopped().await?;
@@ -198,12 +327,13 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-/// `tlog verify`: prints the audit and exits 1 unless the file passed.
-fn verify(
+/// `tlog verify`: prints the audit and exits 1 unless the file or log passed.
+async fn verify(
     source: &std::path::Path,
     public_key: &std::path::Path,
     since: Option<&std::path::Path>,
     json: bool,
+    concurrency: usize,
 ) -> anyhow::Result<()> {
     use anyhow::Context;
     let pem = std::fs::read_to_string(public_key)
@@ -216,7 +346,12 @@ fn verify(
                 .with_context(|| format!("couldn't read --since {}", path.display()))
         })
         .transpose()?;
-    let report = tlog::verify::verify_file(source, &verifier, since.as_deref());
+    let report = match source.to_str() {
+        Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+            tlog::verify::verify_url(url, &verifier, since.as_deref(), concurrency).await
+        }
+        _ => tlog::verify::verify_file(source, &verifier, since.as_deref()),
+    };
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

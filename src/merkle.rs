@@ -408,6 +408,48 @@ impl Tree {
     }
 }
 
+/// The root of a tree built leaf by leaf in O(log n) memory: the roots of
+/// its complete subtrees, largest first (RFC 9162 §2.1.1's decomposition of
+/// the size into powers of two). For audits that stream a log once.
+#[derive(Debug, Default, Clone)]
+pub struct CompactRange {
+    size: u64,
+    /// `nodes[i]` covers the i-th power of two of `size`, from the top bit.
+    nodes: Vec<Hash>,
+}
+
+impl CompactRange {
+    /// Leaves pushed so far.
+    #[must_use]
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Appends the leaf hash `leaf`.
+    pub fn push(&mut self, leaf: Hash) {
+        let mut hash = leaf;
+        let mut size = self.size;
+        // Each trailing one bit is a complete subtree the new leaf completes.
+        while size & 1 == 1 {
+            let left = self.nodes.pop().expect("one node per one bit");
+            hash = node_hash(left, hash);
+            size >>= 1;
+        }
+        self.nodes.push(hash);
+        self.size += 1;
+    }
+
+    /// `MTH` of the leaves pushed so far.
+    #[must_use]
+    pub fn root(&self) -> Hash {
+        let mut nodes = self.nodes.iter().rev();
+        let Some(&last) = nodes.next() else {
+            return empty_root();
+        };
+        nodes.fold(last, |right, &left| node_hash(left, right))
+    }
+}
+
 /// Maps the verifiers' errors onto ours: bad sizes are out of range,
 /// everything else is a proof that does not verify.
 fn from_tlog(err: &tlog_tiles::Error) -> ProofError {
@@ -660,6 +702,24 @@ mod tests {
 
     fn hashes(list: &[&str]) -> Vec<Hash> {
         list.iter().map(|x| h(x)).collect()
+    }
+
+    #[test]
+    fn compact_range_roots_equal_the_tree_roots() {
+        let all = leaves(70);
+        let tree = Tree::from_leaves(all.iter().copied());
+        let mut range = CompactRange::default();
+        assert_eq!(range.root(), empty_root());
+        for (n, leaf) in all.iter().enumerate() {
+            range.push(*leaf);
+            assert_eq!(range.size(), n as u64 + 1);
+            assert_eq!(
+                range.root(),
+                tree.root(n as u64 + 1).unwrap(),
+                "size {}",
+                n + 1
+            );
+        }
     }
 
     #[test]

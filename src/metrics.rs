@@ -242,3 +242,106 @@ impl Metrics {
         String::from_utf8(out).expect("exposition is UTF-8")
     }
 }
+
+/// The instruments of `tlog monitor`, in their own registry (the monitor
+/// serves only these).
+pub struct MonitorMetrics {
+    registry: Registry,
+    /// Alerts raised, by kind (a fixed set: see `monitor::AlertKind`).
+    pub alerts: IntCounterVec,
+    /// Entries whose signer is on the watch list.
+    pub identity_matches: IntCounter,
+    /// Polls by outcome (`ok`, `alert`, `error`).
+    pub polls: IntCounterVec,
+    /// Entries whose SET and inclusion were checked.
+    pub entries_checked: IntCounter,
+    /// Size of the last verified checkpoint.
+    pub tree_size: IntGauge,
+    /// Unix seconds when the log was last seen growing.
+    pub last_growth: IntGauge,
+    /// Webhook deliveries that failed.
+    pub webhook_failures: IntCounter,
+}
+
+impl Default for MonitorMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MonitorMetrics {
+    /// Creates and registers every instrument.
+    ///
+    /// # Panics
+    /// Never in practice: names and labels are constants.
+    #[must_use]
+    pub fn new() -> Self {
+        let metrics = Self {
+            registry: Registry::new(),
+            alerts: IntCounterVec::new(
+                Opts::new(
+                    "tlog_monitor_alerts_total",
+                    "Monitor alerts raised, by kind.",
+                ),
+                &["kind"],
+            )
+            .unwrap(),
+            identity_matches: IntCounter::new(
+                "tlog_monitor_identity_matches_total",
+                "Entries signed by a watched identity or key.",
+            )
+            .unwrap(),
+            polls: IntCounterVec::new(
+                Opts::new("tlog_monitor_polls_total", "Monitor polls by outcome."),
+                &["outcome"],
+            )
+            .unwrap(),
+            entries_checked: IntCounter::new(
+                "tlog_monitor_entries_checked_total",
+                "Entries whose SET and inclusion the monitor checked.",
+            )
+            .unwrap(),
+            tree_size: IntGauge::new(
+                "tlog_monitor_tree_size",
+                "Size of the last checkpoint the monitor verified.",
+            )
+            .unwrap(),
+            last_growth: IntGauge::new(
+                "tlog_monitor_last_growth_timestamp_seconds",
+                "Unix time the monitor last saw the log grow.",
+            )
+            .unwrap(),
+            webhook_failures: IntCounter::new(
+                "tlog_monitor_webhook_failures_total",
+                "Alert deliveries to the webhook that failed.",
+            )
+            .unwrap(),
+        };
+        let collectors: [Box<dyn prometheus::core::Collector>; 7] = [
+            Box::new(metrics.alerts.clone()),
+            Box::new(metrics.identity_matches.clone()),
+            Box::new(metrics.polls.clone()),
+            Box::new(metrics.entries_checked.clone()),
+            Box::new(metrics.tree_size.clone()),
+            Box::new(metrics.last_growth.clone()),
+            Box::new(metrics.webhook_failures.clone()),
+        ];
+        for collector in collectors {
+            metrics
+                .registry
+                .register(collector)
+                .expect("metric names are unique");
+        }
+        metrics
+    }
+
+    /// The Prometheus text exposition of every metric.
+    #[must_use]
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("text encoding cannot fail");
+        String::from_utf8(out).expect("exposition is UTF-8")
+    }
+}

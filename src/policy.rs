@@ -266,6 +266,52 @@ impl WritePolicy {
     }
 }
 
+/// Who a signer is, as a monitor's watch list sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SignerIdentity {
+    /// The certificate's SANs (none for a bare key).
+    pub sans: Vec<String>,
+    /// Its Fulcio OIDC issuer, if it has the extension.
+    pub issuer: Option<String>,
+    /// Lowercase hex SHA-256 of the public key's SPKI DER (the `PUBLIC KEY`
+    /// PEM block, or the certificate's key); for ssh, minisign and pgp keys,
+    /// of the key as the body stores it.
+    pub key_fingerprint: String,
+    /// Lowercase hex SHA-256 of the leaf certificate's DER, for a certificate.
+    pub certificate_fingerprint: Option<String>,
+}
+
+/// The identity of `signer`: SANs and OIDC issuer of a certificate (the same
+/// extraction as the certificate rule), and fingerprints. `None` for PEM
+/// that does not parse.
+#[must_use]
+pub fn signer_identity(signer: &Signer) -> Option<SignerIdentity> {
+    let pem_text = match signer {
+        Signer::X509(pem) => pem,
+        Signer::Ssh(raw) | Signer::Minisign(raw) | Signer::Pgp(raw) => {
+            return Some(SignerIdentity {
+                key_fingerprint: hex::encode(Sha256::digest(raw)),
+                ..SignerIdentity::default()
+            })
+        }
+    };
+    let blocks = pem::parse_many(pem_text).ok()?;
+    let first = blocks.first()?;
+    if first.tag() != "CERTIFICATE" {
+        return Some(SignerIdentity {
+            key_fingerprint: hex::encode(Sha256::digest(first.contents())),
+            ..SignerIdentity::default()
+        });
+    }
+    let (_, cert) = X509Certificate::from_der(first.contents()).ok()?;
+    Some(SignerIdentity {
+        sans: pki::certificate_subjects(&cert).unwrap_or_default(),
+        issuer: oidc_issuer(&cert),
+        key_fingerprint: hex::encode(Sha256::digest(cert.public_key().raw)),
+        certificate_fingerprint: Some(hex::encode(Sha256::digest(first.contents()))),
+    })
+}
+
 /// Finds a path from `certs[0]` through `certs[1..]` (CA intermediates) to one
 /// of `roots`, every certificate on it valid at `now`.
 fn chain_to_roots(

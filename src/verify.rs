@@ -18,6 +18,10 @@
 //!
 //! The first problem ends the audit, with its line and entry index.
 
+mod remote;
+
+pub use remote::{verify_url, DEFAULT_CONCURRENCY};
+
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::Path;
@@ -59,6 +63,9 @@ pub struct Report {
     pub index_keys_not_derivable: u64,
     /// The `--since` checkpoint's size, when one was given and it holds.
     pub consistent_with: Option<u64>,
+    /// Why index keys were not compared, when they could not be.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index_keys_note: Option<String>,
     /// The first problem, if any.
     pub problem: Option<Problem>,
     /// Seconds the audit took.
@@ -77,6 +84,26 @@ pub struct Problem {
 }
 
 impl Report {
+    /// A report of nothing checked yet, on `source`.
+    fn empty(source: &str) -> Self {
+        Self {
+            source: source.to_owned(),
+            origin: None,
+            entries: 0,
+            kinds: BTreeMap::new(),
+            body_bytes: 0,
+            tree_size: 0,
+            root: None,
+            sets_verified: 0,
+            index_keys_checked: 0,
+            index_keys_not_derivable: 0,
+            consistent_with: None,
+            index_keys_note: None,
+            problem: None,
+            seconds: 0.0,
+        }
+    }
+
     /// Whether the file passed.
     #[must_use]
     pub fn ok(&self) -> bool {
@@ -112,11 +139,18 @@ impl Report {
             );
         }
         let _ = writeln!(out, "  SETs         {} verified", self.sets_verified);
-        let _ = writeln!(
-            out,
-            "  index keys   {} entries re-derived from their bodies, {} with none to derive",
-            self.index_keys_checked, self.index_keys_not_derivable
-        );
+        match &self.index_keys_note {
+            Some(note) => {
+                let _ = writeln!(out, "  index keys   {note}");
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "  index keys   {} entries re-derived from their bodies, {} with none to derive",
+                    self.index_keys_checked, self.index_keys_not_derivable
+                );
+            }
+        }
         if let Some(size) = self.consistent_with {
             let _ = writeln!(
                 out,
@@ -163,21 +197,7 @@ impl Report {
 #[must_use]
 pub fn verify_file(path: &Path, verifier: &LogVerifier, since: Option<&str>) -> Report {
     let started = Instant::now();
-    let mut report = Report {
-        source: path.display().to_string(),
-        origin: None,
-        entries: 0,
-        kinds: BTreeMap::new(),
-        body_bytes: 0,
-        tree_size: 0,
-        root: None,
-        sets_verified: 0,
-        index_keys_checked: 0,
-        index_keys_not_derivable: 0,
-        consistent_with: None,
-        problem: None,
-        seconds: 0.0,
-    };
+    let mut report = Report::empty(&path.display().to_string());
     let problem = audit(path, verifier, since, &mut report).err();
     report.problem = problem;
     report.seconds = started.elapsed().as_secs_f64();

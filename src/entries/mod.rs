@@ -201,6 +201,21 @@ fn parse(body: &[u8], purpose: Purpose<'_>) -> Result<Entry, EntryError> {
     })
 }
 
+/// The signers a committed `body` records, read without re-verifying its
+/// signatures (the log verified them at insertion): what a monitor matches
+/// against its watch list. A body that is not an entry of a known kind
+/// yields none.
+#[must_use]
+pub fn committed_signers(body: &[u8]) -> Vec<Signer> {
+    let Ok(value) = parse_json(body) else {
+        return Vec::new();
+    };
+    match value["kind"].as_str().and_then(Kind::from_name) {
+        Some(kind) => signers::signers(kind, &value),
+        None => Vec::new(),
+    }
+}
+
 /// Longest search-index key accepted, in bytes: Rekor's limit on a
 /// certificate subject. Longer keys come only from hostile entries (a real
 /// SAN, e-mail, digest or key hash is far shorter), and a key over about

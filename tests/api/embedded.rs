@@ -180,3 +180,101 @@ async fn serve_without_database_or_key_creates_a_key_and_a_persistent_log() {
     assert_eq!(app.create(&proposal).await.status(), 409);
     app.stop().await;
 }
+
+/// Waits until `url/readyz` answers 200.
+async fn wait_ready(url: &str) {
+    let client = reqwest::Client::new();
+    for _ in 0..600 {
+        let ready = client.get(format!("{url}/readyz")).send().await;
+        if ready.is_ok_and(|r| r.status() == 200) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no server became ready on {url}");
+}
+
+/// Kills and reaps a child on every path.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn serve_and_replica_flags_win_over_the_environment() {
+    use crate::process::free_port;
+    use std::process::{Command, Stdio};
+    let dir = tempdir();
+    let key = dir.join("flag-key.pem");
+    let (env_port, port, metrics_port) = (free_port(), free_port(), free_port());
+    let serve = Command::new(env!("CARGO_BIN_EXE_tlog"))
+        .arg("serve")
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--hostname", "flags.example"])
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .arg("--key-file")
+        .arg(&key)
+        .args(["--metrics-listen", &format!("127.0.0.1:{metrics_port}")])
+        .env_clear()
+        .env("TLOG_LISTEN", format!("127.0.0.1:{env_port}"))
+        .env("TLOG_HOSTNAME", "env.example")
+        .env("TLOG_DATA_DIR", dir.join("env-data"))
+        .env("TLOG_KEY_FILE", dir.join("env-key.pem"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let serve = Reaped(serve);
+    let url = format!("http://127.0.0.1:{port}");
+    wait_ready(&url).await;
+    let info: Value = reqwest::get(format!("{url}/api/v1/log"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let note = info["signedTreeHead"].as_str().unwrap();
+    assert!(note.starts_with("flags.example - "), "{note}");
+    assert!(key.exists() && dir.join("data").join("db.jsonl").exists());
+    assert!(!dir.join("env-key.pem").exists() && !dir.join("env-data").exists());
+    assert!(reqwest::get(format!("http://127.0.0.1:{env_port}/readyz"))
+        .await
+        .is_err());
+    let metrics = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(metrics.status(), 200);
+    drop(serve);
+
+    // The replica takes the same flags.
+    let verifier = LogVerifier::from_pem(
+        &LogSigner::from_pkcs8_pem(&std::fs::read_to_string(&key).unwrap())
+            .unwrap()
+            .public_key_pem(),
+    )
+    .unwrap();
+    let public_key = dir.join("log.pub");
+    std::fs::write(&public_key, verifier.public_key_pem()).unwrap();
+    let replica_port = free_port();
+    let replica = Command::new(env!("CARGO_BIN_EXE_tlog"))
+        .arg("replica")
+        .arg("--db")
+        .arg(dir.join("data").join("db.jsonl"))
+        .arg("--public-key")
+        .arg(&public_key)
+        .args(["--listen", &format!("127.0.0.1:{replica_port}")])
+        .args(["--metrics-listen", "127.0.0.1:0"])
+        .env_clear()
+        .env("TLOG_LISTEN", format!("127.0.0.1:{env_port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _replica = Reaped(replica);
+    wait_ready(&format!("http://127.0.0.1:{replica_port}")).await;
+}

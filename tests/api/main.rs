@@ -15,6 +15,7 @@ mod hostile;
 mod hostile_http;
 mod hsm;
 mod memory;
+mod monitor;
 mod operations;
 mod process;
 mod release;

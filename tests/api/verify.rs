@@ -232,3 +232,83 @@ fn a_log_that_does_not_extend_the_since_checkpoint_fails() {
         "{text}"
     );
 }
+
+/// Runs `tlog verify URL` from a test on a multi-threaded runtime (the
+/// servers it reads run in this process).
+async fn verify_url(url: &str, public_key: &Path, extra: &[&str]) -> (bool, String) {
+    let (url, public_key) = (url.to_owned(), public_key.to_owned());
+    let extra: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        verify(Path::new(&url), &public_key, &extra)
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_log_verifies_by_url_and_a_tampering_one_fails() {
+    use crate::monitor::{bodies, hostile, Hostility, Setup};
+    let setup = Setup::new();
+    let app = setup.serve("log", &bodies(1234, "by url")).await;
+    let (ok, out) = verify_url(&app.address, &setup.public_key, &["--json"]).await;
+    assert!(ok, "{out}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["entries"], 1234);
+    assert_eq!(report["sets_verified"], 1234);
+    assert_eq!(report["tree_size"], 1234);
+    assert_eq!(report["kinds"]["hashedrekord"], 1234);
+
+    let url = hostile(app.address.clone(), Hostility::ShiftIntegratedTime).await;
+    let (ok, out) = verify_url(&url, &setup.public_key, &["--json"]).await;
+    assert!(!ok, "{out}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["problem"]["index"], 0, "{out}");
+    assert!(report["problem"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("SET"));
+
+    // Another key's log fails at its checkpoint.
+    let other = Setup::new();
+    let (ok, out) = verify_url(&app.address, &other.public_key, &[]).await;
+    assert!(
+        !ok && out.contains("does not verify under the key"),
+        "{out}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_log_must_extend_the_since_checkpoint() {
+    use crate::monitor::{bodies, Setup};
+    let setup = Setup::new();
+    let prefix = bodies(30, "shared");
+    let a = setup
+        .serve("a", &[prefix.clone(), bodies(5, "a")].concat())
+        .await;
+    let b = setup.serve("b", &[prefix, bodies(5, "b")].concat()).await;
+    let a_note = a.get("/api/v1/log").await.json::<Value>().await.unwrap()["signedTreeHead"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let since = setup.public_key.with_file_name("since.txt");
+    std::fs::write(&since, &a_note).unwrap();
+    let since_arg = since.to_str().unwrap();
+    let (ok, out) = verify_url(&a.address, &setup.public_key, &["--since", since_arg]).await;
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("the checkpoint at size 35 is a prefix"),
+        "{out}"
+    );
+    // B has the same key, origin and size, but another branch: a fork.
+    let (ok, out) = verify_url(&b.address, &setup.public_key, &["--since", since_arg]).await;
+    assert!(!ok && out.contains("a fork"), "{out}");
+    // B's entries (every SET valid) under A's checkpoint: the rebuilt root differs.
+    use crate::monitor::{hostile, Hostility};
+    let mixed = hostile(b.address.clone(), Hostility::LogInfoFrom(a.address.clone())).await;
+    let (ok, out) = verify_url(&mixed, &setup.public_key, &[]).await;
+    assert!(!ok && out.contains("hash to root"), "{out}");
+    a.stop().await;
+    b.stop().await;
+}

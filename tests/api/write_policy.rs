@@ -44,18 +44,18 @@ fn ecdsa_sha256() -> Vec<u8> {
     seq(&[tlv(0x06, &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02])])
 }
 
-fn pem(tag: &str, der: &[u8]) -> String {
+pub(crate) fn pem(tag: &str, der: &[u8]) -> String {
     pem::encode(&pem::Pem::new(tag, der))
 }
 
 /// An ECDSA P-256 key that signs certificates and artifacts.
-struct Key(EcdsaKeyPair);
+pub(crate) struct Key(EcdsaKeyPair);
 
 impl Key {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self(EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING).unwrap())
     }
-    fn spki(&self) -> Vec<u8> {
+    pub(crate) fn spki(&self) -> Vec<u8> {
         AsDer::<PublicKeyX509Der>::as_der(self.0.public_key())
             .unwrap()
             .as_ref()
@@ -71,14 +71,14 @@ impl Key {
 }
 
 /// A CA: its key, name and self-signed certificate.
-struct Ca {
+pub(crate) struct Ca {
     key: Key,
     name: &'static str,
     der: Vec<u8>,
 }
 
 impl Ca {
-    fn new(name: &'static str) -> Self {
+    pub(crate) fn new(name: &'static str) -> Self {
         let key = Key::new();
         // basicConstraints, critical, CA=true.
         let bc = seq(&[
@@ -92,7 +92,7 @@ impl Ca {
 
     /// A Fulcio-style leaf for `key`: an email SAN and the OIDC issuer
     /// extension (1.3.6.1.4.1.57264.1.8, a DER UTF8String).
-    fn issue(&self, key: &Key, email: &str, issuer: &str) -> String {
+    pub(crate) fn issue(&self, key: &Key, email: &str, issuer: &str) -> String {
         let san = seq(&[
             tlv(0x06, &[0x55, 0x1d, 0x11]),
             tlv(0x04, &seq(&[tlv(0x81, email.as_bytes())])),
@@ -137,7 +137,7 @@ fn certificate(
 
 /// A hashedrekord of `artifact` signed by `key`, verified with `verifier`
 /// (a public key or certificate PEM).
-fn hashedrekord(key: &Key, verifier: &str, artifact: &[u8]) -> Value {
+pub(crate) fn hashedrekord(key: &Key, verifier: &str, artifact: &[u8]) -> Value {
     json!({
         "apiVersion": "0.0.1",
         "kind": "hashedrekord",

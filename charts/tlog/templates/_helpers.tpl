@@ -155,3 +155,68 @@ identities merged in (their files come from volumes, by environment). */}}
 /var/lib/tlog/db/db.jsonl
 {{- end -}}
 {{- end }}
+
+{{/* The monitor's pod template; .once runs one poll (CronJob). */}}
+{{- define "tlog.monitorPod" -}}
+{{- $root := .root }}
+{{- $m := $root.Values.monitor -}}
+metadata:
+  labels:
+    {{- toYaml .labels | nindent 4 }}
+  annotations:
+    checksum/config: {{ toYaml .config | sha256sum }}
+    {{- if and (not .once) $root.Values.metrics.podAnnotations }}
+    prometheus.io/scrape: "true"
+    prometheus.io/path: /metrics
+    prometheus.io/port: {{ $root.Values.server.metricsPort | quote }}
+    {{- end }}
+spec:
+  automountServiceAccountToken: false
+  enableServiceLinks: false
+  {{- if .once }}
+  restartPolicy: Never
+  {{- end }}
+  {{- with $root.Values.imagePullSecrets }}
+  imagePullSecrets:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  securityContext:
+    {{- toYaml $root.Values.podSecurityContext | nindent 4 }}
+  containers:
+    - name: monitor
+      image: {{ include "tlog.image" $root }}
+      imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+      args: ["--config", "/etc/tlog/monitor/config.yaml", "monitor"{{ if .once }}, "--once"{{ end }}]
+      env:
+        - name: RUST_LOG
+          value: {{ $root.Values.server.logLevel | quote }}
+      {{- if not .once }}
+      ports:
+        - name: metrics
+          containerPort: {{ $root.Values.server.metricsPort }}
+          protocol: TCP
+      {{- end }}
+      securityContext:
+        {{- toYaml $root.Values.securityContext | nindent 8 }}
+      resources:
+        {{- toYaml $m.resources | nindent 8 }}
+      volumeMounts:
+        - name: config
+          mountPath: /etc/tlog/monitor
+          readOnly: true
+        - name: public-key
+          mountPath: /etc/tlog/monitor-key
+          readOnly: true
+        - name: state
+          mountPath: /var/lib/tlog/monitor
+  volumes:
+    - name: config
+      configMap:
+        name: {{ .name }}
+    - name: public-key
+      configMap:
+        name: {{ .keyMap }}
+    - name: state
+      persistentVolumeClaim:
+        claimName: {{ default (printf "%s-state" .name) $m.state.existingClaim }}
+{{- end }}

@@ -1,0 +1,212 @@
+//! `tlog verify URL`: the audit of a live Rekor v1 log, over its read API.
+//!
+//! The same checks as the file audit where the API allows them: every entry
+//! at its index with a SET that verifies, every body a valid entry, the tree
+//! rebuilt from the bodies' leaf hashes equal to the signed checkpoint's
+//! root, and with `--since` the root at the earlier size equal to that
+//! checkpoint's. Memory is bounded: the tree is a [`CompactRange`] (one hash
+//! per level) and one window of entries is held at a time. What it cannot
+//! check over v1: the index keys the server stores for each entry (the API
+//! does not serve them per entry), and other checkpoints than the current one.
+
+use std::time::{Duration, Instant};
+
+use base64::prelude::{Engine, BASE64_STANDARD};
+
+use super::{Problem, Progress, Report};
+use crate::entries;
+use crate::merkle::{leaf_hash, CompactRange, Hash};
+use crate::monitor::{parse_hash, FetchedEntry, LogClient, ENTRIES_PER_REQUEST};
+use crate::note::Checkpoint;
+use crate::signing::LogVerifier;
+
+/// Entry requests in flight.
+pub const DEFAULT_CONCURRENCY: usize = 16;
+/// Time one request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Entries fetched, then checked on every core, at a time.
+const WINDOW: u64 = 64 * ENTRIES_PER_REQUEST;
+
+/// Audits the log at `url` under `verifier`; `since` is a signed checkpoint
+/// seen earlier, which the log must extend. Every problem is in the report.
+pub async fn verify_url(
+    url: &str,
+    verifier: &LogVerifier,
+    since: Option<&str>,
+    concurrency: usize,
+) -> Report {
+    let started = Instant::now();
+    let mut report = Report::empty(url);
+    report.index_keys_note = Some(
+        "index keys stored by the server are not compared over HTTP (the v1 API does not serve them per entry)"
+            .to_owned(),
+    );
+    let problem = audit(url, verifier, since, concurrency, &mut report)
+        .await
+        .err();
+    report.problem = problem;
+    report.seconds = started.elapsed().as_secs_f64();
+    report
+}
+
+fn plain(reason: String) -> Problem {
+    Problem {
+        line: None,
+        index: None,
+        reason,
+    }
+}
+
+async fn audit(
+    url: &str,
+    verifier: &LogVerifier,
+    since: Option<&str>,
+    concurrency: usize,
+    report: &mut Report,
+) -> Result<(), Problem> {
+    let since: Option<Checkpoint> = since
+        .map(|text| {
+            verifier
+                .verify_checkpoint(text)
+                .map_err(|e| plain(format!("the --since checkpoint does not verify: {e}")))
+        })
+        .transpose()?;
+    let client = LogClient::new(url, REQUEST_TIMEOUT).map_err(|e| plain(e.to_string()))?;
+    let info = client.log_info().await.map_err(|e| plain(e.to_string()))?;
+    let head = verifier
+        .verify_checkpoint(&info.signed_tree_head)
+        .map_err(|e| {
+            plain(format!(
+                "the log's checkpoint does not verify under the key: {e}"
+            ))
+        })?;
+    if head.size != info.tree_size || parse_hash(&info.root_hash) != Some(head.root) {
+        return Err(plain(
+            "/api/v1/log's treeSize or rootHash differs from its signed checkpoint".to_owned(),
+        ));
+    }
+    report.origin = Some(head.origin.clone());
+    report.tree_size = head.size;
+    report.root = Some(hex::encode(head.root.0));
+    if let Some(since) = &since {
+        if since.origin != head.origin {
+            return Err(plain(format!(
+                "the --since checkpoint is {:?}'s, this log is {:?}",
+                since.origin, head.origin
+            )));
+        }
+        if since.size > head.size {
+            return Err(plain(format!(
+                "the log is smaller ({}) than the --since checkpoint ({}): rolled back",
+                head.size, since.size
+            )));
+        }
+    }
+    let mut range = CompactRange::default();
+    let mut progress = Progress::new(head.size);
+    let mut start = 0;
+    while start < head.size {
+        let end = (start + WINDOW).min(head.size);
+        let entries = client
+            .entries_range(start, end, concurrency)
+            .await
+            .map_err(|e| plain(e.to_string()))?;
+        let owned = verifier.clone();
+        let checked = tokio::task::spawn_blocking(move || check_window(&entries, &owned))
+            .await
+            .expect("a verify worker panicked");
+        for result in checked {
+            let (index, kind, leaf, len) = result?;
+            range.push(leaf);
+            report.entries += 1;
+            report.sets_verified += 1;
+            report.body_bytes += len;
+            *report.kinds.entry(kind.to_owned()).or_default() += 1;
+            if let Some(since) = since.as_ref().filter(|s| s.size == index + 1) {
+                check_since(&range, since)?;
+                report.consistent_with = Some(since.size);
+            }
+        }
+        progress.advance(end - start);
+        start = end;
+    }
+    progress.finish();
+    if let Some(since) = since.as_ref().filter(|s| s.size == 0) {
+        check_since(&range, since)?;
+        report.consistent_with = Some(0);
+    }
+    if range.root() != head.root {
+        return Err(plain(format!(
+            "the {} entries served hash to root {}, not the signed checkpoint's {}",
+            head.size,
+            hex::encode(range.root().0),
+            hex::encode(head.root.0)
+        )));
+    }
+    Ok(())
+}
+
+fn check_since(range: &CompactRange, since: &Checkpoint) -> Result<(), Problem> {
+    if range.root() == since.root {
+        return Ok(());
+    }
+    Err(plain(format!(
+        "the log's first {} entries have root {}, not the --since checkpoint's {}: a fork",
+        since.size,
+        hex::encode(range.root().0),
+        hex::encode(since.root.0)
+    )))
+}
+
+/// An entry checked: its index, kind, leaf hash and body length.
+type Checked = (u64, &'static str, Hash, u64);
+
+/// Checks a window's entries on every core, in order.
+fn check_window(entries: &[FetchedEntry], verifier: &LogVerifier) -> Vec<Result<Checked, Problem>> {
+    let workers = std::thread::available_parallelism().map_or(1, usize::from);
+    let per = entries.len().div_ceil(workers).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = entries
+            .chunks(per)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|e| check_entry(e, verifier))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a verify worker panicked"))
+            .collect()
+    })
+}
+
+fn check_entry(entry: &FetchedEntry, verifier: &LogVerifier) -> Result<Checked, Problem> {
+    let problem = |reason: String| Problem {
+        line: None,
+        index: Some(entry.log_index),
+        reason,
+    };
+    let body = entry.body_bytes().map_err(problem)?;
+    let set = BASE64_STANDARD
+        .decode(&entry.verification.signed_entry_timestamp)
+        .map_err(|_| problem("its SET is not base64".to_owned()))?;
+    verifier
+        .verify_set(&entry.body, entry.integrated_time, entry.log_index, &set)
+        .map_err(|_| {
+            problem(
+                "its SET does not verify under the key (body, integratedTime or index changed, or another key signed it)"
+                    .to_owned(),
+            )
+        })?;
+    let parsed = entries::parse_search(&body)
+        .map_err(|e| problem(format!("its body is not a valid entry: {e}")))?;
+    Ok((
+        entry.log_index,
+        parsed.kind.name(),
+        leaf_hash(&body),
+        body.len() as u64,
+    ))
+}
