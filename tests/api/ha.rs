@@ -213,6 +213,8 @@ struct Seen {
 /// Clients posting distinct entries to the fleet until stopped.
 struct Load {
     seen: Arc<Mutex<Seen>>,
+    /// Creates sent and not yet answered, by node.
+    in_flight: Arc<Vec<AtomicUsize>>,
     stop: Arc<AtomicBool>,
     workers: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -227,6 +229,8 @@ impl Load {
         let next = Arc::new(AtomicUsize::new(0));
         let key = Arc::new(ClientKey::new());
         let urls = Arc::new(fleet.urls());
+        let in_flight: Arc<Vec<AtomicUsize>> =
+            Arc::new((0..urls.len()).map(|_| AtomicUsize::new(0)).collect());
         let workers = (0..clients)
             .map(|k| {
                 let worker = Worker {
@@ -234,6 +238,7 @@ impl Load {
                     urls: Arc::clone(&urls),
                     node: k % urls.len(),
                     seen: Arc::clone(&seen),
+                    in_flight: Arc::clone(&in_flight),
                     verifier: fleet.verifier.clone(),
                 };
                 let (stop, next, key) = (Arc::clone(&stop), Arc::clone(&next), Arc::clone(&key));
@@ -244,8 +249,21 @@ impl Load {
             .collect();
         Self {
             seen,
+            in_flight,
             stop,
             workers,
+        }
+    }
+
+    /// Waits (up to 10 s) until a create sent to `node` is awaiting its answer.
+    async fn until_in_flight_at(&self, node: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.in_flight[node].load(Ordering::SeqCst) == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "no create in flight at node {node}"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }
 
@@ -275,6 +293,7 @@ struct Worker {
     urls: Arc<Vec<String>>,
     node: usize,
     seen: Arc<Mutex<Seen>>,
+    in_flight: Arc<Vec<AtomicUsize>>,
     verifier: LogVerifier,
 }
 
@@ -288,7 +307,11 @@ impl Worker {
             while !stop.load(Ordering::SeqCst) {
                 let sent = Instant::now();
                 let url = format!("{}/api/v1/log/entries", self.urls[self.node]);
-                let Ok(response) = self.client.post(url).json(&proposal).send().await else {
+                let node = self.node;
+                self.in_flight[node].fetch_add(1, Ordering::SeqCst);
+                let sent_request = self.client.post(url).json(&proposal).send().await;
+                self.in_flight[node].fetch_sub(1, Ordering::SeqCst);
+                let Ok(response) = sent_request else {
                     // Not answering (killed, restarting): try the next one.
                     let failed = (self.node, sent, Instant::now(), 0);
                     self.seen.lock().answers.push(failed);
@@ -517,6 +540,9 @@ async fn a_leader_paused_past_its_lease_neither_forks_nor_answers_201() {
     let other = 1 - old;
     let load = Load::start(&fleet, 16);
     tokio::time::sleep(Duration::from_millis(1000)).await;
+    // Stop it while it holds requests (on a loaded machine the clients may
+    // all be elsewhere at that instant, and the test would show nothing).
+    load.until_in_flight_at(old).await;
     let stopped = Instant::now();
     fleet.signal(old, "-STOP");
     // The other process takes the lease over and sequences.
