@@ -64,32 +64,10 @@ impl Application {
         let signer = open_signer(config)?;
         let (write_policy, bearer_tokens) = load_write_access(&config.write_policy)?;
         let (store, lease) = open_store(config).await?;
-        let (log, sequencer) = Log::open(
-            store,
-            signer,
-            Options {
-                hostname: config.hostname.clone(),
-                batch: config.batch,
-                pool: config.pool,
-                entry_cache_bytes: config.entry_cache_bytes,
-                tile_cache_bytes: config.tile_cache_bytes,
-                clock: Arc::new(SystemClock),
-                metrics: Arc::new(Metrics::new()),
-                lease: Arc::clone(&lease) as Arc<dyn crate::storage::Held>,
-            },
-        )
-        .await
-        .context("couldn't open the log")?;
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        // The sequencer marks the log when it ends, panics included: health
-        // and readiness follow.
-        let sequencer = tokio::spawn(sequencer.run(stopped.clone()));
-        if crate::storage::Shared::is_shared(log.store()) {
-            // Other processes may share the store: keep (or wait for) the
-            // lease, and follow what the leader commits.
-            tokio::spawn(Arc::clone(&log).keep_lease(Arc::clone(&lease), stopped.clone()));
-            tokio::spawn(Arc::clone(&log).follow(stopped.clone()));
-        }
+        let (log, sequencer) = start_log(config, store, signer, &config.hostname, &lease, &stopped)
+            .await
+            .context("couldn't open the log")?;
         let v2 = open_v2_log(config, log.store(), &stopped).await?;
         let listener = TcpListener::bind(config.listen_addr())
             .with_context(|| format!("couldn't listen on {}", config.listen))?;
@@ -289,33 +267,47 @@ async fn open_v2_log(
         tracing::info!("another process holds the v2 sequencer lease: following it");
     }
     let lease = Arc::new(lease);
-    let (log, sequencer) = Log::open(
-        store,
-        signer,
-        Options {
-            hostname: origin.to_owned(),
-            batch: config.batch,
-            pool: config.pool,
-            entry_cache_bytes: config.entry_cache_bytes,
-            tile_cache_bytes: config.tile_cache_bytes,
-            clock: Arc::new(SystemClock),
-            metrics: Arc::new(Metrics::new()),
-            lease: Arc::clone(&lease) as Arc<dyn crate::storage::Held>,
-        },
-    )
-    .await
-    .context("couldn't open the v2 log")?;
-    let sequencer = tokio::spawn(sequencer.run(stopped.clone()));
-    if crate::storage::Shared::is_shared(log.store()) {
-        tokio::spawn(Arc::clone(&log).keep_lease(Arc::clone(&lease), stopped.clone()));
-        tokio::spawn(Arc::clone(&log).follow(stopped.clone()));
-    }
+    let (log, sequencer) = start_log(config, store, signer, origin, &lease, stopped)
+        .await
+        .context("couldn't open the v2 log")?;
     tracing::info!(origin, size = log.checkpoint().size, "v2 log serving");
     Ok(Some(V2Log {
         log,
         sequencer,
         lease,
     }))
+}
+
+/// Opens a writable log on `store` with `config`'s batch, pool and cache
+/// settings, and starts its sequencer. When other processes may share the
+/// store it also keeps (or waits for) the lease and follows what the leader
+/// commits. The sequencer marks the log when it ends, panics included, so
+/// health and readiness follow it.
+async fn start_log(
+    config: &Config,
+    store: Store,
+    signer: LogSigner,
+    hostname: &str,
+    lease: &Arc<StoreLease>,
+    stopped: &tokio::sync::watch::Receiver<bool>,
+) -> Result<(Arc<Log<Store>>, tokio::task::JoinHandle<()>), crate::log::OpenError> {
+    let options = Options {
+        hostname: hostname.to_owned(),
+        batch: config.batch,
+        pool: config.pool,
+        entry_cache_bytes: config.entry_cache_bytes,
+        tile_cache_bytes: config.tile_cache_bytes,
+        clock: Arc::new(SystemClock),
+        metrics: Arc::new(Metrics::new()),
+        lease: Arc::clone(lease) as Arc<dyn crate::storage::Held>,
+    };
+    let (log, sequencer) = Log::open(store, signer, options).await?;
+    let sequencer = tokio::spawn(sequencer.run(stopped.clone()));
+    if crate::storage::Shared::is_shared(log.store()) {
+        tokio::spawn(Arc::clone(&log).keep_lease(Arc::clone(lease), stopped.clone()));
+        tokio::spawn(Arc::clone(&log).follow(stopped.clone()));
+    }
+    Ok((log, sequencer))
 }
 
 /// The state every handler shares, with the HTTP limits of `config`.

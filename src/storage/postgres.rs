@@ -223,6 +223,41 @@ impl PgStore {
         self.log_id
     }
 
+    /// Hashes `[start, end)` of tile level `level`, in order, read from the
+    /// tiles that hold them. A tile missing in between is corruption; fewer
+    /// hashes come back only past the stored end.
+    async fn tile_hashes(&self, level: i16, start: u64, end: u64) -> Result<Vec<Hash>, StoreError> {
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        let width = u64::from(TILE_WIDTH);
+        let rows = sqlx::query(
+            "SELECT idx, hashes FROM tiles WHERE log_id = $3 AND level = $4 AND idx BETWEEN $1 AND $2 \
+             ORDER BY idx",
+        )
+        .bind(to_i64(start / width))
+        .bind(to_i64((end - 1) / width))
+        .bind(self.log_id)
+        .bind(level)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut hashes = Vec::with_capacity(usize::try_from(end - start).unwrap_or(0));
+        for (expected_tile, row) in (start / width..).zip(rows) {
+            if to_u64(row.get(0))? != expected_tile {
+                return Err(StoreError::Corrupt(format!(
+                    "level-{level} tile {expected_tile} is missing"
+                )));
+            }
+            let bytes: &[u8] = row.get(1);
+            for (i, chunk) in (0u64..).zip(bytes.chunks_exact(32)) {
+                if (start..end).contains(&(expected_tile * width + i)) {
+                    hashes.push(to_hash(chunk)?);
+                }
+            }
+        }
+        Ok(hashes)
+    }
+
     /// Every log in the database, by ID.
     ///
     /// # Errors
@@ -429,68 +464,12 @@ impl LogReader for PgStore {
 
     #[tracing::instrument(name = "db.leaf_hashes", skip_all, fields(db.system = "postgresql", start = start, end = end))]
     async fn leaf_hashes(&self, start: u64, end: u64) -> Result<Vec<Hash>, StoreError> {
-        if start >= end {
-            return Ok(Vec::new());
-        }
-        let width = u64::from(TILE_WIDTH);
-        let rows = sqlx::query(
-            "SELECT idx, hashes FROM tiles WHERE log_id = $3 AND level = 0 AND idx BETWEEN $1 AND $2 \
-             ORDER BY idx",
-        )
-        .bind(to_i64(start / width))
-        .bind(to_i64((end - 1) / width))
-        .bind(self.log_id)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut hashes = Vec::with_capacity(usize::try_from(end - start).unwrap_or(0));
-        for (expected_tile, row) in (start / width..).zip(rows) {
-            let tile = to_u64(row.get(0))?;
-            if tile != expected_tile {
-                return Err(StoreError::Corrupt(format!(
-                    "level-0 tile {expected_tile} is missing"
-                )));
-            }
-            let bytes: &[u8] = row.get(1);
-            for (i, chunk) in bytes.chunks_exact(32).enumerate() {
-                let index = tile * width + i as u64;
-                if (start..end).contains(&index) {
-                    hashes.push(to_hash(chunk)?);
-                }
-            }
-        }
-        Ok(hashes)
+        self.tile_hashes(0, start, end).await
     }
 
     async fn block_hashes(&self, start: u64, end: u64) -> Result<Vec<Hash>, StoreError> {
-        if start >= end {
-            return Ok(Vec::new());
-        }
         // Level-1 tiles hold the level-8 hashes: one row per 65,536 leaves.
-        let width = u64::from(TILE_WIDTH);
-        let rows = sqlx::query(
-            "SELECT idx, hashes FROM tiles WHERE log_id = $3 AND level = 1 AND idx BETWEEN $1 AND $2 \
-             ORDER BY idx",
-        )
-        .bind(to_i64(start / width))
-        .bind(to_i64((end - 1) / width))
-        .bind(self.log_id)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut hashes = Vec::with_capacity(usize::try_from(end - start).unwrap_or(0));
-        for (expected_tile, row) in (start / width..).zip(rows) {
-            if to_u64(row.get(0))? != expected_tile {
-                return Err(StoreError::Corrupt(format!(
-                    "level-1 tile {expected_tile} is missing"
-                )));
-            }
-            let bytes: &[u8] = row.get(1);
-            for (i, chunk) in (0u64..).zip(bytes.chunks_exact(32)) {
-                if (start..end).contains(&(expected_tile * width + i)) {
-                    hashes.push(to_hash(chunk)?);
-                }
-            }
-        }
-        Ok(hashes)
+        self.tile_hashes(1, start, end).await
     }
 
     #[tracing::instrument(name = "db.find_leaves", skip_all, fields(db.system = "postgresql"))]
