@@ -22,7 +22,7 @@ use tokio::sync::oneshot;
 
 pub use leadership::FOLLOW_POLL;
 pub use sequencer::Sequencer;
-pub use view::{CacheBytes, Committed, Proof, ReadError, View};
+pub use view::{CacheBytes, Committed, Proof, ReadError, Served, View};
 
 use appender::Appender;
 
