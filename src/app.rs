@@ -323,6 +323,7 @@ async fn start_log(
     if crate::storage::Shared::is_shared(log.store()) {
         tokio::spawn(Arc::clone(&log).keep_lease(Arc::clone(lease), stopped.clone()));
         tokio::spawn(Arc::clone(&log).follow(stopped.clone()));
+        tokio::spawn(Arc::clone(&log).drain_queue_while_leading(stopped.clone()));
     }
     Ok((log, sequencer))
 }

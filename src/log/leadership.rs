@@ -35,6 +35,13 @@ use crate::storage::{Event, Lease, LogWriter, QueuedEntry, Refusal, Shared};
 pub const FOLLOW_POLL: Duration = Duration::from_millis(100);
 /// How long a follower waits for the leader to commit what it handed over
 /// before it answers 503.
+/// How often the leader takes from the queue of handed-over entries while
+/// followers hand entries over, and while none did for a second. Enqueues
+/// send no NOTIFY (see `PgStore::enqueue`), so this is the queue's latency.
+const QUEUE_POLL_BUSY: Duration = Duration::from_millis(2);
+const QUEUE_POLL_IDLE: Duration = Duration::from_millis(50);
+const QUEUE_BUSY_FOR: Duration = Duration::from_secs(1);
+
 const HANDOVER_PATIENCE: Duration = Duration::from_secs(10);
 /// How long a follower waits for an answer before it queues the entry again.
 const HANDOVER_RETRY: Duration = Duration::from_millis(1500);
@@ -196,24 +203,26 @@ impl<S: LogWriter + Shared + 'static> Log<S> {
     /// Takes what the queue holds into this leader's pool, as far as the
     /// pool has room. Each entry's outcome other than success is sent back
     /// through [`Shared::refuse`]; success the follower sees in the log.
-    async fn drain_queue(self: &Arc<Self>) {
+    /// Returns how many it took.
+    async fn drain_queue(self: &Arc<Self>) -> usize {
         let Some(appender) = &self.appender else {
-            return;
+            return 0;
         };
         if !self.is_leader() {
-            return;
+            return 0;
         }
         let room = appender.room().min(CLAIM_LIMIT);
         if room == 0 {
-            return;
+            return 0;
         }
         let claimed = match self.store().claim(room).await {
             Ok(claimed) => claimed,
             Err(err) => {
                 tracing::warn!(error = %err, "couldn't take queued entries");
-                return;
+                return 0;
             }
         };
+        let taken = claimed.len();
         for (id, queued) in claimed {
             let log = Arc::clone(self);
             tokio::spawn(async move {
@@ -224,6 +233,29 @@ impl<S: LogWriter + Shared + 'static> Log<S> {
                     }
                 }
             });
+        }
+        taken
+    }
+
+    /// Takes from the queue while this process leads, until `stop`: every
+    /// `QUEUE_POLL_BUSY` while followers hand entries over, every
+    /// `QUEUE_POLL_IDLE` once none did for `QUEUE_BUSY_FOR`.
+    pub async fn drain_queue_while_leading(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let mut last_taken: Option<tokio::time::Instant> = None;
+        loop {
+            let busy = last_taken.is_some_and(|at| at.elapsed() < QUEUE_BUSY_FOR);
+            let pause = if busy {
+                QUEUE_POLL_BUSY
+            } else {
+                QUEUE_POLL_IDLE
+            };
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                _ = stop.wait_for(|stopped| *stopped) => return,
+            }
+            if self.drain_queue().await > 0 {
+                last_taken = Some(tokio::time::Instant::now());
+            }
         }
     }
 
@@ -239,12 +271,9 @@ impl<S: LogWriter + Shared + 'static> Log<S> {
             // Only admission (the write policy) reads them, where it landed.
             signers: Vec::new(),
         };
+        // No look-up of its own: the follower looked it up before handing
+        // it over, and the sequencer checks every batch.
         let leaf = merkle::leaf_hash(&entry.canonical);
-        match self.find_leaf(&leaf).await {
-            Ok(Some(index)) => return Err(Refusal::Duplicate(index)),
-            Ok(None) => {}
-            Err(_) => return Err(Refusal::Unavailable),
-        }
         let appender = self.appender.as_ref().expect("only a writable log drains");
         appender
             .submit(leaf, entry, &self.metrics)
@@ -266,7 +295,10 @@ impl<S: LogWriter + Shared + 'static> Log<S> {
             };
             match event {
                 Ok(Some(Event::Refused { id, refusal })) => self.resolve_refused(id, refusal),
-                Ok(Some(Event::Queued)) => self.drain_queue().await,
+                // Only an older process still notifies per queued entry.
+                Ok(Some(Event::Queued)) => {
+                    self.drain_queue().await;
+                }
                 Ok(Some(Event::Moved) | None) => {
                     if self.is_leader() {
                         self.drain_queue().await;
