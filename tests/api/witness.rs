@@ -484,6 +484,10 @@ enum Hostile {
     Garbage,
     /// 200 with a valid cosignature by another key of the same name.
     WrongKey,
+    /// 200 with the witness key's cosignature, timestamped an hour ahead.
+    FutureTime,
+    /// 200 with the witness key's cosignature of another checkpoint.
+    OtherCheckpoint,
     /// 200 with a body far over the answer cap.
     Oversized,
     /// Answers after the timeout.
@@ -497,7 +501,7 @@ enum Hostile {
 }
 
 /// Serves `mode` on a local port until the runtime ends; returns its URL.
-async fn hostile_witness(mode: Hostile) -> String {
+async fn hostile_witness(mode: Hostile, seed: [u8; 32]) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move {
@@ -519,6 +523,28 @@ async fn hostile_witness(mode: Hostile) -> String {
                             &[0x77; 32],
                             1_767_225_600,
                             &format!("{text}\n"),
+                        );
+                        ("200 OK", "text/plain", line.to_bytes())
+                    }
+                    Hostile::FutureTime => {
+                        let now = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .unwrap()
+                            .as_secs();
+                        let line = tlog::note::c2sp::cosign(
+                            WITNESS_NAME,
+                            &seed,
+                            now + 3600,
+                            &format!("{text}\n"),
+                        );
+                        ("200 OK", "text/plain", line.to_bytes())
+                    }
+                    Hostile::OtherCheckpoint => {
+                        let line = tlog::note::c2sp::cosign(
+                            WITNESS_NAME,
+                            &seed,
+                            1_767_225_600,
+                            &format!("{text}\nextension\n"),
                         );
                         ("200 OK", "text/plain", line.to_bytes())
                     }
@@ -579,6 +605,8 @@ async fn malformed_witness_answers_never_break_the_log() {
     let modes = [
         Hostile::Garbage,
         Hostile::WrongKey,
+        Hostile::FutureTime,
+        Hostile::OtherCheckpoint,
         Hostile::Oversized,
         Hostile::Slow,
         Hostile::AheadConflict,
@@ -590,7 +618,7 @@ async fn malformed_witness_answers_never_break_the_log() {
     for (i, mode) in modes.iter().enumerate() {
         // Each hostile witness at its own URL, under the real witness's key
         // (so a forged line would be checked against a key that exists).
-        let url = hostile_witness(*mode).await;
+        let url = hostile_witness(*mode, witness.seed).await;
         policy.push_str(&format!("witness h{i} {} {url}\n", witness.vkey()));
         names.push(format!("h{i}"));
     }
@@ -626,6 +654,8 @@ async fn malformed_witness_answers_never_break_the_log() {
     assert_eq!(split(&note, &key.key).1.len(), 1, "{note}");
     for (i, reason) in [
         "malformed",
+        "bad_cosignature",
+        "bad_cosignature",
         "bad_cosignature",
         "malformed",
         "timeout",
