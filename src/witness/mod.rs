@@ -19,7 +19,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use prometheus::{IntCounterVec, IntGauge, Opts};
 use signed_note::Signature;
 use tokio::sync::{watch, Notify};
@@ -61,6 +60,33 @@ pub struct Published {
     pub quorum: bool,
 }
 
+/// Why witnessing could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// The policy file could not be read.
+    #[error("couldn't read v2.witness_policy {path}: {cause}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The cause.
+        cause: std::io::Error,
+    },
+    /// The policy file has a bad line.
+    #[error("v2.witness_policy {path}: {cause}")]
+    Policy {
+        /// The file.
+        path: String,
+        /// The first bad line.
+        cause: PolicyError,
+    },
+    /// The HTTP client could not be built.
+    #[error("couldn't build the witness HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+    /// The metrics could not be registered.
+    #[error("couldn't register the witness metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
 /// The `tlog_witness_*` metrics.
 struct WitnessMetrics {
     requests: IntCounterVec,
@@ -70,7 +96,7 @@ struct WitnessMetrics {
 }
 
 impl WitnessMetrics {
-    fn new(metrics: &Metrics) -> anyhow::Result<Self> {
+    fn new(metrics: &Metrics) -> Result<Self, prometheus::Error> {
         let this = Self {
             requests: IntCounterVec::new(
                 Opts::new(
@@ -133,10 +159,16 @@ pub struct Witnessing {
 ///
 /// # Errors
 /// An unreadable file, or its first bad line, naming both.
-pub fn load_policy(path: &Path) -> anyhow::Result<Policy> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("couldn't read v2.witness_policy {}", path.display()))?;
-    Policy::parse(&text).map_err(|e| anyhow::anyhow!("v2.witness_policy {}: {e}", path.display()))
+pub fn load_policy(path: &Path) -> Result<Policy, SetupError> {
+    let shown = || path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|cause| SetupError::Read {
+        path: shown(),
+        cause,
+    })?;
+    Policy::parse(&text).map_err(|cause| SetupError::Policy {
+        path: shown(),
+        cause,
+    })
 }
 
 impl Witnessing {
@@ -149,14 +181,13 @@ impl Witnessing {
         policy: Policy,
         settings: Settings,
         metrics: &Metrics,
-    ) -> anyhow::Result<Arc<Self>> {
+    ) -> Result<Arc<Self>, SetupError> {
         let http = reqwest::Client::builder()
             .timeout(settings.timeout)
             .connect_timeout(settings.timeout)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("tlog/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .context("couldn't build the witness HTTP client")?;
+            .build()?;
         let initial = Published {
             checkpoint: log.checkpoint(),
             quorum: false,
