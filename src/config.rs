@@ -810,6 +810,28 @@ mod tests {
     }
 
     #[test]
+    fn witness_keys_have_defaults_and_need_what_they_use() {
+        let config = from_yaml("{}").unwrap();
+        assert_eq!(config.v2.witness_policy, None);
+        assert!(!config.v2.witness_fail_closed);
+        assert_eq!(config.v2.witness_timeout_ms, 1000);
+        let ok = "v2: {key_file: k.pem, witness_policy: p.txt, witness_fail_closed: true}";
+        assert!(from_yaml(ok).is_ok());
+        for (yaml, needle) in [
+            ("v2: {witness_policy: p.txt}", "needs a v2 log"),
+            (
+                "v2: {key_file: k.pem, witness_fail_closed: true}",
+                "needs v2.witness_policy",
+            ),
+            ("v2: {witness_timeout_ms: 0}", "witness_timeout_ms"),
+            ("v2: {witness_timeout_ms: 60001}", "witness_timeout_ms"),
+        ] {
+            let err = from_yaml(yaml).unwrap_err();
+            assert!(err.to_string().contains(needle), "{yaml}: {err}");
+        }
+    }
+
+    #[test]
     fn disabled_kinds_must_be_known_kinds() {
         let config = from_yaml("entries: {disabled_kinds: [dsse, intoto]}").unwrap();
         assert_eq!(
