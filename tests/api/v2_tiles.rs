@@ -273,7 +273,7 @@ async fn a_tile_client_rebuilds_roots_and_proofs_from_the_tiles_it_serves() {
     assert_eq!(latest.size, 300);
 
     let leaves = leaves_from_tiles(&v2, latest.size).await;
-    let tree = Tree::from_leaves(leaves);
+    let tree = Tree::from_leaves(leaves.clone());
     assert_eq!(tree.root(latest.size).unwrap(), latest.root);
     // Level 1: the root of the first full subtree of 256 leaves.
     let level1 = v2.bytes("/tile/1/000.p/1").await;
@@ -299,6 +299,24 @@ async fn a_tile_client_rebuilds_roots_and_proofs_from_the_tiles_it_serves() {
     ] {
         assert_eq!(v2.get(missing).await.status(), 404, "{missing}");
     }
+    // Tiles are served from a cache once encoded: a path asked for before
+    // it existed is served once the tree has it, and what was served before
+    // is unchanged.
+    let before = v2.bytes("/tile/0/001.p/44").await;
+    artifact += 1;
+    assert_eq!(
+        v2.create(&client.request(&artifact.to_be_bytes()))
+            .await
+            .status(),
+        201
+    );
+    let grown = leaves_from_tiles(&v2, latest.size + 1).await;
+    assert_eq!(grown[..leaves.len()], leaves[..]);
+    let wider = tlog::tiles::hashes_from_tile(&v2.bytes("/tile/0/001.p/45").await).unwrap();
+    assert_eq!(wider[..], grown[256..]);
+    let bundle = v2.bytes("/tile/entries/001.p/45").await;
+    assert_eq!(tlog::tiles::parse_entry_bundle(&bundle).unwrap().len(), 45);
+    assert_eq!(v2.bytes("/tile/0/001.p/44").await, before);
     // Every inclusion proof, from the tiles alone.
     for index in 0..latest.size {
         let proof = tree.inclusion_proof(index, latest.size).unwrap();
