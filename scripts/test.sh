@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: Rust tests and the end-to-end suites (sigstore-js, then
 # sigstore-python with the OpenAPI schema check, then the sigstore crate) against a
-# throwaway PostgreSQL cluster that is removed again on exit (also on failure).
+# throwaway PostgreSQL cluster that is removed again on exit (also on failure), with
+# aics-witness (scripts/aics-witness.sh) cosigning the Rekor v2 log's checkpoints.
 # sigstore-js and sigstore-python run twice: with a key file, and with the log key
 # on a throwaway SoftHSM2 token (scripts/softhsm.sh installs softhsm2 when missing).
 #
@@ -22,7 +23,7 @@ for arg in "$@"; do
   case "$arg" in
     --no-e2e) RUN_E2E=0 ;;
     --e2e-only) RUN_CARGO=0 ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
     *) echo "unknown argument: $arg" >&2; exit 2 ;;
   esac
 done
@@ -94,6 +95,12 @@ export DATABASE_URL PG_BINDIR
 
 section "SoftHSM2 (throwaway token)"
 "$ROOT/scripts/softhsm.sh" "$HSMDIR"
+
+# The witnessing tests (tests/api/witness.rs, tests/e2e/py/test_witness.py) run
+# aics-witness from PyPI, a third-party C2SP tlog-witness, pinned in tests/witness/.
+section "aics-witness (PyPI, tests/witness/requirements.txt)"
+AICS_WITNESS="$("$ROOT/scripts/aics-witness.sh")"
+export AICS_WITNESS
 
 CARGO_RC=0
 E2E_RC=0

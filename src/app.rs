@@ -77,13 +77,15 @@ impl Application {
         .await
         .context("couldn't open the log")?;
         let v2 = open_v2_log(config, log.store(), &stopped).await?;
+        let witnessing = start_witnessing(config, v2.as_ref(), log.metrics(), &stopped)?;
         let listener = TcpListener::bind(config.listen_addr())
             .with_context(|| format!("couldn't listen on {}", config.listen))?;
         let port = listener.local_addr()?.port();
         let state = web::Data::new(
             api_state(config, Arc::clone(&log), config.entries.disabled())
                 .with_write_access(write_policy, bearer_tokens)
-                .with_v2(v2.as_ref().map(|v2| Arc::clone(&v2.log))),
+                .with_v2(v2.as_ref().map(|v2| Arc::clone(&v2.log)))
+                .with_witnessing(witnessing),
         );
         tokio::spawn(probe_readiness(state.clone(), stopped));
         let state_for_metrics = state.clone();
@@ -292,6 +294,37 @@ async fn open_v2_log(
         sequencer,
         lease,
     }))
+}
+
+/// Starts witnessing the v2 log when `v2.witness_policy` is set: the policy
+/// (a bad line stops start-up, naming file and line) and the task that
+/// gathers cosignatures until `stopped`, reporting to `metrics`.
+///
+/// # Errors
+/// An unreadable or invalid policy file.
+fn start_witnessing(
+    config: &Config,
+    v2: Option<&V2Log>,
+    metrics: &Metrics,
+    stopped: &tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Option<Arc<crate::witness::Witnessing>>> {
+    let (Some(path), Some(v2)) = (&config.v2.witness_policy, v2) else {
+        return Ok(None);
+    };
+    let policy = crate::witness::load_policy(path)?;
+    let settings = crate::witness::Settings {
+        timeout: std::time::Duration::from_millis(config.v2.witness_timeout_ms),
+        fail_closed: config.v2.witness_fail_closed,
+    };
+    let witnessing =
+        crate::witness::Witnessing::new(Arc::clone(&v2.log), policy, settings, metrics)?;
+    tokio::spawn(Arc::clone(&witnessing).run(stopped.clone()));
+    tracing::info!(
+        policy = %path.display(),
+        fail_closed = config.v2.witness_fail_closed,
+        "witnessing the v2 log"
+    );
+    Ok(Some(witnessing))
 }
 
 /// Opens a writable log on `store` with `config`'s batch, pool and cache

@@ -187,7 +187,7 @@ pub struct Config {
 
 /// The Rekor v2 log (C2SP tlog-tiles) that runs beside the v1 log, in the
 /// same store as its own log (rekor-v2-tiles.md).
-#[derive(Debug, Deserialize, Clone, Default)]
+#[derive(Debug, Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct V2Config {
     /// PKCS#8 PEM Ed25519 key (`tlog keygen --algorithm ed25519 --out FILE`).
@@ -198,6 +198,33 @@ pub struct V2Config {
     /// the v2 log. Defaults to `hostname`.
     #[serde(default)]
     pub origin: Option<String>,
+    /// C2SP tlog-policy file naming the witnesses asked to cosign each
+    /// checkpoint and the quorum (docs/witnessing.md). Unset: no witnessing.
+    #[serde(default)]
+    pub witness_policy: Option<PathBuf>,
+    /// Answer a create only once a checkpoint that includes it met the
+    /// quorum (else 503 with Retry-After). Default false: fail-open.
+    #[serde(default)]
+    pub witness_fail_closed: bool,
+    /// Bound on each witness's part of a round (all its tries), in ms.
+    #[serde(default = "default_witness_timeout_ms")]
+    pub witness_timeout_ms: u64,
+}
+
+fn default_witness_timeout_ms() -> u64 {
+    1000
+}
+
+impl Default for V2Config {
+    fn default() -> Self {
+        Self {
+            key_file: None,
+            origin: None,
+            witness_policy: None,
+            witness_fail_closed: false,
+            witness_timeout_ms: default_witness_timeout_ms(),
+        }
+    }
 }
 
 impl V2Config {
@@ -644,6 +671,15 @@ impl Config {
                 return invalid("v2.origin must be a non-empty name without whitespace or '+'");
             }
         }
+        if !(1..=60_000).contains(&self.v2.witness_timeout_ms) {
+            return invalid("v2.witness_timeout_ms must be between 1 and 60000");
+        }
+        if self.v2.witness_policy.is_some() && self.v2.key_file.is_none() {
+            return invalid("v2.witness_policy needs a v2 log: set v2.key_file");
+        }
+        if self.v2.witness_fail_closed && self.v2.witness_policy.is_none() {
+            return invalid("v2.witness_fail_closed needs v2.witness_policy");
+        }
         if self.batch.max_entries == 0 || self.batch.interval_ms > 10_000 {
             return invalid(
                 "batch.max_entries must be positive and batch.interval_ms at most 10000",
@@ -771,6 +807,28 @@ mod tests {
         assert!(from_yaml("pool: {capacity: 0}").is_err());
         assert!(from_yaml("pool: {max_bytes: 0}").is_err());
         assert!(from_yaml("batch: {max_bytes: 0}").is_err());
+    }
+
+    #[test]
+    fn witness_keys_have_defaults_and_need_what_they_use() {
+        let config = from_yaml("{}").unwrap();
+        assert_eq!(config.v2.witness_policy, None);
+        assert!(!config.v2.witness_fail_closed);
+        assert_eq!(config.v2.witness_timeout_ms, 1000);
+        let ok = "v2: {key_file: k.pem, witness_policy: p.txt, witness_fail_closed: true}";
+        assert!(from_yaml(ok).is_ok());
+        for (yaml, needle) in [
+            ("v2: {witness_policy: p.txt}", "needs a v2 log"),
+            (
+                "v2: {key_file: k.pem, witness_fail_closed: true}",
+                "needs v2.witness_policy",
+            ),
+            ("v2: {witness_timeout_ms: 0}", "witness_timeout_ms"),
+            ("v2: {witness_timeout_ms: 60001}", "witness_timeout_ms"),
+        ] {
+            let err = from_yaml(yaml).unwrap_err();
+            assert!(err.to_string().contains(needle), "{yaml}: {err}");
+        }
     }
 
     #[test]

@@ -41,3 +41,4 @@ pub mod replica;
 pub mod storage;
 pub mod telemetry;
 pub mod verify;
+pub mod witness;

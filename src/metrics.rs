@@ -247,6 +247,18 @@ impl Metrics {
         }
     }
 
+    /// Registers a collector declared elsewhere (the `tlog_witness_*`
+    /// metrics) in this registry.
+    ///
+    /// # Errors
+    /// A name that is already registered.
+    pub fn register(
+        &self,
+        collector: Box<dyn prometheus::core::Collector>,
+    ) -> prometheus::Result<()> {
+        self.registry.register(collector)
+    }
+
     /// The Prometheus text exposition of every metric.
     #[must_use]
     pub fn render(&self) -> String {

@@ -52,6 +52,8 @@ pub struct ApiState {
     pub unread_drain: unread::DrainBudget,
     /// The Rekor v2 log, when `v2.key_file` is set.
     v2: Option<Arc<Log<Store>>>,
+    /// Witness cosignatures of the v2 log, when `v2.witness_policy` is set.
+    witnessing: Option<Arc<crate::witness::Witnessing>>,
 }
 
 /// Body timeout of a state built with [`ApiState::new`] alone.
@@ -77,6 +79,7 @@ impl ApiState {
             bearer_tokens: None,
             unread_drain: unread::DrainBudget::new(0),
             v2: None,
+            witnessing: None,
         }
     }
 
@@ -93,6 +96,19 @@ impl ApiState {
     pub fn with_v2(mut self, log: Option<Arc<Log<Store>>>) -> Self {
         self.v2 = log;
         self
+    }
+
+    /// The same state, with the v2 log's checkpoints witnessed by `witnessing`.
+    #[must_use]
+    pub fn with_witnessing(mut self, witnessing: Option<Arc<crate::witness::Witnessing>>) -> Self {
+        self.witnessing = witnessing;
+        self
+    }
+
+    /// Witnessing of the v2 log, if a policy is configured.
+    #[must_use]
+    pub fn witnessing(&self) -> Option<Arc<crate::witness::Witnessing>> {
+        self.witnessing.clone()
     }
 
     /// The Rekor v2 log, if one is configured.

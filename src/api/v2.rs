@@ -9,13 +9,14 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use base64::prelude::{Engine as _, BASE64_STANDARD};
 use serde::Serialize;
+use std::sync::Arc;
 
 use super::{read_json_body, ApiError, ApiState};
 use crate::entries::hashedrekord_v2::{self, V2EntryError};
 use crate::entries::{Entry, Kind};
-use crate::log::{AppendError, Log, Served};
+use crate::log::{AppendError, Log, Proof, Served};
 use crate::merkle;
-use crate::storage::{LogReader as _, Store};
+use crate::storage::{LogReader as _, Store, StoredCheckpoint};
 use crate::tiles::{TileId, TILE_WIDTH};
 
 /// gRPC status codes the v2 API answers with (google.rpc.Code).
@@ -36,8 +37,11 @@ pub struct V2Error {
     status: StatusCode,
     code: u16,
     message: String,
-    /// `x-log-index` of a duplicate (W-07).
+    /// `x-log-index` of a duplicate (W-07), or of an entry sequenced but
+    /// not yet witnessed (fail-closed).
     log_index: Option<u64>,
+    /// `Retry-After` seconds of a 503.
+    retry_after: Option<u64>,
 }
 
 impl V2Error {
@@ -47,6 +51,24 @@ impl V2Error {
             code,
             message: message.into(),
             log_index: None,
+            retry_after: None,
+        }
+    }
+
+    /// Fail-closed: the entry is sequenced at `index`, but no checkpoint
+    /// that includes it met the witness quorum within the bounded wait.
+    fn unwitnessed(index: u64, retry_after: std::time::Duration) -> Self {
+        Self {
+            log_index: Some(index),
+            retry_after: Some(retry_after.as_secs().max(1)),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                UNAVAILABLE,
+                format!(
+                    "the entry is in the log with index {index}, but the witness quorum has not \
+                     cosigned a checkpoint that includes it yet; retry the same request"
+                ),
+            )
         }
     }
 
@@ -70,6 +92,9 @@ impl ResponseError for V2Error {
         let mut response = HttpResponse::build(self.status);
         if let Some(index) = self.log_index {
             response.insert_header(("x-log-index", index.to_string()));
+        }
+        if let Some(seconds) = self.retry_after {
+            response.insert_header((header::RETRY_AFTER, seconds.to_string()));
         }
         if self.status == StatusCode::METHOD_NOT_ALLOWED {
             return response.content_type("text/plain").body(FROZEN);
@@ -214,8 +239,32 @@ pub async fn create_entry(
         signers: Vec::new(),
     };
     let canonical = entry.canonical.clone();
-    let index = log.append(entry).await?;
-    let tle = transparency_log_entry(&log, index, leaf, &canonical).await?;
+    let witnessing = state.witnessing();
+    let index = match (log.append(entry).await, &witnessing) {
+        (Ok(index), _) => index,
+        // Fail-closed: a duplicate is answered 409 (it is in the log) only
+        // once the quorum cosigned a checkpoint with it; until then a
+        // retry after 503 gets 503 again.
+        (Err(AppendError::Duplicate(index)), Some(w)) if w.fail_closed() => {
+            if w.wait_covering(index).await.is_none() {
+                return Err(V2Error::unwitnessed(index, w.wait_bound()));
+            }
+            return Err(AppendError::Duplicate(index).into());
+        }
+        (Err(err), _) => return Err(err.into()),
+    };
+    // With witnesses, the answer carries the checkpoint served at
+    // /checkpoint: cosigned once the quorum met, else (fail-open) the
+    // log's own.
+    let checkpoint = match &witnessing {
+        None => None,
+        Some(w) => match w.wait_covering(index).await {
+            Some(published) => Some(Arc::clone(&published.checkpoint)),
+            None if w.fail_closed() => return Err(V2Error::unwitnessed(index, w.wait_bound())),
+            None => None,
+        },
+    };
+    let tle = transparency_log_entry(&log, index, leaf, &canonical, checkpoint).await?;
     Ok(HttpResponse::Created()
         .content_type("application/json")
         .body(serde_json::to_vec(&tle).expect("the entry serialises")))
@@ -226,6 +275,7 @@ async fn transparency_log_entry(
     index: u64,
     leaf: merkle::Hash,
     canonical: &[u8],
+    checkpoint: Option<Arc<StoredCheckpoint>>,
 ) -> Result<TransparencyLogEntry, V2Error> {
     let failed = || {
         V2Error::new(
@@ -234,7 +284,16 @@ async fn transparency_log_entry(
             "failed to integrate entry",
         )
     };
-    let proof = log.inclusion_proof(index).await.map_err(|_| failed())?;
+    let proof = match checkpoint {
+        Some(checkpoint) => Proof {
+            hashes: log
+                .inclusion_proof_at(index, checkpoint.size)
+                .await
+                .map_err(|_| failed())?,
+            checkpoint,
+        },
+        None => log.inclusion_proof(index).await.map_err(|_| failed())?,
+    };
     let checkpoint = &proof.checkpoint;
     // The proof is checked against the very checkpoint it is sent with.
     merkle::verify_inclusion(leaf, index, checkpoint.size, &proof.hashes, checkpoint.root)
@@ -274,10 +333,16 @@ async fn transparency_log_entry(
 /// 404 without a v2 log.
 pub async fn get_checkpoint(state: web::Data<ApiState>) -> Result<HttpResponse, V2Error> {
     let log = v2_log(&state)?;
+    // With witnesses: the newest checkpoint published after its round
+    // (cosigned, or in fail-open the log's own when the quorum missed).
+    let note = match state.witnessing() {
+        Some(witnessing) => witnessing.published().checkpoint.note.clone(),
+        None => log.checkpoint().note.clone(),
+    };
     Ok(HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .body(log.checkpoint().note.clone()))
+        .body(note))
 }
 
 /// `GET /tile/<L>/<N>[.p/<W>]` and `/tile/entries/<N>[.p/<W>]` (R-01…R-05).

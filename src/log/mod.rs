@@ -578,6 +578,14 @@ impl<S: LogReader> Log<S> {
         self.view.inclusion_proof(index).await
     }
 
+    /// Inclusion proof of `index` in the committed tree of `size`.
+    ///
+    /// # Errors
+    /// `OutOfRange` unless `index < size <= size`; storage failures.
+    pub async fn inclusion_proof_at(&self, index: u64, size: u64) -> Result<Vec<Hash>, ReadError> {
+        self.view.inclusion_proof_at(index, size).await
+    }
+
     /// Consistency proof between two committed sizes, and the latest checkpoint.
     ///
     /// # Errors

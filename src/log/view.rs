@@ -390,6 +390,22 @@ impl<S: LogReader> View<S> {
         .await
     }
 
+    /// Inclusion proof of `index` in the tree of `size` (a committed size:
+    /// a checkpoint served with witness cosignatures may trail the latest).
+    ///
+    /// # Errors
+    /// `OutOfRange` unless `index < size <= size of the latest checkpoint`;
+    /// storage failures reading its level-0 tile.
+    pub async fn inclusion_proof_at(&self, index: u64, size: u64) -> Result<Vec<Hash>, ReadError> {
+        self.read(|state, blocks| {
+            if size > state.checkpoint.size {
+                return Err(Lookup::Proof(ProofError::OutOfRange));
+            }
+            state.tree.inclusion_proof(index, size, blocks)
+        })
+        .await
+    }
+
     /// Consistency proof between two committed sizes, and the latest checkpoint.
     ///
     /// # Errors

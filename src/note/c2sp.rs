@@ -298,8 +298,11 @@ pub struct CosignatureVerifier {
 }
 
 impl CosignatureVerifier {
-    /// Parses a witness vkey `<name>+<hex key ID>+<base64(0x04 || key)>`,
-    /// checking that the key ID is the one the name and key give.
+    /// Parses a witness vkey `<name>+<hex key ID>+<base64(type || key)>`,
+    /// checking that the key ID is the one the name, type and key give.
+    /// Type 0x04 is a cosignature/v1 key; a type 0x01 (Ed25519 note) vkey
+    /// is accepted too and re-keyed as 0x04, as Tessera's policy reader
+    /// does: its cosignature lines carry the 0x04 key ID.
     ///
     /// # Errors
     /// `Malformed` for another format, type or key ID.
@@ -312,18 +315,22 @@ impl CosignatureVerifier {
         let bytes = BASE64_STANDARD
             .decode(key_b64)
             .map_err(|_| malformed("vkey key is not base64"))?;
-        let (Some(&TYPE_COSIGNATURE_V1), Ok(raw)) = (
+        let (Some(&key_type @ (TYPE_COSIGNATURE_V1 | TYPE_ED25519)), Ok(raw)) = (
             bytes.first(),
             <[u8; 32]>::try_from(&bytes[1.min(bytes.len())..]),
         ) else {
             return Err(malformed("not an Ed25519 cosignature/v1 key"));
         };
         let key = VerifyingKey::from_bytes(&raw).map_err(|_| malformed("bad Ed25519 key"))?;
-        let hash = key_hash(name, TYPE_COSIGNATURE_V1, &raw);
-        let key_id = u32::from_be_bytes(hash[..4].try_into().expect("four bytes"));
-        if !is_valid_origin(name) || id_hex.len() != 8 || id_hex != format!("{key_id:08x}") {
+        let id_of = |key_type| {
+            let hash = key_hash(name, key_type, &raw);
+            u32::from_be_bytes(hash[..4].try_into().expect("four bytes"))
+        };
+        let vkey_id = id_of(key_type);
+        if !is_valid_origin(name) || id_hex.len() != 8 || id_hex != format!("{vkey_id:08x}") {
             return Err(malformed("vkey name or key ID does not match its key"));
         }
+        let key_id = id_of(TYPE_COSIGNATURE_V1);
         Ok(Self {
             name: name.to_owned(),
             key,
@@ -335,6 +342,26 @@ impl CosignatureVerifier {
     #[must_use]
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The 4-byte key ID its cosignature lines carry.
+    #[must_use]
+    pub fn key_id(&self) -> u32 {
+        self.key_id
+    }
+
+    /// Verifies one signature line over `checkpoint` (the note text): it
+    /// must be this witness's (name and key ID) and verify. Returns its
+    /// timestamp (Unix seconds), which the caller checks against its clock.
+    ///
+    /// # Errors
+    /// `BadSignature` for another key's line or one that does not verify.
+    pub fn verify_signature(&self, checkpoint: &str, sig: &Signature) -> Result<u64, C2spError> {
+        if sig.name() != self.name || sig.id() != self.key_id {
+            return Err(C2spError::BadSignature);
+        }
+        self.verify_line(checkpoint, sig.signature())
+            .ok_or(C2spError::BadSignature)
     }
 
     /// Finds this witness's line among `note`'s signatures and verifies it
@@ -505,11 +532,35 @@ mod tests {
         for vkey in [
             "witness.example.test+9ac572ee+BCFS+NGbeR0kRTJC4V8uq2y3z/p7al7TAJeWDgaYgdsS",
             "other.example.test+9ac572ef+BCFS+NGbeR0kRTJC4V8uq2y3z/p7al7TAJeWDgaYgdsS",
-            "rekor.example.test+beafe56a+AQOhB7/zzhC+HXDdGOdLwJln5NYwm6UNXx3chmQSVTG4",
+            // A 0x01 vkey with a key ID computed as if it were 0x04.
+            "rekor.example.test+2ade43d1+AQOhB7/zzhC+HXDdGOdLwJln5NYwm6UNXx3chmQSVTG4",
+            // Type 0x02 (ECDSA) is no cosignature key.
+            "rekor.example.test+beafe56a+AgOhB7/zzhC+HXDdGOdLwJln5NYwm6UNXx3chmQSVTG4",
             "no-plus-signs",
         ] {
             assert!(CosignatureVerifier::from_vkey(vkey).is_err(), "{vkey}");
         }
+    }
+
+    #[test]
+    fn a_type_0x01_vkey_is_re_keyed_as_a_cosignature_key() {
+        // The V-06 witness seed, given as an Ed25519 note vkey (0x01).
+        let seed = [0x42; 32];
+        let public = SigningKey::from_bytes(&seed).verifying_key();
+        let vkey = signed_note::new_ed25519_verifier_key("witness.example.test", &public);
+        assert!(vkey.contains("+AS"), "{vkey}");
+        let witness = CosignatureVerifier::from_vkey(&vkey).unwrap();
+        // The cosignature line carries the 0x04 key ID of V-06, not the vkey's.
+        assert_eq!(format!("{:08x}", witness.key_id()), "9ac572ef");
+        let text = v06_checkpoint().to_text();
+        let line = cosign("witness.example.test", &seed, 1_767_225_600, &text);
+        assert_eq!(
+            witness.verify_signature(&text, &line).unwrap(),
+            1_767_225_600
+        );
+        let other = v06_checkpoint();
+        let other = CheckpointText { size: 2, ..other }.to_text();
+        assert!(witness.verify_signature(&other, &line).is_err());
     }
 
     #[test]

@@ -28,4 +28,5 @@ mod v1_log;
 mod v1_rekord;
 mod v2_tiles;
 mod verify;
+mod witness;
 mod write_policy;
