@@ -101,10 +101,15 @@ async function waitUntilServing(baseUrl, child, logFile, timeoutMs) {
 }
 
 /**
- * Starts a server. Returns { baseUrl, port, hostname, stop(), logFile }.
+ * Starts a server. Returns { baseUrl, port, hostname, stop(), logFile, trustConfig }.
  * The database and the key are the server's own; stop() removes both.
+ * With `v2`, the server also runs a Rekor v2 log: a fresh Ed25519 key file from
+ * `tlog keygen --algorithm ed25519` (a file even under E2E_SIGNER=pkcs11, where only
+ * the v1 key is on the token) and the origin `<hostname>:<port>`, a substring of the
+ * base URL as sigstore-js's checkpoint check needs; `trustConfig` is then the parsed
+ * `tlog trust-config` output for both logs.
  */
-export async function startServer({ hostname = 'localhost' } = {}) {
+export async function startServer({ hostname = 'localhost', v2 = false } = {}) {
   const bin = tlogBinary();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tlog-e2e-'));
   const logFile = path.join(dir, 'server.log');
@@ -171,6 +176,15 @@ export async function startServer({ hostname = 'localhost' } = {}) {
       const mode = fs.statSync(keyFile).mode & 0o777;
       if (mode !== 0o600) throw new Error(`tlog keygen wrote ${keyFile} with mode ${mode.toString(8)}, want 600`);
     }
+    const baseUrl = `http://${hostname}:${port}`;
+    let trustConfig;
+    if (v2) {
+      const v2Key = path.join(dir, 'v2-key.pem');
+      run(bin, ['keygen', '--algorithm', 'ed25519', '--out', v2Key], env, logFile);
+      Object.assign(env, { TLOG_V2__KEY_FILE: v2Key, TLOG_V2__ORIGIN: `${hostname}:${port}` });
+      const res = run(bin, ['trust-config', '--v1-url', baseUrl, '--v2-url', baseUrl], env, logFile);
+      trustConfig = JSON.parse(res.stdout);
+    }
     run(bin, ['migrate'], env, logFile);
 
     const out = fs.openSync(logFile, 'a');
@@ -185,9 +199,8 @@ export async function startServer({ hostname = 'localhost' } = {}) {
       });
     }
 
-    const baseUrl = `http://${hostname}:${port}`;
     await waitUntilServing(baseUrl, child, logFile, 60000);
-    return { baseUrl, port, hostname, keyFile, logFile, stop, serverLog: () => fs.readFileSync(logFile, 'utf8') };
+    return { baseUrl, port, hostname, keyFile, logFile, trustConfig, stop, serverLog: () => fs.readFileSync(logFile, 'utf8') };
   } catch (err) {
     await stop();
     throw err;
