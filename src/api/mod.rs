@@ -52,6 +52,8 @@ pub struct ApiState {
     pub unread_drain: unread::DrainBudget,
     /// The Rekor v2 log, when `v2.key_file` is set.
     v2: Option<Arc<Log<Store>>>,
+    /// The frozen v1 shards, oldest first, read-only (`tlog log rotate`).
+    frozen: Vec<Arc<Log<Store>>>,
 }
 
 /// Body timeout of a state built with [`ApiState::new`] alone.
@@ -77,7 +79,22 @@ impl ApiState {
             bearer_tokens: None,
             unread_drain: unread::DrainBudget::new(0),
             v2: None,
+            frozen: Vec::new(),
         }
+    }
+
+    /// The same state, serving `frozen` as the v1 log's frozen shards
+    /// (oldest first) beside the active one.
+    #[must_use]
+    pub fn with_frozen_shards(mut self, frozen: Vec<Arc<Log<Store>>>) -> Self {
+        self.frozen = frozen;
+        self
+    }
+
+    /// The frozen v1 shards, oldest first.
+    #[must_use]
+    pub fn frozen_shards(&self) -> &[Arc<Log<Store>>] {
+        &self.frozen
     }
 
     /// The same state, draining unread bodies at most `bytes_per_second`
