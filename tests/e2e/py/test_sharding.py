@@ -185,3 +185,20 @@ def test_the_frozen_entry_needs_its_own_key(sharded):
     active._verify(keyring)
     with pytest.raises(VerificationError):
         frozen._verify(keyring)
+
+
+def test_the_sharded_answers_match_rekors_openapi(sharded):
+    """`inactiveShards` filled in, and an entry of a frozen shard, against Rekor's
+    own description (test_openapi's schema and checks, unpatched for the array)."""
+    from test_openapi import check, spec as spec_fixture  # noqa: PLC0415
+
+    spec = spec_fixture.__wrapped__()
+    log, _, _, _ = sharded
+    check(spec, "/api/v1/log", "get", requests.get(f"{log.base_url}/api/v1/log", timeout=10), 200)
+    res = requests.get(f"{log.base_url}/api/v1/log/entries", params={"logIndex": 1}, timeout=10)
+    check(spec, "/api/v1/log/entries", "get", res, 200)
+    tree_id = requests.get(f"{log.base_url}/api/v1/log", timeout=10).json()["inactiveShards"][0]["treeID"]
+    res = requests.get(
+        f"{log.base_url}/api/v1/log/proof", params={"lastSize": 1, "treeID": tree_id}, timeout=10
+    )
+    check(spec, "/api/v1/log/proof", "get", res, 200)
