@@ -3,7 +3,12 @@
 //!
 //! ```text
 //! cargo bench --bench fill -- --database-url postgres://… --key-file log.pem --count 10000000
+//! cargo bench --bench fill -- --database-url postgres://… --key-file v2.pem --v2-origin ORIGIN --count 1000000
 //! ```
+//!
+//! With `--v2-origin`, it fills a new Rekor v2 log of that origin instead, with
+//! `--key-file` an Ed25519 key (`tlog keygen --algorithm ed25519`): serve it
+//! with `v2.key_file` and `v2.origin` set to the same (issue 14's tile GETs).
 //!
 //! Writes through `LogWriter::commit`, as the sequencer and `tlog import` do,
 //! in batches of 65,536: real leaf hashes, real tiles at every level and a
@@ -18,7 +23,7 @@ use std::time::Instant;
 use tlog::merkle::{self, Tree};
 use tlog::note::Checkpoint;
 use tlog::signing::LogSigner;
-use tlog::storage::postgres::PgStore;
+use tlog::storage::postgres::{ApiVersion, PgStore};
 use tlog::storage::{
     Batch, LogIdentity, LogReader, LogWriter, NewEntry, StoredCheckpoint, StoredEntry,
 };
@@ -31,6 +36,7 @@ struct Args {
     key_file: String,
     hostname: String,
     count: u64,
+    v2_origin: Option<String>,
 }
 
 fn parse_args() -> Args {
@@ -39,6 +45,7 @@ fn parse_args() -> Args {
         key_file: String::new(),
         hostname: "localhost".into(),
         count: 1_000_000,
+        v2_origin: None,
     };
     let mut it = std::env::args().skip(1).filter(|a| a != "--bench");
     while let Some(arg) = it.next() {
@@ -48,6 +55,7 @@ fn parse_args() -> Args {
             "--key-file" => args.key_file = value(),
             "--hostname" => args.hostname = value(),
             "--count" => args.count = value().parse().expect("--count"),
+            "--v2-origin" => args.v2_origin = Some(value()),
             other => panic!("unknown argument {other}; see the doc comment in benches/fill.rs"),
         }
     }
@@ -75,10 +83,28 @@ fn body(index: u64) -> Vec<u8> {
 async fn main() {
     let args = parse_args();
     let pem = std::fs::read_to_string(&args.key_file).expect("read --key-file");
-    let signer = LogSigner::from_pkcs8_pem(&pem).expect("a PKCS#8 key");
-    let store = PgStore::open(&args.database_url, 4)
+    let (signer, origin, name) = match &args.v2_origin {
+        Some(origin) => (
+            LogSigner::from_ed25519_pem(&pem, origin).expect("an Ed25519 key"),
+            origin.clone(),
+            origin.clone(),
+        ),
+        None => (
+            LogSigner::from_pkcs8_pem(&pem).expect("a PKCS#8 key"),
+            String::new(),
+            args.hostname.clone(),
+        ),
+    };
+    let v1 = PgStore::open(&args.database_url, 4)
         .await
         .expect("reach and migrate the database");
+    let store = match &args.v2_origin {
+        Some(origin) => v1
+            .register_log(ApiVersion::V2, Some(origin))
+            .await
+            .expect("register a new v2 log (none of this origin may exist)"),
+        None => v1,
+    };
     assert!(
         store.identity().await.unwrap().is_none(),
         "the database must hold no log yet"
@@ -87,7 +113,11 @@ async fn main() {
         tree_id: 4_242_424_242,
         public_key: signer.public_key_der().to_vec(),
     };
-    let origin = format!("{} - {}", args.hostname, identity.tree_id);
+    let origin = if args.v2_origin.is_some() {
+        origin
+    } else {
+        format!("{} - {}", args.hostname, identity.tree_id)
+    };
     let sign = |size: u64, root: merkle::Hash| {
         let checkpoint = Checkpoint {
             origin: origin.clone(),
@@ -95,7 +125,7 @@ async fn main() {
             root,
         };
         let note = signer
-            .sign_checkpoint(&checkpoint, &args.hostname)
+            .sign_checkpoint(&checkpoint, &name)
             .expect("sign a checkpoint");
         StoredCheckpoint { size, root, note }
     };

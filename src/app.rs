@@ -76,6 +76,7 @@ impl Application {
             store,
             signer,
             &config.hostname,
+            Metrics::new(),
             &lease,
             &stopped,
             index_offset,
@@ -450,9 +451,18 @@ async fn open_v2_log(
         tracing::info!("another process holds the v2 sequencer lease: following it");
     }
     let lease = Arc::new(lease);
-    let (log, sequencer) = start_log(config, store, signer, origin, &lease, stopped, 0)
-        .await
-        .context("couldn't open the v2 log")?;
+    let (log, sequencer) = start_log(
+        config,
+        store,
+        signer,
+        origin,
+        Metrics::for_log("v2"),
+        &lease,
+        stopped,
+        0,
+    )
+    .await
+    .context("couldn't open the v2 log")?;
     tracing::info!(origin, size = log.checkpoint().size, "v2 log serving");
     Ok(Some(V2Log {
         log,
@@ -462,7 +472,7 @@ async fn open_v2_log(
 }
 
 /// Opens a writable log on `store` with `config`'s batch, pool and cache
-/// settings, and starts its sequencer. When other processes may share the
+/// settings, recording into `metrics`, and starts its sequencer. When other processes may share the
 /// store it also keeps (or waits for) the lease and follows what the leader
 /// commits. The sequencer marks the log when it ends, panics included, so
 /// health and readiness follow it.
@@ -471,6 +481,7 @@ async fn start_log(
     store: Store,
     signer: LogSigner,
     hostname: &str,
+    metrics: Metrics,
     lease: &Arc<StoreLease>,
     stopped: &tokio::sync::watch::Receiver<bool>,
     index_offset: u64,
@@ -482,7 +493,7 @@ async fn start_log(
         entry_cache_bytes: config.entry_cache_bytes,
         tile_cache_bytes: config.tile_cache_bytes,
         clock: Arc::new(SystemClock),
-        metrics: Arc::new(Metrics::new()),
+        metrics: Arc::new(metrics),
         lease: Arc::clone(lease) as Arc<dyn crate::storage::Held>,
         index_offset,
     };
@@ -608,7 +619,13 @@ pub fn metrics_server(
 
 async fn render_metrics(state: web::Data<ApiState>) -> actix_web::HttpResponse {
     let log = state.log();
-    log.update_gauges();
+    // The v2 log's series carry `log="v2"` (`Metrics::for_log`); HTTP and
+    // validation metrics are the server's, kept with the v1 log's.
+    let logs: Vec<_> = std::iter::once(log.clone()).chain(state.v2_log()).collect();
+    for each in &logs {
+        each.update_gauges();
+    }
+    // The logs share one connection pool: its figures are reported once.
     if let Some((idle, in_use)) = log.store().connection_stats() {
         let gauges = &log.metrics().db_connections;
         gauges.with_label_values(&["idle"]).set(i64::from(idle));
@@ -621,9 +638,10 @@ async fn render_metrics(state: web::Data<ApiState>) -> actix_web::HttpResponse {
             .with_label_values(&[lane])
             .set(i64::try_from(jobs).unwrap_or(i64::MAX));
     }
+    let all: Vec<&Metrics> = logs.iter().map(|each| each.metrics()).collect();
     actix_web::HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(log.metrics().render())
+        .body(Metrics::render_all(&all))
 }
 
 /// Opens the configured store for writing (see [`crate::storage::open`])

@@ -70,7 +70,22 @@ impl Metrics {
     /// Never in practice: names and labels are constants.
     #[must_use]
     pub fn new() -> Self {
-        let registry = Registry::new();
+        Self::in_registry(Registry::new())
+    }
+
+    /// The instruments of one more log served beside the first (the Rekor
+    /// v2 log): every series carries the label `log="<name>"`, so
+    /// [`Metrics::render_all`] can export them beside the first log's.
+    ///
+    /// # Panics
+    /// Never in practice: the label is a constant.
+    #[must_use]
+    pub fn for_log(name: &str) -> Self {
+        let labels = std::collections::HashMap::from([("log".to_owned(), name.to_owned())]);
+        Self::in_registry(Registry::new_custom(None, Some(labels)).expect("a valid label"))
+    }
+
+    fn in_registry(registry: Registry) -> Self {
         let latency = vec![
             0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
         ];
@@ -235,9 +250,26 @@ impl Metrics {
     /// The Prometheus text exposition of every metric.
     #[must_use]
     pub fn render(&self) -> String {
+        Self::render_all(&[self])
+    }
+
+    /// One exposition of several logs' metrics: a family that more than one
+    /// has is written once, with every log's series (the exposition format
+    /// allows each name only once).
+    #[must_use]
+    pub fn render_all(all: &[&Metrics]) -> String {
+        let mut families: Vec<prometheus::proto::MetricFamily> = Vec::new();
+        for metrics in all {
+            for mut family in metrics.registry.gather() {
+                match families.iter_mut().find(|f| f.name() == family.name()) {
+                    Some(known) => known.mut_metric().extend(family.take_metric()),
+                    None => families.push(family),
+                }
+            }
+        }
         let mut out = Vec::new();
         TextEncoder::new()
-            .encode(&self.registry.gather(), &mut out)
+            .encode(&families, &mut out)
             .expect("text encoding cannot fail");
         String::from_utf8(out).expect("exposition is UTF-8")
     }

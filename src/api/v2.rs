@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::{read_json_body, ApiError, ApiState};
 use crate::entries::hashedrekord_v2::{self, V2EntryError};
 use crate::entries::{Entry, Kind};
-use crate::log::{AppendError, Log};
+use crate::log::{AppendError, Log, Served};
 use crate::merkle;
 use crate::storage::{LogReader as _, Store};
 use crate::tiles::{TileId, TILE_WIDTH};
@@ -289,42 +289,49 @@ pub async fn get_tile(
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, V2Error> {
     let log = v2_log(&state)?;
+    // Tiles and bundles are encoded once and then served from the view's
+    // byte-capped cache: what a path names never changes once it exists.
     let bytes = match path.strip_prefix("entries/") {
-        Some(rest) => entry_bundle(&log, rest).await?,
+        Some(rest) => {
+            // Same index and width grammar as a level-0 tile.
+            let id = TileId::from_path(&format!("0/{rest}")).map_err(|_| V2Error::not_found())?;
+            log.view()
+                .served(Served::Bundle(id), entry_bundle(&log, id))
+                .await?
+        }
         None => {
             let id = TileId::from_path(&path).map_err(|_| V2Error::not_found())?;
             log.view()
-                .read_tile(id)
-                .await
-                .map_err(|err| {
-                    tracing::error!("couldn't read tile {path}: {err}");
-                    V2Error::new(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        UNKNOWN,
-                        "couldn't read the tile",
-                    )
-                })?
-                .ok_or_else(V2Error::not_found)?
+                .served(Served::Tile(id), async {
+                    log.view().read_tile(id).await.map_err(|err| {
+                        tracing::error!("couldn't read tile {path}: {err}");
+                        V2Error::new(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            UNKNOWN,
+                            "couldn't read the tile",
+                        )
+                    })
+                })
+                .await?
         }
-    };
+    }
+    .ok_or_else(V2Error::not_found)?;
     Ok(HttpResponse::Ok()
         .content_type("application/octet-stream")
         .insert_header((header::CACHE_CONTROL, IMMUTABLE))
         .body(bytes))
 }
 
-/// The entry bundle at `path` (`<N>[.p/<W>]`): each entry as a uint16
-/// big-endian length and its canonical bytes.
-async fn entry_bundle(log: &Log<Store>, path: &str) -> Result<Vec<u8>, V2Error> {
-    // Same index and width grammar as a level-0 tile.
-    let id = TileId::from_path(&format!("0/{path}")).map_err(|_| V2Error::not_found())?;
+/// The entry bundle `id` names (`<N>[.p/<W>]`): each entry as a uint16
+/// big-endian length and its canonical bytes. `None` past the tree.
+async fn entry_bundle(log: &Log<Store>, id: TileId) -> Result<Option<Vec<u8>>, V2Error> {
     let start = id
         .index
         .checked_mul(u64::from(TILE_WIDTH))
         .ok_or_else(V2Error::not_found)?;
     let end = start + u64::from(id.width);
     if end > log.checkpoint().size {
-        return Err(V2Error::not_found());
+        return Ok(None);
     }
     let page = log.store().entry_page(start, end).await.map_err(|e| {
         tracing::warn!(error = %e, "couldn't read an entry bundle");
@@ -334,11 +341,13 @@ async fn entry_bundle(log: &Log<Store>, path: &str) -> Result<Vec<u8>, V2Error> 
             "storage unavailable",
         )
     })?;
-    crate::tiles::entry_bundle(page.iter().map(|(entry, _)| &entry.body[..])).map_err(|_| {
-        V2Error::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            UNKNOWN,
-            "entry too large for a bundle",
-        )
-    })
+    crate::tiles::entry_bundle(page.iter().map(|(entry, _)| &entry.body[..]))
+        .map(Some)
+        .map_err(|_| {
+            V2Error::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                UNKNOWN,
+                "entry too large for a bundle",
+            )
+        })
 }

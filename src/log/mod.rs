@@ -22,7 +22,7 @@ use tokio::sync::oneshot;
 
 pub use leadership::FOLLOW_POLL;
 pub use sequencer::Sequencer;
-pub use view::{CacheBytes, Committed, Proof, ReadError, View};
+pub use view::{CacheBytes, Committed, Proof, ReadError, Served, View};
 
 use appender::Appender;
 
@@ -349,28 +349,35 @@ impl<S: LogWriter + Shared + 'static> Log<S> {
             return Err(AppendError::ReadOnly);
         };
         let leaf = merkle::leaf_hash(&entry.canonical);
-        let known = self.find_leaf(&leaf).await.map_err(|err| {
-            tracing::warn!(error = %err, "couldn't look the entry up");
-            AppendError::Unavailable("storage is unavailable".into())
-        })?;
-        if let Some(index) = known {
-            return Err(AppendError::Duplicate(index));
-        }
-        match self.sequencer_state() {
-            SequencerState::Running => {}
-            SequencerState::Degraded => {
-                return Err(AppendError::Unavailable("storage is unavailable".into()));
+        // The sequencer checks every batch for duplicates in one query, so a
+        // create that is queued needs no look-up of its own (on Postgres that
+        // was one round trip per create). Only an append refused before it
+        // reaches a batch looks its leaf up, so that a duplicate still gets
+        // 409 rather than 503 from a full pool or a stalled sequencer.
+        let refused = match self.sequencer_state() {
+            SequencerState::Running => {
+                let outcome = if self.is_leader() {
+                    appender.submit(leaf, entry, &self.metrics).await
+                } else {
+                    self.hand_over(leaf, entry).await
+                };
+                match outcome {
+                    Err(AppendError::Pushback) => AppendError::Pushback,
+                    other => return other,
+                }
             }
+            SequencerState::Degraded => AppendError::Unavailable("storage is unavailable".into()),
             SequencerState::Conflicted | SequencerState::Stopped => {
-                return Err(AppendError::Unavailable(
-                    "the sequencer is not running".into(),
-                ));
+                AppendError::Unavailable("the sequencer is not running".into())
             }
-        }
-        if self.is_leader() {
-            appender.submit(leaf, entry, &self.metrics).await
-        } else {
-            self.hand_over(leaf, entry).await
+        };
+        match self.find_leaf(&leaf).await {
+            Ok(Some(index)) => Err(AppendError::Duplicate(index)),
+            Ok(None) => Err(refused),
+            Err(err) => {
+                tracing::warn!(error = %err, "couldn't look the entry up");
+                Err(refused)
+            }
         }
     }
 

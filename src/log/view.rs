@@ -103,6 +103,10 @@ pub struct View<S> {
     /// there is no `State::leaves`. Only hits are kept: a miss may turn
     /// into an entry at the next batch.
     lookups: Cache<[u8; 32], u64>,
+    /// Encoded tiles and entry bundles as served (a v2 log's read API),
+    /// byte-capped. Whatever a tile path names never changes once it
+    /// exists, partial tiles included, so nothing here is ever stale.
+    encoded: Cache<Served, bytes::Bytes, ServedWeighter>,
     /// The store serves entries from memory: the cache stays empty.
     entries_in_memory: bool,
     /// Unix seconds when the served checkpoint was published (or loaded).
@@ -119,6 +123,24 @@ struct EntryWeighter;
 impl quick_cache::Weighter<u64, Arc<StoredEntry>> for EntryWeighter {
     fn weight(&self, _: &u64, entry: &Arc<StoredEntry>) -> u64 {
         (entry.body.len() + entry.set.len() + 64) as u64
+    }
+}
+
+/// What a served tile path names: a hash tile or an entry bundle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Served {
+    /// `tile/<L>/<N>[.p/<W>]`.
+    Tile(crate::tiles::TileId),
+    /// `tile/entries/<N>[.p/<W>]` (its level is 0).
+    Bundle(crate::tiles::TileId),
+}
+
+#[derive(Clone)]
+struct ServedWeighter;
+
+impl quick_cache::Weighter<Served, bytes::Bytes> for ServedWeighter {
+    fn weight(&self, _: &Served, bytes: &bytes::Bytes) -> u64 {
+        bytes.len() as u64 + 64
     }
 }
 
@@ -170,6 +192,13 @@ impl<S: LogReader> View<S> {
                 BlockWeighter,
             ),
             lookups: Cache::new(items(lookup_bytes, LOOKUP_BYTES).max(16)),
+            // Sized like the tiles' budget; only a log whose tiles are
+            // served (v2) ever fills it.
+            encoded: Cache::with_weighter(
+                items(caches.tiles, BLOCK_BYTES).max(4),
+                caches.tiles,
+                ServedWeighter,
+            ),
             entries_in_memory,
             checkpoint_at: AtomicI64::new(now),
             advance: tokio::sync::Mutex::new(()),
@@ -324,6 +353,27 @@ impl<S: LogReader> View<S> {
     pub async fn read_tile(&self, id: crate::tiles::TileId) -> Result<Option<Vec<u8>>, ReadError> {
         self.read(|state, blocks| state.tree.read_tile(id, blocks))
             .await
+    }
+
+    /// The encoded bytes of `what`, from the cache of served tiles, or
+    /// made by `encode` and kept when it yields some (a path the tree does
+    /// not have yet yields none and is not kept).
+    ///
+    /// # Errors
+    /// Whatever `encode` fails with.
+    pub async fn served<E, F>(&self, what: Served, encode: F) -> Result<Option<bytes::Bytes>, E>
+    where
+        F: std::future::Future<Output = Result<Option<Vec<u8>>, E>>,
+    {
+        if let Some(bytes) = self.encoded.get(&what) {
+            return Ok(Some(bytes));
+        }
+        let Some(encoded) = encode.await? else {
+            return Ok(None);
+        };
+        let bytes = bytes::Bytes::from(encoded);
+        self.encoded.insert(what, bytes.clone());
+        Ok(Some(bytes))
     }
 
     /// Inclusion proof of `index` against the latest checkpoint.

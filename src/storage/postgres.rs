@@ -8,7 +8,7 @@
 
 use parking_lot::Mutex;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{PgPool, Row};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
@@ -141,8 +141,6 @@ struct Fence {
     enabled: AtomicBool,
     /// The epoch held, or -1 while the lease is not held.
     epoch: AtomicI64,
-    /// How long a commit transaction may sit idle, in milliseconds.
-    idle_timeout_ms: AtomicI64,
     /// The lease's length, in milliseconds.
     ttl_ms: AtomicI64,
     /// Until when the holder may sign: when the last successful renewal (by
@@ -542,10 +540,6 @@ impl PgStore {
     #[must_use]
     pub fn lease(&self, ttl: Duration) -> PgLease {
         self.fence.epoch.store(-1, Ordering::SeqCst);
-        let half = i64::try_from(ttl.as_millis() / 2)
-            .unwrap_or(i64::MAX)
-            .max(1);
-        self.fence.idle_timeout_ms.store(half, Ordering::Relaxed);
         let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
         self.fence.ttl_ms.store(ttl_ms, Ordering::Relaxed);
         self.fence.enabled.store(true, Ordering::SeqCst);
@@ -841,74 +835,167 @@ impl LogWriter for PgStore {
     ) -> Result<(), StoreError> {
         // Refuse what no store keeps before touching the database.
         check_index_keys(&batch.entries)?;
-        let mut tx = self.pool.begin().await?;
-        // Fencing first: the lease row is locked to COMMIT, so no one takes
-        // the lease over while this batch is being written, and a holder whose
-        // lease was taken over writes nothing. The same statement renews the
-        // lease: a leader that commits keeps it even when the keeper's own
-        // renewal waits behind a slow commit.
+        // One statement, so one round trip and its own transaction: on a
+        // loaded box each round trip of a multi-statement transaction cost
+        // about a millisecond, and a batch commit took seven of them. Its
+        // parts run in this order of dependence, each only if the one before
+        // it changed a row:
+        // 1. Fencing: the lease row is updated (and so locked to COMMIT) only
+        //    under the epoch held, so no one takes the lease over while the
+        //    batch is written, and a holder whose lease was taken over writes
+        //    nothing. It renews the lease too: a leader that commits keeps it
+        //    even when the keeper's own renewal waits behind a slow commit.
+        // 2. The checkpoint's compare-and-swap, which takes the row lock that
+        //    serialises writers; a stale writer writes nothing. It also wakes
+        //    the processes that follow this log, at COMMIT.
+        // 3. Entries, index keys and tiles.
+        // A writer paused after sending it (SIGSTOP, a VM freeze) cannot
+        // hold the lease row: the database runs the statement to its end
+        // without the client.
         let sent = Instant::now();
-        if self.fence.enabled.load(Ordering::SeqCst) {
-            let epoch = self.fence.epoch.load(Ordering::SeqCst);
-            // A writer paused inside this transaction (SIGSTOP, a VM freeze)
-            // would hold the lease row and keep a successor from taking it
-            // over: the database ends such a transaction after half a lease.
-            let held = sqlx::query(
-                "UPDATE sequencer_lease \
-                 SET expires_at = clock_timestamp() + $2 * interval '1 millisecond' \
-                 WHERE log_id = $4 AND epoch = $1 \
-                 RETURNING set_config('idle_in_transaction_session_timeout', $3, true)",
-            )
-            .bind(epoch)
-            .bind(self.fence.ttl_ms.load(Ordering::Relaxed))
-            .bind(
-                self.fence
-                    .idle_timeout_ms
-                    .load(Ordering::Relaxed)
-                    .to_string(),
-            )
-            .bind(self.log_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if epoch < 0 || held.is_none() {
-                return Err(StoreError::Fenced);
-            }
+        let fenced = self.fence.enabled.load(Ordering::SeqCst);
+        let epoch = self.fence.epoch.load(Ordering::SeqCst);
+        if fenced && epoch < 0 {
+            return Err(StoreError::Fenced);
         }
-        // The compare-and-swap comes next: it takes the row lock that
-        // serialises writers, and a stale writer fails before writing anything.
-        // It also wakes the processes that follow this log, at COMMIT.
-        let swapped = sqlx::query(
-            "UPDATE checkpoint SET size = $1, root = $2, note = $3 WHERE log_id = $6 AND size = $4 \
-             RETURNING pg_notify($5, $1::text)",
-        )
+        let rows = BatchRows::of(batch);
+        let (held, swapped): (i64, i64) = sqlx::query_as(if fenced {
+            COMMIT_FENCED
+        } else {
+            COMMIT_UNFENCED
+        })
+        .bind(self.log_id)
+        .bind(to_i64(old_size))
         .bind(to_i64(new.size))
         .bind(&new.root.0[..])
         .bind(&new.note)
-        .bind(to_i64(old_size))
         .bind(channel(MOVED_CHANNEL, self.log_id))
-        .bind(self.log_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        .bind(&rows.idx)
+        .bind(&rows.leaf)
+        .bind(&rows.body)
+        .bind(&rows.time)
+        .bind(&rows.set)
+        .bind(&rows.keys)
+        .bind(&rows.key_idx)
+        .bind(&rows.tile_level)
+        .bind(&rows.tile_idx)
+        .bind(&rows.tile_width)
+        .bind(&rows.tile_hashes)
+        .bind(epoch)
+        .bind(self.fence.ttl_ms.load(Ordering::Relaxed))
+        .fetch_one(&self.pool)
+        .await
+        // Only what the inserts refuse is classified `Rejected`; anything else
+        // (a lost connection above all) has an unknown outcome.
+        .map_err(entry_insert_error)?;
+        if held != 1 {
+            return Err(StoreError::Fenced);
+        }
         if swapped != 1 {
             return Err(StoreError::Conflict(format!(
                 "checkpoint is no longer at size {old_size}"
             )));
         }
-        if !batch.entries.is_empty() {
-            insert_entries(&mut tx, self.log_id, batch).await?;
-        }
-        if !batch.tiles.is_empty() {
-            upsert_tiles(&mut tx, self.log_id, batch).await?;
-        }
-        // Only the inserts are classified `Rejected`: a failed COMMIT has an
-        // unknown outcome, whatever its code says.
-        tx.commit().await?;
-        if self.fence.enabled.load(Ordering::SeqCst) {
+        if fenced {
             let ttl = u64::try_from(self.fence.ttl_ms.load(Ordering::Relaxed)).unwrap_or(0);
             self.fence.renewed(sent, Duration::from_millis(ttl));
         }
         Ok(())
+    }
+}
+
+/// The rest of a batch commit, after `held`: the checkpoint's
+/// compare-and-swap on `held`, then the rows on `swapped`. `$1` log, `$2`/`$3`
+/// old and new size, `$4` root, `$5` note, `$6` channel, `$7`-`$11` entries,
+/// `$12`-`$13` index keys, `$14`-`$17` tiles. A full tile never changes; a
+/// partial one is only ever replaced by a wider one.
+macro_rules! commit_rest {
+    () => {
+        "swapped AS (UPDATE checkpoint SET size = $3, root = $4, note = $5 \
+           WHERE log_id = $1 AND size = $2 AND EXISTS (SELECT 1 FROM held) \
+           RETURNING pg_notify($6, $3::text)), \
+         new_entries AS (INSERT INTO entries (log_id, idx, leaf_hash, body, integrated_time, set_signature) \
+           SELECT $1, * FROM UNNEST($7::int8[], $8::bytea[], $9::bytea[], $10::int8[], $11::bytea[]) \
+           WHERE EXISTS (SELECT 1 FROM swapped)), \
+         new_keys AS (INSERT INTO index_keys (log_id, key, entry_idx) \
+           SELECT $1, * FROM UNNEST($12::text[], $13::int8[]) WHERE EXISTS (SELECT 1 FROM swapped) \
+           ON CONFLICT DO NOTHING), \
+         new_tiles AS (INSERT INTO tiles (log_id, level, idx, width, hashes) \
+           SELECT $1, * FROM UNNEST($14::int2[], $15::int8[], $16::int2[], $17::bytea[]) \
+           WHERE EXISTS (SELECT 1 FROM swapped) \
+           ON CONFLICT (log_id, level, idx) DO UPDATE SET width = EXCLUDED.width, hashes = EXCLUDED.hashes \
+           WHERE tiles.width < EXCLUDED.width) \
+         SELECT (SELECT count(*) FROM held), (SELECT count(*) FROM swapped)"
+    };
+}
+
+/// A batch commit under a lease (see [`PgStore::commit`]): `$18` is the
+/// epoch held, `$19` the lease's length in milliseconds.
+const COMMIT_FENCED: &str = concat!(
+    "WITH held AS (UPDATE sequencer_lease \
+       SET expires_at = clock_timestamp() + $19 * interval '1 millisecond' \
+       WHERE log_id = $1 AND epoch = $18 RETURNING 1), ",
+    commit_rest!()
+);
+
+/// A batch commit of a store made without a lease (tests, tools): the same
+/// with `held` always one row. `$18`/`$19` are sent and unused.
+const COMMIT_UNFENCED: &str = concat!(
+    "WITH held AS (SELECT 1 WHERE $18::int8 IS NOT NULL AND $19::int8 IS NOT NULL), ",
+    commit_rest!()
+);
+
+/// A batch as the columns [`PgStore::commit`] binds.
+struct BatchRows<'a> {
+    idx: Vec<i64>,
+    leaf: Vec<&'a [u8]>,
+    body: Vec<&'a [u8]>,
+    time: Vec<i64>,
+    set: Vec<&'a [u8]>,
+    keys: Vec<&'a str>,
+    key_idx: Vec<i64>,
+    tile_level: Vec<i16>,
+    tile_idx: Vec<i64>,
+    tile_width: Vec<i16>,
+    tile_hashes: Vec<&'a [u8]>,
+}
+
+impl<'a> BatchRows<'a> {
+    fn of(batch: &'a Batch) -> Self {
+        let n = batch.entries.len();
+        let mut rows = Self {
+            idx: Vec::with_capacity(n),
+            leaf: Vec::with_capacity(n),
+            body: Vec::with_capacity(n),
+            time: Vec::with_capacity(n),
+            set: Vec::with_capacity(n),
+            keys: Vec::new(),
+            key_idx: Vec::new(),
+            tile_level: Vec::with_capacity(batch.tiles.len()),
+            tile_idx: Vec::with_capacity(batch.tiles.len()),
+            tile_width: Vec::with_capacity(batch.tiles.len()),
+            tile_hashes: Vec::with_capacity(batch.tiles.len()),
+        };
+        for new in &batch.entries {
+            let e = &new.entry;
+            rows.idx.push(to_i64(e.index));
+            rows.leaf.push(&new.leaf_hash.0[..]);
+            rows.body.push(&e.body[..]);
+            rows.time.push(e.integrated_time);
+            rows.set.push(&e.set[..]);
+            for key in &new.index_keys {
+                rows.keys.push(key.as_str());
+                rows.key_idx.push(to_i64(e.index));
+            }
+        }
+        for (tile, bytes) in &batch.tiles {
+            rows.tile_level.push(i16::from(tile.level));
+            rows.tile_idx.push(to_i64(tile.index));
+            rows.tile_width
+                .push(i16::try_from(tile.width).expect("tile width <= 256"));
+            rows.tile_hashes.push(&bytes[..]);
+        }
+        rows
     }
 }
 
@@ -1091,86 +1178,4 @@ impl super::lease::Lease for PgLease {
     fn renew_every(&self) -> Duration {
         self.ttl / 4
     }
-}
-
-async fn insert_entries(
-    tx: &mut PgConnection,
-    log_id: i64,
-    batch: &Batch,
-) -> Result<(), StoreError> {
-    let n = batch.entries.len();
-    let (mut idx, mut leaf, mut body, mut time, mut set) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    let (mut keys, mut key_idx) = (Vec::new(), Vec::new());
-    for new in &batch.entries {
-        let e = &new.entry;
-        idx.push(to_i64(e.index));
-        leaf.push(&new.leaf_hash.0[..]);
-        body.push(&e.body[..]);
-        time.push(e.integrated_time);
-        set.push(&e.set[..]);
-        for key in &new.index_keys {
-            keys.push(key.as_str());
-            key_idx.push(to_i64(e.index));
-        }
-    }
-    sqlx::query(
-        "INSERT INTO entries (log_id, idx, leaf_hash, body, integrated_time, set_signature) \
-         SELECT $6, * FROM UNNEST($1::int8[], $2::bytea[], $3::bytea[], $4::int8[], $5::bytea[])",
-    )
-    .bind(&idx)
-    .bind(&leaf)
-    .bind(&body)
-    .bind(&time)
-    .bind(&set)
-    .bind(log_id)
-    .execute(&mut *tx)
-    .await
-    .map_err(entry_insert_error)?;
-    if !keys.is_empty() {
-        sqlx::query(
-            "INSERT INTO index_keys (log_id, key, entry_idx) \
-             SELECT $3, * FROM UNNEST($1::text[], $2::int8[]) ON CONFLICT DO NOTHING",
-        )
-        .bind(&keys)
-        .bind(&key_idx)
-        .bind(log_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(entry_insert_error)?;
-    }
-    Ok(())
-}
-
-async fn upsert_tiles(tx: &mut PgConnection, log_id: i64, batch: &Batch) -> Result<(), StoreError> {
-    let mut level = Vec::new();
-    let mut idx = Vec::new();
-    let mut width = Vec::new();
-    let mut hashes = Vec::new();
-    for (tile, bytes) in &batch.tiles {
-        level.push(i16::from(tile.level));
-        idx.push(to_i64(tile.index));
-        width.push(i16::try_from(tile.width).expect("tile width <= 256"));
-        hashes.push(&bytes[..]);
-    }
-    // A full tile never changes; a partial one is only ever replaced by a wider one.
-    sqlx::query(
-        "INSERT INTO tiles (log_id, level, idx, width, hashes) \
-         SELECT $5, * FROM UNNEST($1::int2[], $2::int8[], $3::int2[], $4::bytea[]) \
-         ON CONFLICT (log_id, level, idx) DO UPDATE SET width = EXCLUDED.width, hashes = EXCLUDED.hashes \
-         WHERE tiles.width < EXCLUDED.width",
-    )
-    .bind(&level)
-    .bind(&idx)
-    .bind(&width)
-    .bind(&hashes)
-    .bind(log_id)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
 }

@@ -181,6 +181,55 @@ async fn v2_create_answers_201_with_a_transparency_log_entry_that_verifies() {
     assert_eq!(v1["treeSize"], 0);
 }
 
+/// The value of the series `name` (with its labels, as exposed) in a
+/// Prometheus text exposition.
+fn sample(exposition: &str, name: &str) -> Option<f64> {
+    exposition
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// The v2 log's own series are exported beside the v1 log's, labelled
+/// `log="v2"`, each metric name once.
+#[tokio::test]
+async fn the_v2_logs_metrics_are_exported_with_a_log_label() {
+    let v2 = spawn_v2().await;
+    let client = Client::new();
+    for artifact in [b"one".as_slice(), b"two"] {
+        assert_eq!(v2.create(&client.request(artifact)).await.status(), 201);
+    }
+    let exposition = v2
+        .app
+        .client
+        .get(format!("{}/metrics", v2.app.metrics_address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        sample(&exposition, "tlog_tree_size{log=\"v2\"}"),
+        Some(2.0),
+        "{exposition}"
+    );
+    assert_eq!(sample(&exposition, "tlog_tree_size"), Some(0.0));
+    let batched = sample(&exposition, "tlog_batch_size_entries_sum{log=\"v2\"}");
+    assert_eq!(batched, Some(2.0));
+    assert_eq!(
+        sample(&exposition, "tlog_sequencer_leader{log=\"v2\"}"),
+        Some(1.0)
+    );
+    let mut types: Vec<&str> = exposition
+        .lines()
+        .filter(|l| l.starts_with("# TYPE "))
+        .collect();
+    let all = types.len();
+    types.sort_unstable();
+    types.dedup();
+    assert_eq!(types.len(), all, "a metric family is written twice");
+}
+
 #[tokio::test]
 async fn v2_refusals_have_v2_status_bodies() {
     let v2 = spawn_v2().await;
@@ -273,7 +322,7 @@ async fn a_tile_client_rebuilds_roots_and_proofs_from_the_tiles_it_serves() {
     assert_eq!(latest.size, 300);
 
     let leaves = leaves_from_tiles(&v2, latest.size).await;
-    let tree = Tree::from_leaves(leaves);
+    let tree = Tree::from_leaves(leaves.clone());
     assert_eq!(tree.root(latest.size).unwrap(), latest.root);
     // Level 1: the root of the first full subtree of 256 leaves.
     let level1 = v2.bytes("/tile/1/000.p/1").await;
@@ -299,6 +348,24 @@ async fn a_tile_client_rebuilds_roots_and_proofs_from_the_tiles_it_serves() {
     ] {
         assert_eq!(v2.get(missing).await.status(), 404, "{missing}");
     }
+    // Tiles are served from a cache once encoded: a path asked for before
+    // it existed is served once the tree has it, and what was served before
+    // is unchanged.
+    let before = v2.bytes("/tile/0/001.p/44").await;
+    artifact += 1;
+    assert_eq!(
+        v2.create(&client.request(&artifact.to_be_bytes()))
+            .await
+            .status(),
+        201
+    );
+    let grown = leaves_from_tiles(&v2, latest.size + 1).await;
+    assert_eq!(grown[..leaves.len()], leaves[..]);
+    let wider = tlog::tiles::hashes_from_tile(&v2.bytes("/tile/0/001.p/45").await).unwrap();
+    assert_eq!(wider[..], grown[256..]);
+    let bundle = v2.bytes("/tile/entries/001.p/45").await;
+    assert_eq!(tlog::tiles::parse_entry_bundle(&bundle).unwrap().len(), 45);
+    assert_eq!(v2.bytes("/tile/0/001.p/44").await, before);
     // Every inclusion proof, from the tiles alone.
     for index in 0..latest.size {
         let proof = tree.inclusion_proof(index, latest.size).unwrap();
