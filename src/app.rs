@@ -75,11 +75,13 @@ impl Application {
             config,
             store,
             signer,
-            &config.hostname,
-            Metrics::new(),
+            LogSetup {
+                hostname: &config.hostname,
+                metrics: Metrics::new(),
+                index_offset,
+            },
             &lease,
             &stopped,
-            index_offset,
         )
         .await
         .context("couldn't open the log")?;
@@ -455,11 +457,13 @@ async fn open_v2_log(
         config,
         store,
         signer,
-        origin,
-        Metrics::for_log("v2"),
+        LogSetup {
+            hostname: origin,
+            metrics: Metrics::for_log("v2"),
+            index_offset: 0,
+        },
         &lease,
         stopped,
-        0,
     )
     .await
     .context("couldn't open the v2 log")?;
@@ -471,6 +475,17 @@ async fn open_v2_log(
     }))
 }
 
+/// What differs between the logs [`start_log`] opens: the v1 log's active
+/// shard and the v2 log.
+struct LogSetup<'a> {
+    /// The signer name (the v1 host name, or the v2 origin).
+    hostname: &'a str,
+    /// Where the log records.
+    metrics: Metrics,
+    /// [`crate::log::LogInfo::index_offset`].
+    index_offset: u64,
+}
+
 /// Opens a writable log on `store` with `config`'s batch, pool and cache
 /// settings, recording into `metrics`, and starts its sequencer. When other processes may share the
 /// store it also keeps (or waits for) the lease and follows what the leader
@@ -480,12 +495,15 @@ async fn start_log(
     config: &Config,
     store: Store,
     signer: LogSigner,
-    hostname: &str,
-    metrics: Metrics,
+    setup: LogSetup<'_>,
     lease: &Arc<StoreLease>,
     stopped: &tokio::sync::watch::Receiver<bool>,
-    index_offset: u64,
 ) -> Result<(Arc<Log<Store>>, tokio::task::JoinHandle<()>), crate::log::OpenError> {
+    let LogSetup {
+        hostname,
+        metrics,
+        index_offset,
+    } = setup;
     let options = Options {
         hostname: hostname.to_owned(),
         batch: config.batch,
