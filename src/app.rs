@@ -2,6 +2,7 @@
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use actix_web::dev::Server;
@@ -31,6 +32,8 @@ pub struct Application {
     sequencer: tokio::task::JoinHandle<()>,
     lease: Arc<StoreLease>,
     v2: Option<V2Log>,
+    /// Set when `tlog log rotate` froze the shard this process serves.
+    rotated: Arc<AtomicBool>,
 }
 
 /// The Rekor v2 log beside the v1 one, with its own sequencer and lease.
@@ -64,13 +67,19 @@ impl Application {
         let signer = open_signer(config)?;
         let (write_policy, bearer_tokens) = load_write_access(&config.write_policy)?;
         let (store, lease) = open_store(config).await?;
+        let frozen = open_frozen_shards(config, &store).await?;
+        // The active shard's first global index: every frozen shard's size.
+        let index_offset = frozen.iter().map(|shard| shard.checkpoint().size).sum();
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let (log, sequencer) = start_log(
             config,
             store,
             signer,
-            &config.hostname,
-            Metrics::new(),
+            LogSetup {
+                hostname: &config.hostname,
+                metrics: Metrics::new(),
+                index_offset,
+            },
             &lease,
             &stopped,
         )
@@ -85,12 +94,22 @@ impl Application {
             api_state(config, Arc::clone(&log), config.entries.disabled())
                 .with_write_access(write_policy, bearer_tokens)
                 .with_v2(v2.as_ref().map(|v2| Arc::clone(&v2.log)))
-                .with_witnessing(witnessing),
+                .with_witnessing(witnessing)
+                .with_frozen_shards(frozen),
         );
-        tokio::spawn(probe_readiness(state.clone(), stopped));
+        tokio::spawn(probe_readiness(state.clone(), stopped.clone()));
         let state_for_metrics = state.clone();
         let validation = Arc::clone(&state.validation);
         let server = api_server(config, listener, state, crate::api::routes)?;
+        let rotated = Arc::new(AtomicBool::new(false));
+        if let Store::Postgres(store) = log.store() {
+            tokio::spawn(watch_rotation(
+                store.clone(),
+                server.handle(),
+                Arc::clone(&rotated),
+                stopped,
+            ));
+        }
         let (metrics_server, metrics_port) = metrics_server(config, state_for_metrics)?;
         tracing::info!(
             port,
@@ -110,6 +129,7 @@ impl Application {
             sequencer,
             lease,
             v2,
+            rotated,
         })
     }
 
@@ -157,10 +177,14 @@ impl Application {
         &self.validation
     }
 
-    /// Serves until the server is stopped.
+    /// Serves until the server is stopped, or until a rotation froze the
+    /// shard it serves (see [`watch_rotation`]).
     ///
     /// # Errors
-    /// I/O errors from the server.
+    /// I/O errors from the server; [`ShardRotated`] (as an I/O error of kind
+    /// `Other`) after a rotation, once the server drained and stopped, so
+    /// that the process exits non-zero and its supervisor starts it again
+    /// on the new shard.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let Self {
             server,
@@ -170,6 +194,7 @@ impl Application {
             log,
             lease,
             v2,
+            rotated,
             ..
         } = self;
         let served = serve_with_metrics(server, metrics_server).await;
@@ -193,33 +218,129 @@ impl Application {
         if let Err(err) = lease.release().await {
             tracing::warn!(error = %err, "couldn't release the sequencer lease");
         }
+        if served.is_ok() && rotated.load(Ordering::SeqCst) {
+            return Err(std::io::Error::other(ShardRotated));
+        }
         served
     }
+}
+
+/// Why a server stopped on its own: `tlog log rotate` froze the v1 shard it
+/// was serving. Starting it again serves the new active shard.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the v1 log was rotated (`tlog log rotate`): exiting so that a restart serves the new shard"
+)]
+pub struct ShardRotated;
+
+/// How often a server checks whether its v1 shard was frozen.
+pub const ROTATION_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Stops the server (gracefully) once `store`'s log reads frozen, setting
+/// `rotated`: the process then exits with [`ShardRotated`] and its supervisor
+/// restarts it on the new active shard.
+///
+/// Exiting, rather than swapping the new shard in while running, keeps one
+/// tested way of opening a log (key check, lease, sequencer, follower and
+/// frozen shards are all set up at start): a server never holds two active
+/// shards at once, and a fresh start cannot fork the new tree, which has no
+/// entry yet. No commit lands on the frozen shard meanwhile (the rotation
+/// fenced its lease), so creates sent to it answer 503 until the restart.
+async fn watch_rotation(
+    store: PgStore,
+    server: actix_web::dev::ServerHandle,
+    rotated: Arc<AtomicBool>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(ROTATION_POLL) => {}
+            _ = stop.wait_for(|stopped| *stopped) => return,
+        }
+        match store.is_frozen().await {
+            Ok(true) => {
+                tracing::warn!(
+                    log = store.log_id(),
+                    "the v1 shard this server serves was frozen by a rotation: stopping, \
+                     so that a restart serves the new shard"
+                );
+                rotated.store(true, Ordering::SeqCst);
+                server.stop(true).await;
+                return;
+            }
+            Ok(false) => {}
+            Err(err) => tracing::debug!(error = %err, "couldn't read the shard's state"),
+        }
+    }
+}
+
+/// Opens the frozen v1 shards of a Postgres store read-only, oldest first,
+/// each with its own key (from its identity) and global index offset; none
+/// for the embedded journal, which has one shard.
+///
+/// # Errors
+/// A frozen shard that does not open or whose checkpoint does not verify.
+async fn open_frozen_shards(
+    config: &Config,
+    store: &Store,
+) -> anyhow::Result<Vec<Arc<Log<Store>>>> {
+    let Store::Postgres(pg) = store else {
+        return Ok(Vec::new());
+    };
+    let active = pg.log_id();
+    let mut frozen = Vec::new();
+    let mut offset = 0;
+    for shard in pg.v1_shards().await? {
+        if !shard.frozen || shard.id > active {
+            continue;
+        }
+        let key = shard
+            .public_key
+            .with_context(|| format!("frozen v1 log {} has no identity", shard.id))?;
+        let verifier = crate::signing::LogVerifier::from_spki_der(&key)
+            .with_context(|| format!("frozen v1 log {}'s key", shard.id))?;
+        // Small caches: a frozen shard serves old entries, rarely.
+        let caches = crate::log::CacheBytes {
+            entries: config.entry_cache_bytes / 8,
+            tiles: config.tile_cache_bytes / 8,
+        };
+        let log = Log::open_read_only(
+            Store::Postgres(pg.for_log(shard.id)),
+            &verifier,
+            caches,
+            Arc::new(Metrics::new()),
+            offset,
+        )
+        .await
+        .with_context(|| format!("couldn't open frozen v1 log {}", shard.id))?;
+        offset += log.checkpoint().size;
+        tracing::info!(
+            log = shard.id,
+            tree_id = log.info().tree_id,
+            size = log.checkpoint().size,
+            "serving a frozen v1 shard"
+        );
+        frozen.push(log);
+    }
+    Ok(frozen)
 }
 
 /// The `ClientTrustConfig` for the configured logs (`tlog trust-config`):
 /// the v1 log at `v1_url` and, when `v2.key_file` is set, the v2 log at
 /// `v2_url` (default `https://<v2 origin>`), each key valid from
-/// `valid_from` (RFC 3339).
+/// `valid_from` (RFC 3339). On Postgres every v1 shard's key is listed
+/// (see [`v1_trusted_keys`]), so that entries of frozen shards verify.
 ///
 /// # Errors
-/// A key that cannot be loaded.
-pub fn trust_config(
+/// A key that cannot be loaded, or a database that cannot be read.
+pub async fn trust_config(
     config: &Config,
     v1_url: Option<&str>,
     v2_url: Option<&str>,
     valid_from: &str,
 ) -> anyhow::Result<String> {
-    let v1 = open_signer(config)?;
-    let mut logs = vec![crate::trust::TrustedLog {
-        base_url: v1_url.map_or_else(|| format!("https://{}", config.hostname), str::to_owned),
-        major_api_version: 1,
-        public_key_der: v1.public_key_der().to_vec(),
-        key_details: "PKIX_ECDSA_P256_SHA_256",
-        log_id: v1.log_id(),
-        valid_from: valid_from.to_owned(),
-        operator: config.hostname.clone(),
-    }];
+    let v1_base = v1_url.map_or_else(|| format!("https://{}", config.hostname), str::to_owned);
+    let mut logs = v1_trusted_keys(config, &v1_base, valid_from).await?;
     if let Some(key_file) = &config.v2.key_file {
         let origin = config.v2.origin(&config.hostname);
         let pem = std::fs::read_to_string(key_file)
@@ -232,12 +353,69 @@ pub fn trust_config(
             key_details: "PKIX_ED25519",
             log_id: v2.log_id(),
             valid_from: valid_from.to_owned(),
+            valid_until: None,
             operator: config.hostname.clone(),
         });
     }
     let mut text = serde_json::to_string_pretty(&crate::trust::client_trust_config(&logs))?;
     text.push('\n');
     Ok(text)
+}
+
+/// The v1 log's keys for the trust configuration: on Postgres one per
+/// distinct key of its shards, valid from `valid_from` for the first
+/// shard's key and from its first shard's creation for a later one, and
+/// until its last shard was frozen unless the active shard still signs with
+/// it; else (or before the log was ever started) the configured key.
+async fn v1_trusted_keys(
+    config: &Config,
+    base_url: &str,
+    valid_from: &str,
+) -> anyhow::Result<Vec<crate::trust::TrustedLog>> {
+    let trusted = |der: Vec<u8>, valid_from: String, valid_until: Option<String>| {
+        let log_id = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &der);
+        crate::trust::TrustedLog {
+            base_url: base_url.to_owned(),
+            major_api_version: 1,
+            public_key_der: der,
+            key_details: "PKIX_ECDSA_P256_SHA_256",
+            log_id: log_id.as_ref().try_into().expect("SHA-256 is 32 bytes"),
+            valid_from,
+            valid_until,
+            operator: config.hostname.clone(),
+        }
+    };
+    let mut logs: Vec<crate::trust::TrustedLog> = Vec::new();
+    if config.database_url.is_some() {
+        let store = connect(config).await?;
+        for (i, shard) in store.v1_shards().await?.into_iter().enumerate() {
+            let Some(der) = shard.public_key else {
+                continue;
+            };
+            let until = if shard.frozen { shard.frozen_at } else { None };
+            match logs.iter_mut().find(|log| log.public_key_der == der) {
+                // A later shard with the same key extends its validity.
+                Some(log) => log.valid_until = until,
+                None => {
+                    let start = if i == 0 {
+                        valid_from.to_owned()
+                    } else {
+                        shard.created_at
+                    };
+                    logs.push(trusted(der, start, until));
+                }
+            }
+        }
+    }
+    if logs.is_empty() {
+        let v1 = open_signer(config)?;
+        logs.push(trusted(
+            v1.public_key_der().to_vec(),
+            valid_from.to_owned(),
+            None,
+        ));
+    }
+    Ok(logs)
 }
 
 /// Opens the Rekor v2 log when `v2.key_file` is set: its key, its log in
@@ -281,8 +459,11 @@ async fn open_v2_log(
         config,
         store,
         signer,
-        origin,
-        Metrics::for_log("v2"),
+        LogSetup {
+            hostname: origin,
+            metrics: Metrics::for_log("v2"),
+            index_offset: 0,
+        },
         &lease,
         stopped,
     )
@@ -327,6 +508,17 @@ fn start_witnessing(
     Ok(Some(witnessing))
 }
 
+/// What differs between the logs [`start_log`] opens: the v1 log's active
+/// shard and the v2 log.
+struct LogSetup<'a> {
+    /// The signer name (the v1 host name, or the v2 origin).
+    hostname: &'a str,
+    /// Where the log records.
+    metrics: Metrics,
+    /// [`crate::log::LogInfo::index_offset`].
+    index_offset: u64,
+}
+
 /// Opens a writable log on `store` with `config`'s batch, pool and cache
 /// settings, recording into `metrics`, and starts its sequencer. When other processes may share the
 /// store it also keeps (or waits for) the lease and follows what the leader
@@ -336,11 +528,15 @@ async fn start_log(
     config: &Config,
     store: Store,
     signer: LogSigner,
-    hostname: &str,
-    metrics: Metrics,
+    setup: LogSetup<'_>,
     lease: &Arc<StoreLease>,
     stopped: &tokio::sync::watch::Receiver<bool>,
 ) -> Result<(Arc<Log<Store>>, tokio::task::JoinHandle<()>), crate::log::OpenError> {
+    let LogSetup {
+        hostname,
+        metrics,
+        index_offset,
+    } = setup;
     let options = Options {
         hostname: hostname.to_owned(),
         batch: config.batch,
@@ -350,6 +546,7 @@ async fn start_log(
         clock: Arc::new(SystemClock),
         metrics: Arc::new(metrics),
         lease: Arc::clone(lease) as Arc<dyn crate::storage::Held>,
+        index_offset,
     };
     let (log, sequencer) = Log::open(store, signer, options).await?;
     let sequencer = tokio::spawn(sequencer.run(stopped.clone()));
@@ -551,6 +748,17 @@ pub async fn export(config: &Config, out: &Path) -> anyhow::Result<()> {
                 .to_owned()
         }
     })?;
+    if let Store::Postgres(pg) = &store {
+        // db.jsonl holds one log whose indexes start at 0: a shard's SETs
+        // sign global indexes, which such a file cannot carry.
+        let shards = pg.v1_shards().await?.len();
+        if shards > 1 {
+            bail!(
+                "this database holds a sharded v1 log ({shards} shards, `tlog log list`): \
+                 `tlog export` writes one unsharded log and can't carry it"
+            );
+        }
+    }
     let mut progress = crate::export::Progress::new("export", 0);
     let started = std::time::Instant::now();
     let checkpoint = if out == Path::new("-") {
@@ -620,6 +828,102 @@ pub async fn import(config: &Config, input: &Path) -> anyhow::Result<()> {
         "import committed"
     );
     Ok(())
+}
+
+/// `tlog log rotate`: freezes the active v1 shard at its last signed
+/// checkpoint and starts a new active one with a new tree ID, signed by
+/// `key_file` when given (a new key: point `key_file` at it before the
+/// servers restart) or else by the configured key. Safe beside running
+/// servers: see [`PgStore::rotate_v1`] and [`watch_rotation`].
+///
+/// # Errors
+/// No Postgres (the embedded journal has one shard), a key that does not
+/// load, or a database failure.
+pub async fn rotate(
+    config: &Config,
+    key_file: Option<&Path>,
+) -> anyhow::Result<crate::storage::postgres::Rotation> {
+    if config.database_url.is_none() {
+        bail!(
+            "rotating the v1 log needs Postgres (database_url): the embedded journal \
+             holds one v1 log; hint: move it to Postgres with `tlog export` and `tlog import`"
+        );
+    }
+    let signer = match key_file {
+        Some(path) => load_signer(path)?,
+        None => open_signer(config)?,
+    };
+    let store = connect(config).await?;
+    let identity = crate::storage::LogIdentity {
+        tree_id: crate::log::random_tree_id(),
+        public_key: signer.public_key_der().to_vec(),
+    };
+    let root = crate::merkle::empty_root();
+    let checkpoint = crate::note::Checkpoint {
+        origin: format!("{} - {}", config.hostname, identity.tree_id),
+        size: 0,
+        root,
+    };
+    let note = signer.sign_checkpoint(&checkpoint, &config.hostname)?;
+    let first = crate::storage::StoredCheckpoint {
+        size: 0,
+        root,
+        note,
+    };
+    let rotation = store
+        .rotate_v1(&identity, &first)
+        .await
+        .context("couldn't rotate the v1 log")?;
+    tracing::info!(
+        frozen = rotation.frozen,
+        frozen_size = rotation.frozen_size,
+        active = rotation.active,
+        tree_id = identity.tree_id,
+        log_id = signer.log_id_hex(),
+        "rotated the v1 log"
+    );
+    Ok(rotation)
+}
+
+/// `tlog log list`: one line per v1 shard, oldest first: its ID, state,
+/// tree ID, size, the global indexes it holds, its key's log ID and when
+/// it was created and frozen.
+///
+/// # Errors
+/// No Postgres, or a database failure.
+pub async fn list_shards(config: &Config) -> anyhow::Result<String> {
+    use std::fmt::Write as _;
+    if config.database_url.is_none() {
+        bail!("the embedded journal holds one v1 log, which is never sharded: shards need Postgres (database_url)");
+    }
+    let store = connect(config).await?;
+    let mut out = String::from("log\tstate\ttree_id\tsize\tlog_indexes\tlog_id\tcreated\tfrozen\n");
+    let mut offset = 0u64;
+    for shard in store.v1_shards().await? {
+        let size = shard.size.unwrap_or(0);
+        let indexes = if size == 0 {
+            "-".to_owned()
+        } else {
+            format!("{offset}..{}", offset + size - 1)
+        };
+        offset += size;
+        let log_id = shard.public_key.as_deref().map_or_else(
+            || "-".to_owned(),
+            |der| hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der)),
+        );
+        let _ = writeln!(
+            out,
+            "{}\t{}\t{}\t{size}\t{indexes}\t{log_id}\t{}\t{}",
+            shard.id,
+            if shard.frozen { "frozen" } else { "active" },
+            shard
+                .tree_id
+                .map_or_else(|| "-".to_owned(), |t| t.to_string()),
+            shard.created_at,
+            shard.frozen_at.as_deref().unwrap_or("-"),
+        );
+    }
+    Ok(out)
 }
 
 /// Reads the files of `write_policy`: the policy (`None` when no rule is

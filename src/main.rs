@@ -106,6 +106,12 @@ enum Command {
     },
     /// Apply database migrations and exit.
     Migrate,
+    /// The v1 log's shards on Postgres: `rotate` freezes the active one and
+    /// starts a new one (Rekor's `inactiveShards`), `list` shows them.
+    Log {
+        #[command(subcommand)]
+        command: LogCommand,
+    },
     /// Audit a db.jsonl export, or a live v1 log by URL: every body, SET,
     /// index key and checkpoint, under the given key. Exits 1 on the first
     /// problem, naming its line (or entry).
@@ -189,6 +195,23 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum LogCommand {
+    /// Freeze the active v1 shard at its last signed checkpoint and start a
+    /// new one with a new tree ID; running servers exit and must be
+    /// restarted (by their supervisor) to serve it. Then hand clients the
+    /// new `tlog trust-config`.
+    Rotate {
+        /// Sign the new shard with this PKCS#8 P-256 key (`tlog keygen`)
+        /// instead of the configured one; point `key_file` at it too, or
+        /// the servers refuse to start on the new shard.
+        #[arg(long)]
+        key_file: Option<PathBuf>,
+    },
+    /// List the v1 shards, oldest first, with the global indexes each holds.
+    List,
+}
+
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -265,13 +288,24 @@ async fn main() -> anyhow::Result<()> {
             let _telemetry = tlog::telemetry::init(None)?;
             print!(
                 "{}",
-                tlog::app::trust_config(
-                    &config,
-                    v1_url.as_deref(),
-                    v2_url.as_deref(),
-                    &valid_from
-                )?
+                tlog::app::trust_config(&config, v1_url.as_deref(), v2_url.as_deref(), &valid_from)
+                    .await?
             );
+            Ok(())
+        }
+        Command::Log { command } => {
+            let config = tlog::config::Config::load(cli.config.as_deref())?;
+            let _telemetry = tlog::telemetry::init(config.otlp_endpoint.as_deref())?;
+            match command {
+                LogCommand::Rotate { key_file } => {
+                    let rotation = tlog::app::rotate(&config, key_file.as_deref()).await?;
+                    println!(
+                        "froze v1 log {} at size {}; log {} is active",
+                        rotation.frozen, rotation.frozen_size, rotation.active
+                    );
+                }
+                LogCommand::List => print!("{}", tlog::app::list_shards(&config).await?),
+            }
             Ok(())
         }
         Command::Migrate => {

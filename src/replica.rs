@@ -93,7 +93,7 @@ pub async fn load_snapshot(
         );
     }
     let caches = replica_caches(entry_cache_bytes);
-    let log = Log::open_read_only(Store::File(store), &verifier, caches, metrics)
+    let log = Log::open_read_only(Store::File(store), &verifier, caches, metrics, 0)
         .await
         .with_context(|| format!("couldn't open the snapshot {}", path.display()))?;
     Ok(log)

@@ -27,6 +27,10 @@ pub struct TrustedLog {
     pub log_id: [u8; 32],
     /// RFC 3339 start of its key's validity.
     pub valid_from: String,
+    /// RFC 3339 end of its key's validity: when the last v1 shard signed by
+    /// it was frozen (`tlog log rotate` with a new key). `None` while a
+    /// shard still signs with it; only such logs get a `rekorTlogUrls` entry.
+    pub valid_until: Option<String>,
     /// Who runs it. Every log of one server has the same operator, so that
     /// sigstore-python, which keeps the highest API version per operator,
     /// signs with the v2 log.
@@ -41,13 +45,17 @@ pub fn client_trust_config(logs: &[TrustedLog]) -> Value {
         .iter()
         .map(|log| {
             let id = BASE64_STANDARD.encode(log.log_id);
+            let mut valid_for = json!({"start": log.valid_from});
+            if let Some(end) = &log.valid_until {
+                valid_for["end"] = json!(end);
+            }
             json!({
                 "baseUrl": log.base_url,
                 "hashAlgorithm": "SHA2_256",
                 "publicKey": {
                     "rawBytes": BASE64_STANDARD.encode(&log.public_key_der),
                     "keyDetails": log.key_details,
-                    "validFor": {"start": log.valid_from},
+                    "validFor": valid_for,
                 },
                 "logId": {"keyId": id},
                 "checkpointKeyId": {"keyId": id},
@@ -55,8 +63,10 @@ pub fn client_trust_config(logs: &[TrustedLog]) -> Value {
             })
         })
         .collect();
+    // Clients sign with current logs only: a frozen shard's key verifies.
     let rekor_urls: Vec<Value> = logs
         .iter()
+        .filter(|log| log.valid_until.is_none())
         .map(|log| {
             json!({
                 "url": log.base_url,
@@ -112,6 +122,7 @@ mod tests {
             key_details: "PKIX_ED25519",
             log_id,
             valid_from: "2026-01-01T00:00:00Z".into(),
+            valid_until: None,
             operator: "example.test".into(),
         }]);
         assert_eq!(

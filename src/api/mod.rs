@@ -54,6 +54,8 @@ pub struct ApiState {
     v2: Option<Arc<Log<Store>>>,
     /// Witness cosignatures of the v2 log, when `v2.witness_policy` is set.
     witnessing: Option<Arc<crate::witness::Witnessing>>,
+    /// The frozen v1 shards, oldest first, read-only (`tlog log rotate`).
+    frozen: Vec<Arc<Log<Store>>>,
 }
 
 /// Body timeout of a state built with [`ApiState::new`] alone.
@@ -80,7 +82,22 @@ impl ApiState {
             unread_drain: unread::DrainBudget::new(0),
             v2: None,
             witnessing: None,
+            frozen: Vec::new(),
         }
+    }
+
+    /// The same state, serving `frozen` as the v1 log's frozen shards
+    /// (oldest first) beside the active one.
+    #[must_use]
+    pub fn with_frozen_shards(mut self, frozen: Vec<Arc<Log<Store>>>) -> Self {
+        self.frozen = frozen;
+        self
+    }
+
+    /// The frozen v1 shards, oldest first.
+    #[must_use]
+    pub fn frozen_shards(&self) -> &[Arc<Log<Store>>] {
+        &self.frozen
     }
 
     /// The same state, draining unread bodies at most `bytes_per_second`

@@ -153,6 +153,11 @@ pub struct LogInfo {
     pub log_id: String,
     /// PEM of the public key (E-02).
     pub public_key_pem: String,
+    /// The global `logIndex` of this shard's first entry: the sizes of the
+    /// v1 shards frozen before it, summed (Rekor's virtual index; 0 for an
+    /// unsharded log and for v2). Entries are stored by their index in the
+    /// shard's own tree; SETs and `logIndex` carry this plus that index.
+    pub index_offset: u64,
 }
 
 pub(crate) struct Submission {
@@ -207,6 +212,8 @@ pub struct Options {
     /// The sequencer's lease: the sequencer signs and commits only while it
     /// is held.
     pub lease: Arc<dyn Held>,
+    /// [`LogInfo::index_offset`]: the v1 shards before this one, summed.
+    pub index_offset: u64,
 }
 
 impl<S: LogWriter + Shared + 'static> Log<S> {
@@ -223,7 +230,7 @@ impl<S: LogWriter + Shared + 'static> Log<S> {
         options: Options,
     ) -> Result<(Arc<Self>, Sequencer<S>), OpenError> {
         let identity = load_or_init_identity(&store, &signer, &options.hostname).await?;
-        let info = LogInfo::new(&identity, &signer, &options.hostname);
+        let info = LogInfo::new(&identity, &signer, &options.hostname, options.index_offset);
         let checkpoint = store
             .checkpoint()
             .await?
@@ -408,6 +415,7 @@ impl<S: LogReader> Log<S> {
         verifier: &LogVerifier,
         caches: CacheBytes,
         metrics: Arc<Metrics>,
+        index_offset: u64,
     ) -> Result<Arc<Self>, OpenError> {
         let corrupt = |why: String| OpenError::Store(StoreError::Corrupt(why));
         let identity = store
@@ -437,6 +445,7 @@ impl<S: LogReader> Log<S> {
             hostname,
             log_id: hex::encode(verifier.log_id()),
             public_key_pem: verifier.public_key_pem(),
+            index_offset,
         };
         let observe = Observe {
             metrics,
@@ -622,7 +631,7 @@ impl<S> Log<S> {
 }
 
 impl LogInfo {
-    fn new(identity: &LogIdentity, signer: &LogSigner, hostname: &str) -> Self {
+    fn new(identity: &LogIdentity, signer: &LogSigner, hostname: &str, index_offset: u64) -> Self {
         // A v2 log's key names its origin, which is also its signer name.
         let (hostname, origin) = match signer.origin() {
             Some(origin) => (origin.to_owned(), origin.to_owned()),
@@ -637,6 +646,7 @@ impl LogInfo {
             origin,
             log_id: hex::encode(signer.log_id()),
             public_key_pem: signer.public_key_pem(),
+            index_offset,
         }
     }
 }
@@ -692,7 +702,8 @@ async fn load_or_init_identity<S: LogWriter>(
 }
 
 /// A random positive, non-zero int63 (rekor-v1.md C-01).
-fn random_tree_id() -> i64 {
+#[must_use]
+pub fn random_tree_id() -> i64 {
     use aws_lc_rs::rand::{SecureRandom, SystemRandom};
     loop {
         let mut bytes = [0u8; 8];

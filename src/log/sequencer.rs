@@ -364,7 +364,8 @@ impl<S: LogWriter + Shared + 'static> Sequencer<S> {
             .iter()
             .map(|s| BASE64_STANDARD.encode(&s.entry.canonical))
             .collect();
-        let fields: Vec<SetFields<'_>> = (old_size..)
+        // A shard's SETs sign the global index (Rekor's virtual index).
+        let fields: Vec<SetFields<'_>> = (log.info().index_offset + old_size..)
             .zip(&bodies_b64)
             .map(|(log_index, body_b64)| SetFields {
                 body_b64,

@@ -317,7 +317,8 @@ impl<'a> Backend<'a> {
 }
 
 /// Opens the store `config` names for serving, with the sequencer's lease on
-/// it: Postgres (reached and migrated; the lease lasts `lease_ttl_ms`), or
+/// it: the active v1 shard on Postgres (reached and migrated; the lease
+/// lasts `lease_ttl_ms`), or
 /// the embedded journal, whose file lock is its lease.
 ///
 /// # Errors
@@ -330,6 +331,8 @@ pub async fn open(config: &crate::config::Config) -> Result<(Store, StoreLease),
             max_connections,
         } => {
             let store = postgres::PgStore::open(url, max_connections).await?;
+            // The active shard: log 1 until `tlog log rotate` freezes it.
+            let store = store.for_log(store.active_v1().await?);
             let lease = store.lease(std::time::Duration::from_millis(config.lease_ttl_ms));
             Ok((Store::Postgres(store), StoreLease::Postgres(lease)))
         }

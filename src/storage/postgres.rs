@@ -104,6 +104,36 @@ pub struct LogRecord {
     pub origin: Option<String>,
 }
 
+/// One v1 log (a shard) as [`PgStore::v1_shards`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct V1Shard {
+    /// Its `logs.id`.
+    pub id: i64,
+    /// Frozen by a rotation (else the active shard).
+    pub frozen: bool,
+    /// Its tree ID, once started.
+    pub tree_id: Option<i64>,
+    /// DER SPKI of its key, once started.
+    pub public_key: Option<Vec<u8>>,
+    /// Its tree size (final when frozen), once started.
+    pub size: Option<u64>,
+    /// When it was registered, RFC 3339 UTC.
+    pub created_at: String,
+    /// When it was frozen, RFC 3339 UTC.
+    pub frozen_at: Option<String>,
+}
+
+/// What [`PgStore::rotate_v1`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rotation {
+    /// The log frozen.
+    pub frozen: i64,
+    /// Its final tree size.
+    pub frozen_size: u64,
+    /// The new active log.
+    pub active: i64,
+}
+
 /// What a store's commits check the lease against.
 #[derive(Debug, Default)]
 struct Fence {
@@ -321,6 +351,174 @@ impl PgStore {
         .await?;
         tx.commit().await?;
         Ok(self.for_log(id))
+    }
+
+    /// The ID of the one active v1 log: the shard that takes entries. A
+    /// database made before rotation existed has log 1 only.
+    ///
+    /// # Errors
+    /// `Corrupt` unless exactly one v1 log is active; `Unavailable` if the
+    /// database cannot be read.
+    pub async fn active_v1(&self) -> Result<i64, StoreError> {
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM logs WHERE api_version = 'v1' AND state = 'active' ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        match ids[..] {
+            [id] => Ok(id),
+            _ => Err(StoreError::Corrupt(format!(
+                "{} active v1 logs (exactly one must be active)",
+                ids.len()
+            ))),
+        }
+    }
+
+    /// Every v1 log (shard) in creation order: frozen ones first, then the
+    /// active one, with what `tlog log list` and the trust configuration
+    /// show.
+    ///
+    /// # Errors
+    /// `Unavailable` if the database cannot be read.
+    pub async fn v1_shards(&self) -> Result<Vec<V1Shard>, StoreError> {
+        const RFC3339: &str = "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'";
+        let rows = sqlx::query(&format!(
+            "SELECT l.id, l.state, i.tree_id, i.public_key, c.size, \
+               to_char(l.created_at AT TIME ZONE 'UTC', {RFC3339}), \
+               to_char(l.frozen_at AT TIME ZONE 'UTC', {RFC3339}) \
+             FROM logs l LEFT JOIN log_identity i ON i.log_id = l.id \
+               LEFT JOIN checkpoint c ON c.log_id = l.id \
+             WHERE l.api_version = 'v1' ORDER BY l.id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(V1Shard {
+                    id: r.get(0),
+                    frozen: r.get::<&str, _>(1) == "frozen",
+                    tree_id: r.get(2),
+                    public_key: r.get(3),
+                    size: r.get::<Option<i64>, _>(4).map(to_u64).transpose()?,
+                    created_at: r.get(5),
+                    frozen_at: r.get(6),
+                })
+            })
+            .collect()
+    }
+
+    /// Whether this handle's log is frozen now (a rotation froze it).
+    ///
+    /// # Errors
+    /// `Unavailable` if the database cannot be read; `Corrupt` for a log
+    /// that is not registered.
+    pub async fn is_frozen(&self) -> Result<bool, StoreError> {
+        let state: String = sqlx::query_scalar("SELECT state FROM logs WHERE id = $1")
+            .bind(self.log_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(state == "frozen")
+    }
+
+    /// Rotates the v1 log, in one transaction: fences the active log's
+    /// sequencer lease (so that no commit lands on it from now on: a commit
+    /// in flight holds the lease row and is waited for; a later one finds
+    /// another epoch and is `Fenced`), freezes it at its last signed
+    /// checkpoint, and registers a new active v1 log with `identity` and its
+    /// size-0 checkpoint `first`. Returns the frozen log's ID and final size
+    /// and the new log's ID.
+    ///
+    /// # Errors
+    /// `Conflict` when the active log was never started (it has no
+    /// identity) or `identity`'s tree ID is taken; `Corrupt` unless exactly
+    /// one v1 log is active; `Unavailable` if the database fails.
+    pub async fn rotate_v1(
+        &self,
+        identity: &LogIdentity,
+        first: &StoredCheckpoint,
+    ) -> Result<Rotation, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // Rotations and registrations take turns, as in `register_log`.
+        sqlx::query("LOCK TABLE logs IN SHARE ROW EXCLUSIVE MODE")
+            .execute(&mut *tx)
+            .await?;
+        let active: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM logs WHERE api_version = 'v1' AND state = 'active' ORDER BY id",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let [old] = active[..] else {
+            return Err(StoreError::Corrupt(format!(
+                "{} active v1 logs (exactly one must be active)",
+                active.len()
+            )));
+        };
+        // The fence: a new epoch no process holds, and a holder that never
+        // expires, so no one takes the lease again. Waits for a commit that
+        // holds the row.
+        sqlx::query(
+            "UPDATE sequencer_lease SET epoch = epoch + 1, holder = 'frozen', \
+             expires_at = 'infinity' WHERE log_id = $1",
+        )
+        .bind(old)
+        .execute(&mut *tx)
+        .await?;
+        let final_size: Option<i64> =
+            sqlx::query_scalar("SELECT size FROM checkpoint WHERE log_id = $1")
+                .bind(old)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(final_size) = final_size else {
+            return Err(StoreError::Conflict(
+                "the active v1 log was never started: serve it once before rotating".into(),
+            ));
+        };
+        sqlx::query("UPDATE logs SET state = 'frozen', frozen_at = now() WHERE id = $1")
+            .bind(old)
+            .execute(&mut *tx)
+            .await?;
+        let new: i64 = sqlx::query_scalar(
+            "INSERT INTO logs (id, api_version) SELECT max(id) + 1, 'v1' FROM logs RETURNING id",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO sequencer_lease (log_id, epoch, holder, expires_at) \
+             VALUES ($1, 0, '', '-infinity')",
+        )
+        .bind(new)
+        .execute(&mut *tx)
+        .await?;
+        let taken: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM log_identity WHERE tree_id = $1)")
+                .bind(identity.tree_id)
+                .fetch_one(&mut *tx)
+                .await?;
+        if taken {
+            return Err(StoreError::Conflict(format!(
+                "tree ID {} is taken",
+                identity.tree_id
+            )));
+        }
+        sqlx::query("INSERT INTO log_identity (log_id, tree_id, public_key) VALUES ($1, $2, $3)")
+            .bind(new)
+            .bind(identity.tree_id)
+            .bind(&identity.public_key)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO checkpoint (log_id, size, root, note) VALUES ($1, $2, $3, $4)")
+            .bind(new)
+            .bind(to_i64(first.size))
+            .bind(&first.root.0[..])
+            .bind(&first.note)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Rotation {
+            frozen: old,
+            frozen_size: to_u64(final_size)?,
+            active: new,
+        })
     }
 
     /// Freezes this log: from now on its state reads `frozen`. Writes are

@@ -21,6 +21,7 @@ mod process;
 mod release;
 mod replica;
 mod sequencer;
+mod shards;
 mod v1_entries;
 mod v1_errors;
 mod v1_kinds;

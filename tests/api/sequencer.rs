@@ -301,6 +301,7 @@ async fn the_pool_and_batches_are_bounded_in_bytes() {
             clock: Arc::new(SystemClock),
             metrics: Arc::new(Metrics::new()),
             lease: Arc::new(tlog::storage::lease::FileLease),
+            index_offset: 0,
         },
     )
     .await

@@ -4,7 +4,10 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::Value;
 
+use std::sync::Arc;
+
 use super::models::{entry_id, write_log_entry, EntryUuid, ENTRY_UUID_PATTERN};
+use super::shards;
 use crate::api::validation::LARGE_JOB_BYTES;
 use crate::api::{
     declared_length, json_bytes, query_pairs, query_value, read_body_to_validate, read_json_body,
@@ -89,7 +92,8 @@ pub async fn get_entry_by_index(
     let raw =
         query_value(&pairs, "logIndex").ok_or_else(|| ApiError::required("logIndex", "query"))?;
     let index = parse_index("logIndex", "query", raw)?;
-    let log = state.log();
+    // A global index: the shard that holds it, and the index in its tree.
+    let (log, index) = shards::resolve_index(&state, index).ok_or(ApiError::EntryNotFound)?;
     let leaf = log.leaf_hash(index).await?;
     let leaf = leaf.ok_or(ApiError::EntryNotFound)?;
     let body = entry_json(&log, index, &leaf).await?;
@@ -106,14 +110,15 @@ pub async fn get_entry_by_uuid(
 ) -> Result<HttpResponse, ApiError> {
     let uuid = EntryUuid::parse(&path)
         .ok_or_else(|| ApiError::pattern("entryUUID", "path", ENTRY_UUID_PATTERN))?;
-    let log = state.log();
-    if !uuid.is_for_tree(log.info().tree_id) {
-        return Err(ApiError::EntryNotFound);
+    // An 80-hex ID names its shard; a plain UUID is looked for in every
+    // shard, the active one first (Rekor's `retrieveLogEntry`).
+    for log in shards::for_id(&state, uuid.tree_id) {
+        if let Some(index) = log.find_leaf(&uuid.leaf).await? {
+            let body = entry_json(&log, index, &uuid.leaf).await?;
+            return Ok(json_bytes(body));
+        }
     }
-    let index = log.find_leaf(&uuid.leaf).await?;
-    let index = index.ok_or(ApiError::EntryNotFound)?;
-    let body = entry_json(&log, index, &uuid.leaf).await?;
-    Ok(json_bytes(body))
+    Err(ApiError::EntryNotFound)
 }
 
 /// E-07: `POST /api/v1/log/entries/retrieve`. Results by UUID, then by
@@ -154,9 +159,9 @@ pub async fn search_log_query(
             message: format!("more than max allowed {MAX_SEARCH_ITEMS} entries in request"),
         });
     }
-    let log = &state.log();
-    let mut found: Vec<(u64, Hash)> = Vec::new();
-    let mut wanted: Vec<Hash> = Vec::new();
+    let mut found: Vec<(Arc<Log<Store>>, u64, Hash)> = Vec::new();
+    // Each leaf wanted, with the tree its 80-hex ID names (`None`: any).
+    let mut wanted: Vec<(Hash, Option<u64>)> = Vec::new();
     for (i, item) in uuids.iter().enumerate() {
         let uuid = item.as_str().and_then(EntryUuid::parse).ok_or_else(|| {
             ApiError::pattern(&format!("entryUUIDs.{i}"), "body", ENTRY_UUID_PATTERN)
@@ -167,16 +172,34 @@ pub async fn search_log_query(
                 item.as_str().unwrap_or("")
             )));
         }
-        if uuid.is_for_tree(log.info().tree_id) {
-            wanted.push(uuid.leaf);
+        wanted.push((uuid.leaf, uuid.tree_id));
+    }
+    let proposed = proposal_leaves(&state, proposals).await?;
+    wanted.extend(proposed.into_iter().map(|leaf| (leaf, None)));
+    // One look-up per shard for every UUID and proposed entry it may hold;
+    // each is answered from the first shard that has it (active first).
+    let mut located: Vec<Option<(Arc<Log<Store>>, u64)>> = vec![None; wanted.len()];
+    for shard in shards::all(&state) {
+        let tree = u64::try_from(shard.info().tree_id).ok();
+        let (positions, leaves): (Vec<usize>, Vec<Hash>) = wanted
+            .iter()
+            .enumerate()
+            .filter(|(i, (_, named))| {
+                located[*i].is_none() && named.is_none_or(|t| Some(t) == tree)
+            })
+            .map(|(i, (leaf, _))| (i, *leaf))
+            .unzip();
+        if leaves.is_empty() {
+            continue;
+        }
+        let indexes_found = shard.view().find_leaves(&leaves).await?;
+        for (position, index) in positions.into_iter().zip(indexes_found) {
+            located[position] = index.map(|index| (Arc::clone(&shard), index));
         }
     }
-    wanted.extend(proposal_leaves(&state, proposals).await?);
-    // One look-up for every UUID and proposed entry, in their order.
-    let indexes_found = log.view().find_leaves(&wanted).await?;
-    for (leaf, index) in wanted.into_iter().zip(indexes_found) {
-        if let Some(index) = index {
-            found.push((index, leaf));
+    for ((leaf, _), at) in wanted.into_iter().zip(located) {
+        if let Some((shard, index)) = at {
+            found.push((shard, index, leaf));
         }
     }
     for (i, item) in indexes.iter().enumerate() {
@@ -188,17 +211,20 @@ pub async fn search_log_query(
             other => return Err(ApiError::not_int64(&name, "body", &other.to_string())),
         };
         let index = u64::try_from(index).map_err(|_| ApiError::below_minimum(&name, "body", 0))?;
-        if let Some(leaf) = log.leaf_hash(index).await? {
-            found.push((index, leaf));
+        let Some((shard, index)) = shards::resolve_index(&state, index) else {
+            continue;
+        };
+        if let Some(leaf) = shard.leaf_hash(index).await? {
+            found.push((shard, index, leaf));
         }
     }
     // A JSON array of the same one-key maps the GET endpoints serve.
     let mut results = vec![b'['];
-    for (i, (index, leaf)) in found.into_iter().enumerate() {
+    for (i, (shard, index, leaf)) in found.into_iter().enumerate() {
         if i > 0 {
             results.push(b',');
         }
-        let entry = entry_json(log, index, &leaf).await?;
+        let entry = entry_json(&shard, index, &leaf).await?;
         results.extend_from_slice(entry.trim_ascii_end());
     }
     results.extend_from_slice(b"]\n");
@@ -272,7 +298,9 @@ fn parse_index(name: &str, place: &str, raw: &str) -> Result<u64, ApiError> {
     u64::try_from(n).map_err(|_| ApiError::below_minimum(name, place, 0))
 }
 
-/// The serialised one-key LogEntry map for `index`.
+/// The serialised one-key LogEntry map for the entry at `index` of shard
+/// `log`'s tree, with its proof against that shard's latest (for a frozen
+/// shard: final) checkpoint.
 async fn entry_json(log: &Log<Store>, index: u64, leaf: &Hash) -> Result<Vec<u8>, ApiError> {
     let entry = log.entry(index).await?.ok_or(ApiError::EntryNotFound)?;
     let proof = log.inclusion_proof(index).await.map_err(|err| match err {

@@ -6,9 +6,14 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use base64::prelude::{Engine, BASE64_STANDARD};
 use serde::Deserialize;
 
+use std::sync::Arc;
+
 use super::models::entry_id;
+use super::shards;
 use crate::api::{json_response, read_json_body, ApiError, ApiState};
 use crate::entries::{self, pki};
+use crate::log::Log;
+use crate::storage::Store;
 use crate::storage::{KeyMatch, LogReader};
 
 /// Most entry IDs one search answers: the newest matches. Rekor returns every
@@ -55,15 +60,27 @@ pub async fn search_index(
         Some("and") => KeyMatch::All,
         Some(_) => return Err(enum_error("operator", &["and", "or"])),
     };
-    let log = state.log();
-    let found = log
-        .store()
-        .search(&keys, matching, MAX_INDEX_RESULTS)
-        .await?;
+    // Each shard keeps its own index keys: the newest matches of every
+    // shard, by global index, then the newest of those.
+    let mut found: Vec<(u64, Arc<Log<Store>>, u64)> = Vec::new();
+    for shard in shards::all(&state) {
+        let indexes = shard
+            .store()
+            .search(&keys, matching, MAX_INDEX_RESULTS)
+            .await?;
+        let offset = shard.info().index_offset;
+        found.extend(
+            indexes
+                .into_iter()
+                .map(|index| (offset + index, Arc::clone(&shard), index)),
+        );
+    }
+    found.sort_unstable_by_key(|(global, _, _)| *global);
+    let found = found.split_off(found.len().saturating_sub(MAX_INDEX_RESULTS));
     let mut ids: Vec<String> = Vec::with_capacity(found.len());
-    for index in found {
-        if let Some(leaf) = log.leaf_hash(index).await? {
-            ids.push(entry_id(log.info().tree_id, &leaf));
+    for (_, shard, index) in found {
+        if let Some(leaf) = shard.leaf_hash(index).await? {
+            ids.push(entry_id(shard.info().tree_id, &leaf));
         }
     }
     Ok(json_response(StatusCode::OK, &ids))

@@ -3,18 +3,36 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::models::{write_consistency_proof, LogInfoBody};
+use super::models::{write_consistency_proof, InactiveShard, LogInfoBody};
+use super::shards;
 use crate::api::{json_bytes, json_response, query_pairs, query_value, ApiError, ApiState};
 
-/// E-01: the current signed tree head.
+/// E-01: the current signed tree head of the active shard, and the final
+/// one of each frozen shard (`inactiveShards`, oldest first, as Rekor).
 pub async fn get_log_info(state: web::Data<ApiState>) -> HttpResponse {
     let log = state.log();
     let checkpoint = log.checkpoint();
     let info = log.info();
+    let frozen: Vec<_> = state
+        .frozen_shards()
+        .iter()
+        .map(|shard| (shard.checkpoint(), shard.info().tree_id))
+        .collect();
+    let inactive_shards = (!frozen.is_empty()).then(|| {
+        frozen
+            .iter()
+            .map(|(checkpoint, tree_id)| InactiveShard {
+                root_hash: hex::encode(checkpoint.root.0),
+                signed_tree_head: &checkpoint.note,
+                tree_id: tree_id.to_string(),
+                tree_size: checkpoint.size,
+            })
+            .collect()
+    });
     json_response(
         StatusCode::OK,
         &LogInfoBody {
-            inactive_shards: None,
+            inactive_shards,
             root_hash: hex::encode(checkpoint.root.0),
             signed_tree_head: &checkpoint.note,
             tree_id: info.tree_id.to_string(),
@@ -23,23 +41,25 @@ pub async fn get_log_info(state: web::Data<ApiState>) -> HttpResponse {
     )
 }
 
-/// E-02: the log's public key as PEM.
+/// E-02: the log's public key as PEM; with `treeID`, that shard's.
 ///
 /// # Errors
-/// 422 for a non-decimal `treeID`, 400 for another tree's.
+/// 422 for a non-decimal `treeID`, 400 for a tree no shard has.
 pub async fn get_public_key(
     req: HttpRequest,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
-    let log = state.log();
+    let mut log = state.log();
     let pairs = query_pairs(&req);
     if let Some(tree) = query_value(&pairs, "treeID") {
         if !tree.bytes().all(|b| b.is_ascii_digit()) {
             return Err(ApiError::pattern("treeID", "query", "^[0-9]+$"));
         }
-        if tree.parse::<i64>().ok() != Some(log.info().tree_id) {
-            return Err(ApiError::BadRequest("Bad Request".to_owned()));
-        }
+        log = tree
+            .parse::<i64>()
+            .ok()
+            .and_then(|tree| shards::by_tree(&state, tree))
+            .ok_or_else(|| ApiError::BadRequest("Bad Request".to_owned()))?;
     }
     Ok(HttpResponse::Ok()
         .content_type("application/x-pem-file")
@@ -54,7 +74,7 @@ pub async fn get_log_proof(
     req: HttpRequest,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, ApiError> {
-    let log = state.log();
+    let mut log = state.log();
     let pairs = query_pairs(&req);
     let last =
         query_value(&pairs, "lastSize").ok_or_else(|| ApiError::required("lastSize", "query"))?;
@@ -72,11 +92,9 @@ pub async fn get_log_proof(
         let id: i64 = tree
             .parse()
             .map_err(|_| ApiError::BadRequest(format!("invalid tree ID specified: {tree}")))?;
-        if id != log.info().tree_id {
-            return Err(ApiError::BadRequest(format!(
-                "no log range found for tree ID {id}"
-            )));
-        }
+        // A frozen shard's proofs are within its final tree.
+        log = shards::by_tree(&state, id)
+            .ok_or_else(|| ApiError::BadRequest(format!("no log range found for tree ID {id}")))?;
     }
     let size = log.checkpoint().size;
     let proof = log.consistency_proof(first, last).await;

@@ -4,3 +4,4 @@ pub mod entries;
 pub mod index;
 pub mod log;
 pub mod models;
+pub mod shards;

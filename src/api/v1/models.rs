@@ -60,8 +60,9 @@ impl EntryUuid {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LogInfoBody<'a> {
-    /// Always null: one shard.
-    pub inactive_shards: Option<()>,
+    /// The frozen shards, oldest first (`null` when there are none, as
+    /// Rekor's nil slice).
+    pub inactive_shards: Option<Vec<InactiveShard<'a>>>,
     /// Hex root of the current tree.
     pub root_hash: String,
     /// The signed checkpoint.
@@ -70,6 +71,22 @@ pub struct LogInfoBody<'a> {
     #[serde(rename = "treeID")]
     pub tree_id: String,
     /// Current tree size.
+    pub tree_size: u64,
+}
+
+/// One of `inactiveShards` in `GET /api/v1/log`: a frozen shard's final
+/// tree head (Rekor's `InactiveShardLogInfo`).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InactiveShard<'a> {
+    /// Hex root of its final tree.
+    pub root_hash: String,
+    /// Its final signed checkpoint.
+    pub signed_tree_head: &'a str,
+    /// Decimal tree ID, as a string.
+    #[serde(rename = "treeID")]
+    pub tree_id: String,
+    /// Its final tree size.
     pub tree_size: u64,
 }
 
@@ -115,16 +132,17 @@ pub fn write_log_entry(
     out.extend_from_slice(itoa::Buffer::new().format(entry.integrated_time).as_bytes());
     out.extend_from_slice(b",\"logID\":");
     serde_json::to_writer(&mut *out, &info.log_id).expect("writing to a Vec");
+    // As Rekor: `logIndex` is global across shards (the SET signs it), the
+    // proof's `logIndex` is the leaf's index in this shard's own tree.
     out.extend_from_slice(b",\"logIndex\":");
-    let mut index_digits = itoa::Buffer::new();
-    let index = index_digits.format(entry.index).as_bytes();
-    out.extend_from_slice(index);
+    let global = info.index_offset + entry.index;
+    out.extend_from_slice(itoa::Buffer::new().format(global).as_bytes());
     out.extend_from_slice(b",\"verification\":{\"inclusionProof\":{\"checkpoint\":");
     serde_json::to_writer(&mut *out, &proof.checkpoint.note).expect("writing to a Vec");
     out.extend_from_slice(b",\"hashes\":[");
     push_hex_list(out, &proof.hashes);
     out.extend_from_slice(b"],\"logIndex\":");
-    out.extend_from_slice(index);
+    out.extend_from_slice(itoa::Buffer::new().format(entry.index).as_bytes());
     out.extend_from_slice(b",\"rootHash\":\"");
     push_hex(out, &proof.checkpoint.root.0);
     out.extend_from_slice(b"\",\"treeSize\":");
@@ -198,7 +216,7 @@ mod reference {
         /// Hex log ID.
         #[serde(rename = "logID")]
         pub log_id: &'a str,
-        /// Leaf index.
+        /// Global index: the shard's offset plus its leaf index.
         pub log_index: u64,
         /// Proof and SET.
         pub verification: Verification<'a>,
@@ -245,7 +263,7 @@ mod reference {
             body: BASE64_STANDARD.encode(&entry.body),
             integrated_time: entry.integrated_time,
             log_id: &info.log_id,
-            log_index: entry.index,
+            log_index: info.index_offset + entry.index,
             verification: Verification {
                 inclusion_proof: InclusionProof {
                     checkpoint: &proof.checkpoint.note,
@@ -281,6 +299,7 @@ mod tests {
             origin: "tlog.example - 81985529216486895".into(),
             log_id: "c0d23d6ad406973f9559f3ba2d1ca01f84147d8ffc5b8445c224f98b9591801d".into(),
             public_key_pem: String::new(),
+            index_offset: 1_000_003,
         };
         let note = "tlog.example - 81985529216486895\n7\nq83vEjRWeJA=\n\n\u{2014} tlog.example \"quoted\" \\ tab\t\u{1}\n";
         for (i, hashes) in [0usize, 1, 2, 5, 20].into_iter().enumerate() {
