@@ -91,6 +91,10 @@ enum Command {
         /// A signed checkpoint every snapshot must extend (replica.min_checkpoint).
         #[arg(long)]
         min_checkpoint: Option<PathBuf>,
+        /// Keep entries in memory rather than reading them from the file
+        /// (replica.entries_in_memory).
+        #[arg(long)]
+        entries_in_memory: bool,
     },
     /// Write the configured log (Postgres or embedded) to a db.jsonl file.
     Export {
@@ -322,6 +326,7 @@ async fn main() -> anyhow::Result<()> {
             trust_embedded_key,
             state_dir,
             min_checkpoint,
+            entries_in_memory,
         } => {
             let mut config = tlog::config::Config::load(cli.config.as_deref())?;
             flags.apply(&mut config)?;
@@ -330,6 +335,7 @@ async fn main() -> anyhow::Result<()> {
             config.replica.trust_embedded_key |= trust_embedded_key;
             config.replica.state_dir = state_dir.or(config.replica.state_dir);
             config.replica.min_checkpoint = min_checkpoint.or(config.replica.min_checkpoint);
+            config.replica.entries_in_memory |= entries_in_memory;
             let telemetry = tlog::telemetry::init(config.otlp_endpoint.as_deref())?;
             let replica = tlog::replica::Replica::build(&config).await?;
             replica.run_until_stopped().await?;

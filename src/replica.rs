@@ -1,10 +1,14 @@
 //! The read-only replica: serves the read half of the v1 API from a
 //! `db.jsonl` snapshot, with no database and no private key.
 //!
-//! Start-up loads the file read-only, recomputes every leaf hash and the
-//! tree, checks every checkpoint against it and against the trusted key, and
-//! verifies every SET (so each entry's `integratedTime` and index) on every
-//! core; any mismatch refuses to start, naming the line. With
+//! Start-up reads the file read-only in one pass that recomputes every leaf
+//! hash and the tree, checks every checkpoint against it and against the
+//! trusted key, verifies every SET (so each entry's `integratedTime` and
+//! index) and re-derives every entry's index keys from its body, the
+//! per-entry checks on every core; any mismatch refuses to start, naming the
+//! line. Entries are then served from the file (read back and checked
+//! against their leaf hash), so memory holds only the index; the earlier
+//! mode that keeps them in memory is `replica.entries_in_memory`. With
 //! `replica.state_dir` it also keeps a high-water mark, so that no restart
 //! serves an older or forked snapshot than it served before. The served log is swapped
 //! for a newer snapshot on SIGHUP or when the file changes, but only if the
@@ -31,7 +35,7 @@ use crate::metrics::Metrics;
 use crate::signing::LogVerifier;
 use crate::storage::file::{Entries, FileStore};
 use crate::storage::jsonl::KeyPolicy;
-use crate::storage::{LogReader, Store};
+use crate::storage::Store;
 
 /// Which key snapshots must be signed with.
 #[derive(Debug, Clone)]
@@ -43,7 +47,8 @@ pub enum TrustedKey {
     Embedded,
 }
 
-/// Loads and verifies one snapshot into a read-only log.
+/// Loads and verifies one snapshot into a read-only log that reads its
+/// entries back from the file (see [`load_snapshot_with`]).
 ///
 /// # Errors
 /// The file's first problem, with its line; or a key that is not trusted.
@@ -53,50 +58,97 @@ pub async fn load_snapshot(
     entry_cache_bytes: u64,
     metrics: Arc<Metrics>,
 ) -> anyhow::Result<Arc<Log<Store>>> {
+    load_snapshot_with(path, key, Entries::OnDisk, entry_cache_bytes, metrics).await
+}
+
+/// Loads and verifies one snapshot into a read-only log.
+///
+/// One pass over the file checks, on every core, each entry's leaf hash,
+/// its SET under the key (so its body, `integratedTime` and index), and its
+/// index keys against the ones its body yields
+/// ([`crate::entries::committed_index_keys`]: none removed, none added);
+/// and in file order the tree and every checkpoint. With
+/// [`Entries::OnDisk`] only the index stays in memory and entries are read
+/// back from the file (each checked against its leaf hash again); with
+/// [`Entries::InMemory`] bodies and SETs stay in memory as verified.
+///
+/// # Errors
+/// The file's first problem, with its line; or a key that is not trusted.
+pub async fn load_snapshot_with(
+    path: &Path,
+    key: &TrustedKey,
+    entries: Entries,
+    entry_cache_bytes: u64,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<Arc<Log<Store>>> {
     let (owned_path, owned_key) = (path.to_owned(), key.clone());
-    let store = tokio::task::spawn_blocking(move || {
-        let policy = match &owned_key {
-            TrustedKey::Configured(v) => KeyPolicy::Trusted(v),
-            TrustedKey::Embedded => KeyPolicy::Embedded,
+    let (store, verifier) = tokio::task::spawn_blocking(move || {
+        let verifier = match &owned_key {
+            TrustedKey::Configured(v) => v.clone(),
+            // The key the header names; the scan holds the file to it.
+            TrustedKey::Embedded => match header_key(&owned_path) {
+                Some(v) => v,
+                // Let the scan say what is wrong with the header.
+                None => {
+                    FileStore::open_snapshot(&owned_path, KeyPolicy::Embedded, entries)?;
+                    return Err(crate::storage::StoreError::Corrupt(
+                        "line 1: the header names no usable key".to_owned(),
+                    ));
+                }
+            },
         };
-        FileStore::open_snapshot(&owned_path, policy, Entries::InMemory)
+        let check = |record: &crate::storage::jsonl::EntryRecord| -> Result<(), String> {
+            let entry = &record.entry;
+            verifier
+                .verify_set(
+                    &BASE64_STANDARD.encode(&entry.body),
+                    entry.integrated_time,
+                    entry.index,
+                    &entry.set,
+                )
+                .map_err(|_| {
+                    "its SET does not verify under the key (body, integratedTime or index \
+                     changed, or another key signed it)"
+                        .to_owned()
+                })?;
+            crate::entries::committed_index_keys(&entry.body)
+                .map_err(|e| format!("its body is not a valid entry: {e}"))?
+                .check(&record.index_keys)
+        };
+        let store = FileStore::open_snapshot_checked(
+            &owned_path,
+            KeyPolicy::Trusted(&verifier),
+            entries,
+            Some(&check),
+        )?;
+        Ok((store, verifier))
     })
     .await?
     .with_context(|| format!("couldn't load the snapshot {}", path.display()))?;
-    let verifier = match key {
-        TrustedKey::Configured(v) => v.clone(),
-        TrustedKey::Embedded => {
-            let identity = store
-                .identity()
-                .await?
-                .context("the snapshot holds no log")?;
-            LogVerifier::from_spki_der(&identity.public_key)?
-        }
-    };
-    // The scan checked leaves, tree and checkpoints; the SETs (and with them
-    // each entry's integratedTime and index) are checked here, on every core,
-    // from the entries the scan left in memory.
-    let (checked, owned_verifier) = (store.clone(), verifier.clone());
-    let bad = tokio::task::spawn_blocking(move || {
-        checked.find_resident(|index, body, integrated_time, set| {
-            owned_verifier
-                .verify_set(&BASE64_STANDARD.encode(body), integrated_time, index, set)
-                .is_err()
-        })
-    })
-    .await?;
-    if let Some(index) = bad {
-        bail!(
-            "couldn't load the snapshot {}: entry {index}: its SET does not verify under the key \
-             (body, integratedTime or index changed, or another key signed it)",
-            path.display()
-        );
-    }
     let caches = replica_caches(entry_cache_bytes);
     let log = Log::open_read_only(Store::File(store), &verifier, caches, metrics, 0)
         .await
         .with_context(|| format!("couldn't open the snapshot {}", path.display()))?;
     Ok(log)
+}
+
+/// The key a snapshot's header names, if its first line is a header with
+/// a key that parses.
+fn header_key(path: &Path) -> Option<LogVerifier> {
+    use std::io::{BufRead, Read};
+    let file = std::fs::File::open(path).ok()?;
+    // A header is a few hundred bytes; a longer first line is not one.
+    let mut line = Vec::new();
+    std::io::BufReader::new(file.take(1 << 20))
+        .read_until(b'\n', &mut line)
+        .ok()?;
+    let line = line.strip_suffix(b"\n").unwrap_or(&line);
+    match crate::storage::jsonl::parse_record(line).ok()? {
+        crate::storage::jsonl::Record::Header(header) => {
+            LogVerifier::from_spki_der(&header.public_key).ok()
+        }
+        _ => None,
+    }
 }
 
 /// Checks that `new` may replace `old`: same log, same key, not smaller, and
@@ -351,6 +403,7 @@ pub struct Replica {
 pub struct Reloader {
     path: PathBuf,
     key: TrustedKey,
+    entries: Entries,
     entry_cache_bytes: u64,
     state: web::Data<ApiState>,
     lock: Arc<tokio::sync::Mutex<Option<FileStamp>>>,
@@ -367,9 +420,10 @@ impl Reloader {
     pub async fn reload(&self) -> anyhow::Result<u64> {
         let mut seen = self.lock.lock().await;
         *seen = stamp(&self.path);
-        let new = load_snapshot(
+        let new = load_snapshot_with(
             &self.path,
             &self.key,
+            self.entries,
             self.entry_cache_bytes,
             Arc::clone(&self.metrics),
         )
@@ -497,8 +551,19 @@ impl Replica {
         let started = std::time::Instant::now();
         let first_stamp = stamp(&path);
         let metrics = Arc::new(Metrics::new());
-        let log =
-            load_snapshot(&path, &key, config.entry_cache_bytes, Arc::clone(&metrics)).await?;
+        let entries = if settings.entries_in_memory {
+            Entries::InMemory
+        } else {
+            Entries::OnDisk
+        };
+        let log = load_snapshot_with(
+            &path,
+            &key,
+            entries,
+            config.entry_cache_bytes,
+            Arc::clone(&metrics),
+        )
+        .await?;
         let floor = Floor {
             state_dir: settings.state_dir.clone(),
             pinned: pinned_checkpoint(settings.min_checkpoint.as_deref(), &key, &log)?,
@@ -524,6 +589,7 @@ impl Replica {
         let reloader = Reloader {
             path,
             key,
+            entries,
             entry_cache_bytes: config.entry_cache_bytes,
             state: state.clone(),
             lock: Arc::new(tokio::sync::Mutex::new(first_stamp)),

@@ -7,11 +7,13 @@
 //! the tree rebuilt from the entries before it. On top of that this checks:
 //! - every entry's Signed Entry Timestamp under the key, which also covers
 //!   its `integratedTime`, index and body;
-//! - every entry's index keys against the ones its body yields: each key the
-//!   body yields must be in the file (a removed key would hide the entry
-//!   from search). Keys that come from outside the committed body (the
-//!   in-toto subjects of a `dsse` entry, whose envelope is not stored) cannot
-//!   be re-derived; the report counts the entries whose body yields none;
+//! - every entry's index keys against the ones its body yields
+//!   ([`entries::committed_index_keys`], which reads them without
+//!   re-verifying the entry's signature): none missing (a removed key would
+//!   hide the entry from search) and none added. Keys that come from outside
+//!   the committed body (the in-toto statement digests of a `dsse` or
+//!   `intoto` entry, whose payload is not stored; an SSH key's comment) are
+//!   checked for their form only, and the report counts those entries;
 //! - with `--since`, that a checkpoint seen earlier (signed by the same key)
 //!   is a prefix of this log: its root is the root of the file's first
 //!   entries.
@@ -57,9 +59,12 @@ pub struct Report {
     pub root: Option<String>,
     /// SETs that verified.
     pub sets_verified: u64,
-    /// Entries whose body yields index keys, all of which were in the file.
+    /// Entries whose index keys were re-derived from their bodies and found
+    /// equal to the file's.
     pub index_keys_checked: u64,
-    /// Entries whose body yields no index key to check.
+    /// Of those, entries that may carry keys their body cannot show (in-toto
+    /// statement digests, an SSH key's comment), which were only checked
+    /// for their form.
     pub index_keys_not_derivable: u64,
     /// The `--since` checkpoint's size, when one was given and it holds.
     pub consistent_with: Option<u64>,
@@ -101,6 +106,18 @@ impl Report {
             index_keys_note: None,
             problem: None,
             seconds: 0.0,
+        }
+    }
+
+    /// Adds the tallies of `other`'s entries to these.
+    fn add(&mut self, other: &Self) {
+        self.entries += other.entries;
+        self.sets_verified += other.sets_verified;
+        self.body_bytes += other.body_bytes;
+        self.index_keys_checked += other.index_keys_checked;
+        self.index_keys_not_derivable += other.index_keys_not_derivable;
+        for (kind, n) in &other.kinds {
+            *self.kinds.entry(kind.clone()).or_default() += n;
         }
     }
 
@@ -146,7 +163,7 @@ impl Report {
             None => {
                 let _ = writeln!(
                     out,
-                    "  index keys   {} entries re-derived from their bodies, {} with none to derive",
+                    "  index keys   {} entries re-derived from their bodies ({} with keys from outside the body, checked for form only)",
                     self.index_keys_checked, self.index_keys_not_derivable
                 );
             }
@@ -225,27 +242,48 @@ fn audit(
         .transpose()?;
     let file = std::fs::File::open(path).map_err(|e| plain(format!("couldn't open it: {e}")))?;
     let mut progress = Progress::new(file.metadata().map_or(0, |m| m.len()));
-    let mut chunk: Vec<Visited> = Vec::with_capacity(CHUNK);
-    let mut first_problem: Option<Problem> = None;
-    let outcome = jsonl::scan(
-        file,
-        KeyPolicy::Trusted(verifier),
-        TailPolicy::Refuse,
-        Bodies::Keep,
-        |visited| {
-            if first_problem.is_some() {
-                return;
+    // The scan (parsing and leaf hashes on its workers, the tree in order)
+    // hands chunks of entries to a checker, which spreads SETs and index
+    // keys over every core while the scan reads on.
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (chunks, queue) = std::sync::mpsc::sync_channel::<Vec<Visited>>(2);
+    let (outcome, (tally, first_problem)) = std::thread::scope(|scope| {
+        let checker = scope.spawn(|| {
+            let mut tally = Report::empty("");
+            for mut chunk in queue {
+                if let Err(problem) = check_chunk(&mut chunk, verifier, &mut tally) {
+                    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                    return (tally, Some(problem));
+                }
             }
-            progress.advance(visited.len);
-            chunk.push(visited);
-            if chunk.len() >= CHUNK {
-                first_problem = check_chunk(&mut chunk, verifier, report).err();
-            }
-        },
-    );
-    if first_problem.is_none() {
-        first_problem = check_chunk(&mut chunk, verifier, report).err();
-    }
+            (tally, None)
+        });
+        let mut chunk: Vec<Visited> = Vec::with_capacity(CHUNK);
+        let outcome = jsonl::scan(
+            file,
+            KeyPolicy::Trusted(verifier),
+            TailPolicy::Refuse,
+            Bodies::Keep,
+            |visited| {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    return;
+                }
+                progress.advance(visited.len);
+                chunk.push(visited);
+                if chunk.len() >= CHUNK {
+                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
+                    // A checker that stopped has its problem already.
+                    let _ = chunks.send(full);
+                }
+            },
+        );
+        if !chunk.is_empty() {
+            let _ = chunks.send(chunk);
+        }
+        drop(chunks);
+        (outcome, checker.join().expect("the checker panicked"))
+    });
+    report.add(&tally);
     progress.finish();
     // A problem in an entry comes before any the scan found further on.
     if let Some(problem) = first_problem {
@@ -292,7 +330,8 @@ fn audit(
 /// What one entry's checks found.
 struct Checked {
     kind: &'static str,
-    derivable: bool,
+    /// Some keys the entry may have come from outside its body.
+    partial: bool,
 }
 
 /// Checks the SETs and index keys of `chunk` on every core, tallies them
@@ -329,9 +368,8 @@ fn check_chunk(
         report.sets_verified += 1;
         report.body_bytes += visited.record.entry.body.len() as u64;
         *report.kinds.entry(checked.kind.to_owned()).or_default() += 1;
-        if checked.derivable {
-            report.index_keys_checked += 1;
-        } else {
+        report.index_keys_checked += 1;
+        if checked.partial {
             report.index_keys_not_derivable += 1;
         }
     }
@@ -359,22 +397,15 @@ fn check_entry(visited: &Visited, verifier: &LogVerifier) -> Result<Checked, Pro
                     .to_owned(),
             )
         })?;
-    // The committed body, parsed as a search proposal: the same keys as at
-    // insertion for every form that can be inserted, none for the others.
-    let derived = match entries::parse_search(&entry.body) {
-        Ok(parsed) => parsed,
-        Err(e) => return Err(problem(format!("its body is not a valid entry: {e}"))),
-    };
-    let stored = &visited.record.index_keys;
-    let keys = jsonl::normalize_keys(&derived.index_keys);
-    if let Some(missing) = keys.iter().find(|k| stored.binary_search(k).is_err()) {
-        return Err(problem(format!(
-            "index key {missing:?}, which its body yields, is missing from the file"
-        )));
-    }
+    // The keys the committed body yields, read without re-verifying its
+    // signatures (the SET says the log accepted it): none may be missing
+    // from the file, and none added but those the body cannot show.
+    let derived = entries::committed_index_keys(&entry.body)
+        .map_err(|e| problem(format!("its body is not a valid entry: {e}")))?;
+    derived.check(&visited.record.index_keys).map_err(problem)?;
     Ok(Checked {
         kind: derived.kind.name(),
-        derivable: !keys.is_empty(),
+        partial: derived.unstored.statement_digests || derived.unstored.ssh_comment,
     })
 }
 

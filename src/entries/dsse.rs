@@ -273,9 +273,15 @@ fn proposed_entry(
     if env.payload_type == INTOTO_PAYLOAD_TYPE {
         let stmt = envelope::statement(payload).map_err(invalid)?;
         if let Some(subjects) = envelope::subject_digests(&stmt) {
-            index_keys.extend(subjects.iter().map(|k| k.to_lowercase()));
             let materials = envelope::material_digests(&stmt).unwrap_or_default();
-            index_keys.extend(materials.iter().map(|k| k.to_lowercase()));
+            let digests: Vec<String> = subjects
+                .iter()
+                .chain(&materials)
+                .map(|k| k.to_lowercase())
+                .collect();
+            #[cfg(test)]
+            super::committed::record_statement_keys(&digests);
+            index_keys.extend(digests);
         }
     }
     let signatures: Vec<Value> = signed

@@ -298,7 +298,10 @@ fn statement_keys(payload: &[u8]) -> Result<Vec<String>, EntryError> {
     let stmt = envelope::statement(payload).map_err(invalid)?;
     let mut keys = envelope::subject_digests(&stmt).unwrap_or_default();
     keys.extend(envelope::material_digests(&stmt).unwrap_or_default());
-    Ok(keys.iter().map(|k| k.to_lowercase()).collect())
+    let keys: Vec<String> = keys.iter().map(|k| k.to_lowercase()).collect();
+    #[cfg(test)]
+    super::committed::record_statement_keys(&keys);
+    Ok(keys)
 }
 
 // ---- 0.0.1 ----

@@ -10,6 +10,7 @@
 //! and version, and turns the kind's body into JCS bytes (C-07).
 
 mod armor;
+pub mod committed;
 mod decoding;
 mod digest_signature;
 mod dsse;
@@ -27,6 +28,7 @@ pub(crate) mod ssh;
 #[cfg(test)]
 pub(crate) mod test_support;
 
+pub use committed::{committed_index_keys, CommittedKeys, Unstored};
 pub use pki::{normalize_hash_search_key, public_key_search_key, HASH_SEARCH_PATTERN};
 pub use signers::Signer;
 
@@ -146,6 +148,8 @@ enum Purpose<'a> {
 }
 
 fn parse(body: &[u8], purpose: Purpose<'_>) -> Result<Entry, EntryError> {
+    #[cfg(test)]
+    committed::take_statement_keys();
     let value = parse_json(body)?;
     let proposed = ProposedEntry::from_value(&value)?;
     let (kind, version, spec) = (proposed.kind, proposed.api_version, proposed.spec);
@@ -193,9 +197,14 @@ fn parse(body: &[u8], purpose: Purpose<'_>) -> Result<Entry, EntryError> {
             })?;
         }
     }
+    let canonical = canonicalize(&validated.body)?;
+    #[cfg(test)]
+    if matches!(purpose, Purpose::Insert(_)) {
+        committed::assert_agrees(&canonical, &validated.index_keys);
+    }
     Ok(Entry {
         kind,
-        canonical: canonicalize(&validated.body)?,
+        canonical,
         index_keys: validated.index_keys,
         signers: signers::signers(kind, &validated.body),
     })

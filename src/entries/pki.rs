@@ -116,13 +116,28 @@ impl PublicKey {
     /// an `x509: …` parse error); [`KeyError::Chain`] for a chain that does
     /// not verify.
     pub fn parse(pem_text: &[u8]) -> Result<Self, KeyError> {
+        Self::parse_pem(pem_text, true)
+    }
+
+    /// Parses PEM text as [`PublicKey::parse`] does, with the same limits,
+    /// but without verifying a certificate chain's signatures: for a key the
+    /// log accepted already, read back from a committed body.
+    ///
+    /// # Errors
+    /// As [`PublicKey::parse`], except that a chain is never
+    /// [`KeyError::Chain`].
+    pub fn parse_committed(pem_text: &[u8]) -> Result<Self, KeyError> {
+        Self::parse_pem(pem_text, false)
+    }
+
+    fn parse_pem(pem_text: &[u8], verify: bool) -> Result<Self, KeyError> {
         let blocks = pem::parse_many(pem_text)
             .map_err(|_| invalid("invalid public key: failure decoding PEM"))?;
         match blocks.as_slice() {
             [] => Err(invalid("invalid public key: failure decoding PEM")),
             [one] => match one.tag() {
                 "PUBLIC KEY" => Self::from_spki_der(one.contents()),
-                "CERTIFICATE" => Self::from_chain(&blocks),
+                "CERTIFICATE" => Self::from_chain(&blocks, verify),
                 other => Err(KeyError::Invalid(format!(
                     "invalid public key: cannot handle type {other}"
                 ))),
@@ -130,7 +145,7 @@ impl PublicKey {
             many if many.len() > MAX_CHAIN_LEN => {
                 Err(invalid("too many certificates specified in PEM block"))
             }
-            many => Self::from_chain(many),
+            many => Self::from_chain(many, verify),
         }
     }
 
@@ -198,7 +213,7 @@ impl PublicKey {
     }
 
     /// One certificate, or a chain leaf first; the leaf's key signs.
-    fn from_chain(blocks: &[pem::Pem]) -> Result<Self, KeyError> {
+    fn from_chain(blocks: &[pem::Pem], verify: bool) -> Result<Self, KeyError> {
         let mut certs = Vec::with_capacity(blocks.len());
         let mut canonical_pem = Vec::new();
         for block in blocks {
@@ -217,7 +232,9 @@ impl PublicKey {
         let (algorithm, key_bytes) = analyse_spki(leaf.public_key())?;
         let key_bytes = key_bytes.to_vec();
         let subjects = subject_alternative_names(leaf)?;
-        verify_chain(&certs).map_err(|e| KeyError::Chain(e.to_owned()))?;
+        if verify {
+            verify_chain(&certs).map_err(|e| KeyError::Chain(e.to_owned()))?;
+        }
         Ok(Self {
             algorithm,
             key_bytes,

@@ -22,7 +22,9 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
-use super::jsonl::{self, Bodies, KeyPolicy, PackedEntry, Record, ScanOutcome, TailPolicy};
+use super::jsonl::{
+    self, Bodies, EntryCheck, KeyPolicy, PackedEntry, Record, ScanOutcome, TailPolicy,
+};
 use super::{
     newest_of_union, Batch, KeyMatch, LeafIndex, LogIdentity, LogReader, LogWriter, StoreError,
     StoredCheckpoint, StoredEntry,
@@ -191,6 +193,7 @@ impl FileStore {
             KeyPolicy::Unchecked,
             TailPolicy::Allow,
             Bodies::Drop,
+            None,
         )?;
         let len = file
             .metadata()
@@ -227,12 +230,27 @@ impl FileStore {
         keys: KeyPolicy<'_>,
         entries: Entries,
     ) -> Result<Self, StoreError> {
+        Self::open_snapshot_checked(path, keys, entries, None)
+    }
+
+    /// [`FileStore::open_snapshot`], with `check` run on every entry on the
+    /// parse workers (a replica's SETs and index keys).
+    ///
+    /// # Errors
+    /// As [`FileStore::open_snapshot`], and the first entry `check` refuses,
+    /// with its line.
+    pub fn open_snapshot_checked(
+        path: &Path,
+        keys: KeyPolicy<'_>,
+        entries: Entries,
+        check: Option<EntryCheck<'_>>,
+    ) -> Result<Self, StoreError> {
         let file = File::open(path).map_err(|e| io_error(path, "open", &e))?;
         let bodies = match entries {
             Entries::InMemory => Bodies::Pack,
             Entries::OnDisk => Bodies::Drop,
         };
-        let index = load(&file, path, keys, TailPolicy::Refuse, bodies)?;
+        let index = load(&file, path, keys, TailPolicy::Refuse, bodies, check)?;
         if index.checkpoint.is_none() {
             return Err(StoreError::Corrupt(format!(
                 "{}: the file is empty",
@@ -254,40 +272,6 @@ impl FileStore {
                 writer: Mutex::new(()),
             }),
         }
-    }
-
-    /// The index of the first in-memory entry (a snapshot opened with
-    /// [`Entries::InMemory`]) for which `bad(index, body, integrated_time,
-    /// set)` holds, checked on every core; `None` if there is none.
-    pub fn find_resident(
-        &self,
-        bad: impl Fn(u64, &[u8], i64, &[u8]) -> bool + Sync,
-    ) -> Option<u64> {
-        let state = self.inner.index.read();
-        let resident = &state.resident;
-        if resident.is_empty() {
-            return None;
-        }
-        let workers = std::thread::available_parallelism().map_or(1, usize::from);
-        let per = resident.len().div_ceil(workers);
-        let bad = &bad;
-        std::thread::scope(|scope| {
-            let parts: Vec<_> = resident
-                .chunks(per)
-                .enumerate()
-                .map(|(n, part)| {
-                    scope.spawn(move || {
-                        (n * per..).zip(part).find_map(|(i, (packed, time))| {
-                            let i = i as u64;
-                            bad(i, packed.body(), *time, packed.set()).then_some(i)
-                        })
-                    })
-                })
-                .collect();
-            parts
-                .into_iter()
-                .find_map(|part| part.join().expect("a check thread panicked"))
-        })
     }
 
     /// The file behind the store.
@@ -403,6 +387,7 @@ fn load(
     keys: KeyPolicy<'_>,
     tail: TailPolicy,
     bodies: Bodies,
+    check: Option<EntryCheck<'_>>,
 ) -> Result<Index, StoreError> {
     let started = std::time::Instant::now();
     let mut index = Index::default();
@@ -423,7 +408,7 @@ fn load(
     });
     let mut chunk = Vec::with_capacity(CHUNK);
     let mut chunk_start = 0;
-    let outcome = jsonl::scan(reader, keys, tail, bodies, |v| {
+    let outcome = jsonl::scan_checked(reader, keys, tail, bodies, check, |v| {
         if let Some(packed) = v.packed {
             index
                 .resident

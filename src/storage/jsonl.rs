@@ -399,7 +399,14 @@ struct ParsedLine {
     /// With [`Bodies::Pack`]: where an entry's body and SET start in the
     /// block's buffer, and their lengths.
     packed: Option<(u32, u32, u32)>,
+    /// What the caller's [`EntryCheck`] found wrong with an entry.
+    problem: Option<String>,
 }
+
+/// A check of each entry record that needs nothing but the record (a SET,
+/// the index keys against the body), run on the parse workers, so on every
+/// core; a problem refuses the file at the entry's line.
+pub type EntryCheck<'a> = &'a (dyn Fn(&EntryRecord) -> Result<(), String> + Sync);
 
 /// An entry line as the read path needs it: base64 borrowed, search keys
 /// skipped (the file was checked when it was opened; each read is checked
@@ -485,7 +492,7 @@ struct ParsedBlock {
 }
 
 /// Parses every line of `block`, hashing entry bodies.
-fn parse_block(block: &[u8], bodies: Bodies) -> ParsedBlock {
+fn parse_block(block: &[u8], bodies: Bodies, check: Option<EntryCheck<'_>>) -> ParsedBlock {
     let mut lines = Vec::with_capacity(block.len() / 512 + 1);
     let mut buf = Vec::new();
     if bodies == Bodies::Pack {
@@ -499,10 +506,14 @@ fn parse_block(block: &[u8], bodies: Bodies) -> ParsedBlock {
             None => (rest, false, rest.len()),
         };
         let mut packed = None;
+        let mut problem = None;
         let record = parse_record(line).map(|mut record| {
             let leaf = match &mut record {
                 Record::Entry(r) => {
                     let leaf = merkle::leaf_hash(&r.entry.body);
+                    if let Some(check) = check {
+                        problem = check(r).err();
+                    }
                     if bodies == Bodies::Pack {
                         let fits = |n: usize| u32::try_from(n).expect("a block stays below 4 GiB");
                         packed = Some((
@@ -528,6 +539,7 @@ fn parse_block(block: &[u8], bodies: Bodies) -> ParsedBlock {
             complete,
             record,
             packed,
+            problem,
         });
         rest = &rest[len..];
     }
@@ -594,6 +606,23 @@ pub fn scan(
     keys: KeyPolicy<'_>,
     tail_policy: TailPolicy,
     bodies: Bodies,
+    visit: impl FnMut(Visited),
+) -> Result<ScanOutcome, FormatError> {
+    scan_checked(reader, keys, tail_policy, bodies, None, visit)
+}
+
+/// [`scan`], with `check` run on every entry record on the parse workers:
+/// an entry it refuses refuses the file at that line (after the order
+/// checks, which name their own lines first).
+///
+/// # Errors
+/// As [`scan`], and the first entry `check` refuses.
+pub fn scan_checked(
+    reader: impl std::io::Read,
+    keys: KeyPolicy<'_>,
+    tail_policy: TailPolicy,
+    bodies: Bodies,
+    check: Option<EntryCheck<'_>>,
     mut visit: impl FnMut(Visited),
 ) -> Result<ScanOutcome, FormatError> {
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4));
@@ -616,7 +645,7 @@ pub fn scan(
                     .map_err(|_| ())
                     .and_then(|q| q.recv().map_err(|_| ()));
                 let Ok((block, reply)) = job else { return };
-                let _ = reply.send(parse_block(&block, bodies));
+                let _ = reply.send(parse_block(&block, bodies, check));
             });
         }
         // Parsed blocks in file order, at most 2 per worker in flight.
@@ -704,7 +733,15 @@ impl Cursor {
                     body_len,
                     set_len,
                 });
-                walk.step(parsed.record, packed, self.line, offset, parsed.len, visit)
+                walk.step(
+                    parsed.record,
+                    parsed.problem,
+                    packed,
+                    self.line,
+                    offset,
+                    parsed.len,
+                    visit,
+                )
             } else {
                 Err(Problem::Tail(
                     "incomplete last line (no newline at the end of the file)".to_owned(),
@@ -761,9 +798,11 @@ impl<'k> Walk<'k> {
         self.tree.size() + self.pending.len() as u64
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn step(
         &mut self,
         parsed: Result<(Record, Option<Hash>), String>,
+        problem: Option<String>,
         packed: Option<PackedEntry>,
         line: u64,
         offset: u64,
@@ -788,6 +827,12 @@ impl<'k> Walk<'k> {
                 if record.entry.index != expected {
                     return Err(Problem::Fatal(format!(
                         "expected entry {expected}, found entry {} (a line is missing, repeated or out of order)",
+                        record.entry.index
+                    )));
+                }
+                if let Some(problem) = problem {
+                    return Err(Problem::Fatal(format!(
+                        "entry {}: {problem}",
                         record.entry.index
                     )));
                 }

@@ -201,7 +201,9 @@ fn check_entry(entry: &FetchedEntry, verifier: &LogVerifier) -> Result<Checked, 
                     .to_owned(),
             )
         })?;
-    let parsed = entries::parse_search(&body)
+    // The body must be an entry this log writes; its signatures were
+    // verified at admission, and the SET says it was admitted.
+    let parsed = entries::committed_index_keys(&body)
         .map_err(|e| problem(format!("its body is not a valid entry: {e}")))?;
     Ok((
         entry.log_index,

@@ -352,14 +352,42 @@ fn write_snapshot(key: &str, tree_id: i64, n: u64) -> (PathBuf, Vec<String>) {
     )
 }
 
-fn write_snapshot_with(key: &str, tree_id: i64, bodies: Vec<String>) -> (PathBuf, Vec<String>) {
+/// A signed snapshot of one real `hashedrekord` entry per artifact (signed
+/// by one fixed Ed25519 client key, so the same artifacts make the same
+/// entries), with the index keys admission gives them.
+fn write_snapshot_with(key: &str, tree_id: i64, artifacts: Vec<String>) -> (PathBuf, Vec<String>) {
+    let client = AnyKey::Ed25519(ed25519_dalek::SigningKey::from_bytes(&[7; 32]));
+    let entries = artifacts
+        .iter()
+        .map(|artifact| {
+            let proposal = client.hashedrekord(artifact.as_bytes());
+            let entry =
+                tlog::entries::parse_proposed(&serde_json::to_vec(&proposal).unwrap()).unwrap();
+            (entry.canonical, entry.index_keys)
+        })
+        .collect();
+    write_raw_snapshot(key, tree_id, entries)
+}
+
+/// The body of entry `index` in `lines` of a snapshot.
+fn body_in(lines: &[String], index: u64) -> Vec<u8> {
+    let line: Value = serde_json::from_str(&lines[index as usize + 1]).unwrap();
+    BASE64_STANDARD
+        .decode(line["body"].as_str().unwrap())
+        .unwrap()
+}
+
+/// A signed snapshot of `entries` as given (bodies need not be entries):
+/// for the file format's own checks.
+fn write_raw_snapshot(
+    key: &str,
+    tree_id: i64,
+    entries: Vec<(Vec<u8>, Vec<String>)>,
+) -> (PathBuf, Vec<String>) {
     let signer = LogSigner::from_pkcs8_pem(key).unwrap();
     let mut writer = SnapshotWriter::new(Vec::new(), signer, "replica.test", tree_id).unwrap();
-    for body in bodies {
-        let digest = format!("sha256:{}", hex::encode(Sha256::digest(body.as_bytes())));
-        writer
-            .push(body.into_bytes(), 1_700_000_000, &[digest])
-            .unwrap();
+    for (body, keys) in entries {
+        writer.push(body, 1_700_000_000, &keys).unwrap();
     }
     let (bytes, _) = writer.finish().unwrap();
     let path = tempdir().join("db.jsonl");
@@ -372,8 +400,35 @@ fn write_snapshot_with(key: &str, tree_id: i64, bodies: Vec<String>) -> (PathBuf
     (path, lines)
 }
 
+/// `lines` with the index keys of line `at` (0-based) edited, kept sorted
+/// as the format requires.
+fn edit_keys(lines: &[String], at: usize, edit: impl FnOnce(&mut Vec<String>)) -> Vec<String> {
+    let mut lines = lines.to_vec();
+    let mut record: Value = serde_json::from_str(&lines[at]).unwrap();
+    let mut keys: Vec<String> = serde_json::from_value(record["indexKeys"].take()).unwrap();
+    edit(&mut keys);
+    keys.sort();
+    record["indexKeys"] = serde_json::to_value(keys).unwrap();
+    lines[at] = serde_json::to_string(&record).unwrap();
+    lines
+}
+
 fn write_lines(path: &Path, lines: &[String]) {
     std::fs::write(path, lines.join("\n") + "\n").unwrap();
+}
+
+/// Why the file format's checks alone (no SET or index key checks) refuse
+/// `path`.
+fn format_refusal(path: &Path, key: &str) -> String {
+    let verifier = verifier_of(key);
+    match tlog::storage::file::FileStore::open_snapshot(
+        path,
+        tlog::storage::jsonl::KeyPolicy::Trusted(&verifier),
+        tlog::storage::file::Entries::OnDisk,
+    ) {
+        Ok(_) => panic!("{} was accepted", path.display()),
+        Err(err) => err.to_string(),
+    }
 }
 
 async fn refusal(path: &Path, key: &str) -> String {
@@ -404,7 +459,7 @@ async fn tampered_snapshots_are_refused_naming_the_line() {
                 l[3] = l[3].replacen("\"body\":\"ey", "\"body\":\"fy", 1);
                 l
             },
-            "line 8: the 6 entries before this line hash to root",
+            "line 4: entry 2: its SET does not verify",
         ),
         (
             "dropped line",
@@ -481,7 +536,19 @@ async fn tampered_snapshots_are_refused_naming_the_line() {
                 l[6] = serde_json::to_string(&record).unwrap();
                 l
             },
-            "entry 5: its SET does not verify",
+            "line 7: entry 5: its SET does not verify",
+        ),
+        (
+            "a removed index key",
+            edit_keys(&lines, 3, |keys| {
+                keys.pop();
+            }),
+            "line 4: entry 2: index key",
+        ),
+        (
+            "an added index key",
+            edit_keys(&lines, 5, |keys| keys.push("planted@example.com".into())),
+            "line 6: entry 4: index key \"planted@example.com\" is in the file, but its body does not yield it",
         ),
     ];
     for (what, tampered, expected) in cases {
@@ -539,12 +606,36 @@ async fn snapshots_of_many_parse_blocks_are_checked_line_by_line() {
         .collect();
     bodies[3000] = format!("{{\"big\":\"{}\"}}", "y".repeat(5 << 20));
     let big_len = bodies[3000].len();
-    let (path, lines) = write_snapshot_with(&key, 11, bodies);
+    // Not entries: this is about the file format (the SETs and keys of
+    // entries are checked in the other tests).
+    let (path, lines) = write_raw_snapshot(
+        &key,
+        11,
+        bodies
+            .into_iter()
+            .map(|b| (b.into_bytes(), Vec::new()))
+            .collect(),
+    );
     assert!(std::fs::metadata(&path).unwrap().len() > 16 << 20);
-    let trusted = TrustedKey::Configured(verifier_of(&key));
-    let log = load_snapshot(&path, &trusted, 1 << 20, Default::default())
-        .await
-        .expect("the untouched file loads");
+    let verifier = verifier_of(&key);
+    let store = tlog::storage::file::FileStore::open_snapshot(
+        &path,
+        tlog::storage::jsonl::KeyPolicy::Trusted(&verifier),
+        tlog::storage::file::Entries::OnDisk,
+    )
+    .expect("the untouched file loads");
+    let log = tlog::log::Log::open_read_only(
+        tlog::storage::Store::File(store),
+        &verifier,
+        tlog::log::CacheBytes {
+            entries: 1 << 20,
+            tiles: 1 << 20,
+        },
+        Default::default(),
+        0,
+    )
+    .await
+    .unwrap();
     assert_eq!(log.checkpoint().size, 6000);
     for index in [0, 2999, 3000, 3001, 5999] {
         let entry = log.entry(index).await.unwrap().expect("entry is served");
@@ -561,7 +652,7 @@ async fn snapshots_of_many_parse_blocks_are_checked_line_by_line() {
     let mut swapped = lines.clone();
     swapped.swap(5001, 5002);
     write_lines(&path, &swapped);
-    let err = refusal(&path, &key).await;
+    let err = format_refusal(&path, &key);
     assert!(
         err.contains("line 5002: expected entry 5000, found entry 5001"),
         "{err}"
@@ -570,7 +661,7 @@ async fn snapshots_of_many_parse_blocks_are_checked_line_by_line() {
     let mut garbled = lines.clone();
     garbled[4499] = "{\"type\":\"entry\",".into();
     write_lines(&path, &garbled);
-    let err = refusal(&path, &key).await;
+    let err = format_refusal(&path, &key);
     assert!(err.contains("line 4500: not a JSON record"), "{err}");
     assert!(
         err.contains("covered by the checkpoint on line 6002"),
@@ -581,7 +672,7 @@ async fn snapshots_of_many_parse_blocks_are_checked_line_by_line() {
     // Cut in the middle of the last entry's line, the checkpoint gone.
     let cut = lines[6001].len() + 1 + 100;
     std::fs::write(&path, &whole[..whole.len() - cut]).unwrap();
-    let err = refusal(&path, &key).await;
+    let err = format_refusal(&path, &key);
     assert!(err.contains("line 6001: incomplete last line"), "{err}");
 }
 
@@ -595,9 +686,15 @@ async fn a_loaded_snapshot_serves_its_entries_from_memory() {
     let key = new_key();
     let (path, lines) = write_snapshot(&key, 12, 50);
     let trusted = TrustedKey::Configured(verifier_of(&key));
-    let log = load_snapshot(&path, &trusted, 1 << 20, Default::default())
-        .await
-        .unwrap();
+    let log = tlog::replica::load_snapshot_with(
+        &path,
+        &trusted,
+        tlog::storage::file::Entries::InMemory,
+        1 << 20,
+        Default::default(),
+    )
+    .await
+    .unwrap();
     assert!(log.store().entries_in_memory());
     let len = std::fs::metadata(&path).unwrap().len();
     std::fs::OpenOptions::new()
@@ -609,7 +706,7 @@ async fn a_loaded_snapshot_serves_its_entries_from_memory() {
     for index in 0..50 {
         let entry = log.entry(index).await.unwrap().expect("served");
         assert_eq!(entry.index, index);
-        assert_eq!(entry.body, format!("{{\"n\":{index}}}").into_bytes());
+        assert_eq!(entry.body, body_in(&lines, index));
         assert_eq!(
             log.leaf_hash(index).await.unwrap(),
             Some(tlog::merkle::leaf_hash(&entry.body))
@@ -1049,4 +1146,146 @@ async fn import_refuses_to_continue_a_log_that_is_not_the_files_prefix() {
     tlog::app::import(&config, &other).await.unwrap();
     let err = tlog::app::import(&config, &path).await.unwrap_err();
     assert!(format!("{err:#}").contains("inside a chunk"), "{err:#}");
+}
+
+/// By default a replica reads entries back from the file: nothing but the
+/// index stays in memory, and a file overwritten under it gives errors,
+/// never another entry.
+#[tokio::test]
+async fn a_loaded_snapshot_serves_its_entries_from_the_file() {
+    use std::os::unix::fs::FileExt;
+    use tlog::storage::LogReader;
+
+    let key = new_key();
+    let (path, lines) = write_snapshot(&key, 13, 40);
+    let trusted = TrustedKey::Configured(verifier_of(&key));
+    // No entry cache: every read goes to the file.
+    let log = load_snapshot(&path, &trusted, 0, Default::default())
+        .await
+        .unwrap();
+    assert!(!log.store().entries_in_memory());
+    for index in 0..40 {
+        let entry = log.entry(index).await.unwrap().expect("served");
+        assert_eq!(entry.body, body_in(&lines, index));
+    }
+    // Same length, other bytes: entry 5's body changed in place.
+    let mut changed = lines.clone();
+    changed[6] = changed[6].replacen("\"body\":\"ey", "\"body\":\"fy", 1);
+    assert_ne!(changed[6], lines[6]);
+    let bytes = changed.join("\n") + "\n";
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .write_all_at(bytes.as_bytes(), 0)
+        .unwrap();
+    let err = log
+        .entry(5)
+        .await
+        .expect_err("a changed line is not served");
+    assert!(format!("{err}").contains("entry 5"), "{err}");
+    assert_eq!(
+        log.entry(4).await.unwrap().unwrap().body,
+        body_in(&lines, 4)
+    );
+}
+
+/// issue 15: after a restart with the same state volume, the replica
+/// refuses each tamper `tlog verify` catches, naming the line, and the
+/// high-water mark stays where it was.
+#[tokio::test]
+async fn after_a_restart_each_tamper_is_refused_naming_the_line() {
+    let key = new_key();
+    let public_key = write_public_key(&verifier_of(&key));
+    let state_dir = tempdir();
+    // Lines: 1 header, 2..=7 entries 0..=5, 8 checkpoint.
+    let (path, lines) = write_snapshot(&key, 41, 6);
+    assert_eq!(
+        restart_with(&path, &public_key, &state_dir, None).await,
+        None
+    );
+    let mark = tlog::replica::HighWaterMark::load(&state_dir)
+        .unwrap()
+        .unwrap();
+    let (other, other_lines) =
+        write_snapshot_with(&key, 41, (0..6).map(|i| format!("another {i}")).collect());
+    let (_, foreign_lines) = write_snapshot(&new_key(), 41, 6);
+    let record = |line: &str| serde_json::from_str::<Value>(line).unwrap();
+    let edit = |at: usize, f: &dyn Fn(&mut Value)| {
+        let mut l = lines.clone();
+        let mut r = record(&l[at]);
+        f(&mut r);
+        l[at] = serde_json::to_string(&r).unwrap();
+        l
+    };
+    let cases: Vec<(&str, Vec<String>, &str)> = vec![
+        (
+            "a changed body",
+            edit(3, &|r| r["body"] = record(&other_lines[3])["body"].clone()),
+            "line 4: entry 2: its SET does not verify",
+        ),
+        (
+            "a changed SET",
+            edit(4, &|r| r["set"] = record(&lines[5])["set"].clone()),
+            "line 5: entry 3: its SET does not verify",
+        ),
+        (
+            "a changed integratedTime",
+            edit(6, &|r| r["integratedTime"] = Value::from(1_700_000_002)),
+            "line 7: entry 5: its SET does not verify",
+        ),
+        (
+            "a removed index key",
+            edit_keys(&lines, 2, |keys| {
+                keys.remove(0);
+            }),
+            "line 3: entry 1: index key",
+        ),
+        (
+            "an added index key",
+            edit_keys(&lines, 2, |keys| keys.push("sha256:00".into())),
+            "line 3: entry 1: index key \"sha256:00\" is in the file",
+        ),
+        (
+            "a reordered line",
+            {
+                let mut l = lines.clone();
+                l.swap(5, 6);
+                l
+            },
+            "line 6: expected entry 4, found entry 5",
+        ),
+        (
+            "a checkpoint signed by another key",
+            {
+                let mut l = lines.clone();
+                l[7] = foreign_lines[7].clone();
+                l
+            },
+            "line 8",
+        ),
+    ];
+    let tampered = tempdir().join("db.jsonl");
+    for (what, tampered_lines, expected) in cases {
+        write_lines(&tampered, &tampered_lines);
+        let err = restart_with(&tampered, &public_key, &state_dir, None)
+            .await
+            .unwrap_or_else(|| panic!("{what} was served"));
+        assert!(err.contains(expected), "{what}: {err}");
+    }
+    // A snapshot the same key signed that does not extend what was served.
+    let err = restart_with(&other, &public_key, &state_dir, None)
+        .await
+        .expect("a fork is refused");
+    assert!(err.contains("a fork"), "{err}");
+    assert_eq!(
+        tlog::replica::HighWaterMark::load(&state_dir)
+            .unwrap()
+            .unwrap(),
+        mark
+    );
+    assert_eq!(
+        restart_with(&path, &public_key, &state_dir, None).await,
+        None
+    );
 }

@@ -159,6 +159,16 @@ fn each_tamper_fails_and_names_its_line() {
             "line 4, entry 2",
         ),
         (
+            "an added index key",
+            edit_line(&lines, 7, |r| {
+                let keys = r["indexKeys"].as_array_mut().unwrap();
+                keys.push(Value::from("a-planted@example.com"));
+                // Still sorted, as the format requires: only the key is wrong.
+                keys.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+            }),
+            "line 7, entry 4",
+        ),
+        (
             "a reordered line",
             {
                 let mut l = lines.clone();
