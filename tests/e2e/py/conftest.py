@@ -139,11 +139,15 @@ def start_server(extra_env: dict[str, str] | None = None, v2_origin: str | None 
             TLOG_SIGNER__PKCS11__PIN_FILE=os.environ["E2E_PKCS11_PIN_FILE"],
             TLOG_SIGNER__PKCS11__KEY_LABEL=f"log-{db}",
         )
+    # `keygen --pkcs11` loads and checks the whole configuration, so it runs
+    # before the test's own settings, which may need keys made below (a
+    # witness policy needs the v2 key).
+    keygen_env = dict(env)
     env.update(extra_env or {})
     child = None
     try:
         if pkcs11:
-            _run(bin_, ["keygen", "--pkcs11"], env, log_file)
+            _run(bin_, ["keygen", "--pkcs11"], keygen_env, log_file)
         else:
             _run(bin_, ["keygen", "--out", str(key_file)], env, log_file)
         trust_config = None
