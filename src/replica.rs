@@ -25,7 +25,6 @@ use std::time::{Duration, SystemTime};
 use actix_web::dev::Server;
 use actix_web::web;
 use anyhow::{bail, Context};
-use base64::prelude::{Engine, BASE64_STANDARD};
 
 use crate::api::ApiState;
 use crate::config::Config;
@@ -98,22 +97,7 @@ pub async fn load_snapshot_with(
             },
         };
         let check = |record: &crate::storage::jsonl::EntryRecord| -> Result<(), String> {
-            let entry = &record.entry;
-            verifier
-                .verify_set(
-                    &BASE64_STANDARD.encode(&entry.body),
-                    entry.integrated_time,
-                    entry.index,
-                    &entry.set,
-                )
-                .map_err(|_| {
-                    "its SET does not verify under the key (body, integratedTime or index \
-                     changed, or another key signed it)"
-                        .to_owned()
-                })?;
-            crate::entries::committed_index_keys(&entry.body)
-                .map_err(|e| format!("its body is not a valid entry: {e}"))?
-                .check(&record.index_keys)
+            crate::verify::check_record(record, &verifier).map(drop)
         };
         let store = FileStore::open_snapshot_checked(
             &owned_path,

@@ -378,12 +378,30 @@ fn check_chunk(
 }
 
 fn check_entry(visited: &Visited, verifier: &LogVerifier) -> Result<Checked, Problem> {
-    let entry = &visited.record.entry;
-    let problem = |reason: String| Problem {
+    let derived = check_record(&visited.record, verifier).map_err(|reason| Problem {
         line: Some(visited.line),
-        index: Some(entry.index),
+        index: Some(visited.record.entry.index),
         reason,
-    };
+    })?;
+    Ok(Checked {
+        kind: derived.kind.name(),
+        partial: derived.unstored.statement_digests || derived.unstored.ssh_comment,
+    })
+}
+
+/// Checks one committed record of a snapshot as the audit and the replica
+/// both do: its SET verifies under `verifier`, and the keys its committed
+/// body yields, read without re-verifying its signatures (the SET says the
+/// log accepted it), match the record's: none missing, and none added but
+/// those the body cannot show. Returns the derived keys.
+///
+/// # Errors
+/// Why the record fails, as a sentence about "it".
+pub fn check_record(
+    record: &jsonl::EntryRecord,
+    verifier: &LogVerifier,
+) -> Result<entries::CommittedKeys, String> {
+    let entry = &record.entry;
     verifier
         .verify_set(
             &BASE64_STANDARD.encode(&entry.body),
@@ -392,21 +410,13 @@ fn check_entry(visited: &Visited, verifier: &LogVerifier) -> Result<Checked, Pro
             &entry.set,
         )
         .map_err(|_| {
-            problem(
-                "its SET does not verify under the key (body, integratedTime or index changed, or another key signed it)"
-                    .to_owned(),
-            )
+            "its SET does not verify under the key (body, integratedTime or index changed, or another key signed it)"
+                .to_owned()
         })?;
-    // The keys the committed body yields, read without re-verifying its
-    // signatures (the SET says the log accepted it): none may be missing
-    // from the file, and none added but those the body cannot show.
     let derived = entries::committed_index_keys(&entry.body)
-        .map_err(|e| problem(format!("its body is not a valid entry: {e}")))?;
-    derived.check(&visited.record.index_keys).map_err(problem)?;
-    Ok(Checked {
-        kind: derived.kind.name(),
-        partial: derived.unstored.statement_digests || derived.unstored.ssh_comment,
-    })
+        .map_err(|e| format!("its body is not a valid entry: {e}"))?;
+    derived.check(&record.index_keys)?;
+    Ok(derived)
 }
 
 /// A progress bar over the file's bytes, on stderr when it is a terminal.

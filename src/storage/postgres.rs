@@ -342,13 +342,7 @@ impl PgStore {
         .bind(origin)
         .fetch_one(&mut *tx)
         .await?;
-        sqlx::query(
-            "INSERT INTO sequencer_lease (log_id, epoch, holder, expires_at) \
-             VALUES ($1, 0, '', '-infinity')",
-        )
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+        insert_free_lease(&mut tx, id).await?;
         tx.commit().await?;
         Ok(self.for_log(id))
     }
@@ -482,13 +476,7 @@ impl PgStore {
         )
         .fetch_one(&mut *tx)
         .await?;
-        sqlx::query(
-            "INSERT INTO sequencer_lease (log_id, epoch, holder, expires_at) \
-             VALUES ($1, 0, '', '-infinity')",
-        )
-        .bind(new)
-        .execute(&mut *tx)
-        .await?;
+        insert_free_lease(&mut tx, new).await?;
         let taken: bool =
             sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM log_identity WHERE tree_id = $1)")
                 .bind(identity.tree_id)
@@ -944,6 +932,21 @@ const COMMIT_UNFENCED: &str = concat!(
     "WITH held AS (SELECT 1 WHERE $18::int8 IS NOT NULL AND $19::int8 IS NOT NULL), ",
     commit_rest!()
 );
+
+/// The sequencer lease row of a newly registered log: free, epoch 0.
+async fn insert_free_lease(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    log_id: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO sequencer_lease (log_id, epoch, holder, expires_at) \
+         VALUES ($1, 0, '', '-infinity')",
+    )
+    .bind(log_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
 
 /// A batch as the columns [`PgStore::commit`] binds.
 struct BatchRows<'a> {
