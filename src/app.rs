@@ -495,6 +495,7 @@ fn start_witnessing(
     let policy = crate::witness::load_policy(path)?;
     let settings = crate::witness::Settings {
         timeout: std::time::Duration::from_millis(config.v2.witness_timeout_ms),
+        ca_file: config.v2.witness_ca_file.clone(),
         fail_closed: config.v2.witness_fail_closed,
     };
     let witnessing =

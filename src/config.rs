@@ -209,6 +209,10 @@ pub struct V2Config {
     /// Bound on each witness's part of a round (all its tries), in ms.
     #[serde(default = "default_witness_timeout_ms")]
     pub witness_timeout_ms: u64,
+    /// PEM CA certificates trusted besides the system's for `https://`
+    /// witnesses.
+    #[serde(default)]
+    pub witness_ca_file: Option<PathBuf>,
 }
 
 fn default_witness_timeout_ms() -> u64 {
@@ -223,6 +227,7 @@ impl Default for V2Config {
             witness_policy: None,
             witness_fail_closed: false,
             witness_timeout_ms: default_witness_timeout_ms(),
+            witness_ca_file: None,
         }
     }
 }

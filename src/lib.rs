@@ -35,6 +35,7 @@ pub mod api;
 pub mod app;
 pub mod config;
 pub mod export;
+pub mod http_client;
 pub mod log;
 pub mod monitor;
 pub mod replica;

@@ -120,7 +120,7 @@ enum Command {
     /// index key and checkpoint, under the given key. Exits 1 on the first
     /// problem, naming its line (or entry).
     Verify {
-        /// The db.jsonl file, or the `http://` base URL of a live log.
+        /// The db.jsonl file, or the `http://` or `https://` base URL of a live log.
         source: PathBuf,
         /// PEM public key of the log; nothing in the file is trusted.
         #[arg(long)]
@@ -134,6 +134,10 @@ enum Command {
         /// With a URL: entry requests (10 entries each) in flight.
         #[arg(long, default_value_t = tlog::verify::DEFAULT_CONCURRENCY)]
         concurrency: usize,
+        /// With an `https://` URL: PEM CA certificates trusted besides the
+        /// system's (a private log's CA).
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
     },
     /// Follow a live Rekor v1 log: verify every new checkpoint against the
     /// last one (state in `--state-dir`), alert on inconsistency, split view,
@@ -163,6 +167,10 @@ enum Command {
         /// URL that receives each finding as a JSON POST (monitor.webhook_url).
         #[arg(long)]
         webhook_url: Option<String>,
+        /// PEM CA certificates trusted besides the system's for https://
+        /// (monitor.ca_file).
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
         /// Address of the /metrics endpoint (metrics_listen).
         #[arg(long)]
         metrics_listen: Option<String>,
@@ -226,7 +234,16 @@ async fn main() -> anyhow::Result<()> {
             since,
             json,
             concurrency,
-        } => verify(&source, &public_key, since.as_deref(), json, concurrency).await,
+            ca_file,
+        } => {
+            let options = VerifyOptions {
+                since: since.as_deref(),
+                json,
+                concurrency,
+                ca_file: ca_file.as_deref(),
+            };
+            verify(&source, &public_key, &options).await
+        }
         Command::Monitor {
             url,
             public_key,
@@ -236,6 +253,7 @@ async fn main() -> anyhow::Result<()> {
             stale_after_secs,
             start_index,
             webhook_url,
+            ca_file,
             metrics_listen,
         } => {
             let mut config = tlog::config::Config::load(cli.config.as_deref())?;
@@ -247,6 +265,7 @@ async fn main() -> anyhow::Result<()> {
             m.stale_after_secs = stale_after_secs.unwrap_or(m.stale_after_secs);
             m.start_index = start_index.or(m.start_index);
             m.webhook_url = webhook_url.or(m.webhook_url.take());
+            m.ca_file = ca_file.or(m.ca_file.take());
             config.metrics_listen = metrics_listen.unwrap_or(config.metrics_listen);
             let telemetry = tlog::telemetry::init(config.otlp_endpoint.as_deref())?;
             let outcome = tlog::app::monitor(&config, once).await;
@@ -368,13 +387,25 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// `tlog verify`: prints the audit and exits 1 unless the file or log passed.
+/// `tlog verify`'s flags besides the source and the key.
+struct VerifyOptions<'a> {
+    since: Option<&'a std::path::Path>,
+    json: bool,
+    concurrency: usize,
+    ca_file: Option<&'a std::path::Path>,
+}
+
 async fn verify(
     source: &std::path::Path,
     public_key: &std::path::Path,
-    since: Option<&std::path::Path>,
-    json: bool,
-    concurrency: usize,
+    options: &VerifyOptions<'_>,
 ) -> anyhow::Result<()> {
+    let VerifyOptions {
+        since,
+        json,
+        concurrency,
+        ca_file,
+    } = *options;
     use anyhow::Context;
     let pem = std::fs::read_to_string(public_key)
         .with_context(|| format!("couldn't read --public-key {}", public_key.display()))?;
@@ -388,7 +419,7 @@ async fn verify(
         .transpose()?;
     let report = match source.to_str() {
         Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
-            tlog::verify::verify_url(url, &verifier, since.as_deref(), concurrency).await
+            tlog::verify::verify_url(url, &verifier, since.as_deref(), concurrency, ca_file).await
         }
         _ => tlog::verify::verify_file(source, &verifier, since.as_deref()),
     };

@@ -41,6 +41,10 @@ pub struct MonitorConfig {
     /// URL that receives every alert and identity match as a JSON POST.
     #[serde(default)]
     pub webhook_url: Option<String>,
+    /// PEM CA certificates trusted besides the system's for `https://` (the
+    /// log and the webhook): a private log's CA.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
     /// Seconds an HTTP request (log or webhook) may take.
     #[serde(default = "default_request_timeout_secs")]
     pub request_timeout_secs: u64,
@@ -90,6 +94,7 @@ impl Default for MonitorConfig {
             stale_after_secs: 0,
             start_index: None,
             webhook_url: None,
+            ca_file: None,
             request_timeout_secs: DEFAULT_MONITOR_REQUEST_TIMEOUT_SECS,
             concurrency: DEFAULT_MONITOR_CONCURRENCY,
             watch: WatchConfig::default(),

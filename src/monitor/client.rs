@@ -2,10 +2,11 @@
 //! every request has a timeout and every body a size cap, so a hostile or
 //! broken log costs the monitor bounded time and memory.
 //!
-//! Plain HTTP only: the build carries no TLS stack, so an `https://` log is
-//! reached through a TLS-terminating proxy or sidecar (README, "Monitor").
+//! `http://` or `https://` ([`crate::http_client`]: the system's roots plus
+//! an optional CA file).
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::Duration;
 
 use base64::prelude::{Engine, BASE64_STANDARD};
@@ -119,23 +120,25 @@ pub struct LogClient {
 }
 
 impl LogClient {
-    /// A client for the log at `base` (no trailing `/api/v1`).
+    /// A client for the log at `base` (no trailing `/api/v1`), trusting the
+    /// system's CA certificates and those in `ca_file`.
     ///
     /// # Errors
-    /// The HTTP client cannot be built.
-    pub fn new(base: &str, timeout: Duration) -> Result<Self, FetchError> {
-        if !base.starts_with("http://") {
+    /// Not an `http://` or `https://` URL, an unusable `ca_file`, or the
+    /// HTTP client cannot be built.
+    pub fn new(base: &str, timeout: Duration, ca_file: Option<&Path>) -> Result<Self, FetchError> {
+        if !crate::http_client::is_http_url(base) {
             return Err(FetchError::Transport(format!(
-                "{base}: only http:// URLs are supported (no TLS client in this build); hint: reach an https:// log through a TLS-terminating proxy"
+                "{base}: not an http:// or https:// URL"
             )));
         }
-        let http = reqwest::Client::builder()
+        let http = crate::http_client::builder(ca_file)
+            .map_err(|e| FetchError::Transport(e.to_string()))?
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("tlog-monitor/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| FetchError::Transport(e.to_string()))?;
+            .map_err(|e| FetchError::Transport(crate::http_client::describe(&e)))?;
         Ok(Self {
             http,
             base: base.trim_end_matches('/').to_owned(),
@@ -187,7 +190,7 @@ impl LogClient {
             .body(request.to_string())
             .send()
             .await
-            .map_err(|e| FetchError::Transport(e.to_string()))?;
+            .map_err(|e| FetchError::Transport(crate::http_client::describe(&e)))?;
         let body = read_capped(path, response, MAX_ENTRIES_BODY).await?;
         // `[{uuid: entry}, ...]`, one object per entry found.
         let found: Vec<BTreeMap<String, FetchedEntry>> = parse(path, &body)?;
@@ -246,7 +249,7 @@ impl LogClient {
             .get(format!("{}{path}", self.base))
             .send()
             .await
-            .map_err(|e| FetchError::Transport(e.to_string()))?;
+            .map_err(|e| FetchError::Transport(crate::http_client::describe(&e)))?;
         read_capped(path, response, cap).await
     }
 }
@@ -262,7 +265,7 @@ async fn read_capped(
     while let Some(chunk) = response
         .chunk()
         .await
-        .map_err(|e| FetchError::Transport(e.to_string()))?
+        .map_err(|e| FetchError::Transport(crate::http_client::describe(&e)))?
     {
         if body.len() + chunk.len() > cap {
             return Err(FetchError::Malformed {

@@ -160,6 +160,8 @@ pub struct Settings {
     pub start_index: Option<u64>,
     /// Where alerts are sent (a JSON `POST` each).
     pub webhook_url: Option<String>,
+    /// CA certificates trusted besides the system's, for `https://` URLs.
+    pub ca_file: Option<PathBuf>,
     /// Per-request timeout.
     pub timeout: Duration,
     /// Entry requests in flight.
@@ -177,9 +179,9 @@ impl Settings {
     pub fn from_config(config: &MonitorConfig) -> Result<Self, SetupError> {
         let need = |what: &str| SetupError(format!("monitor.{what} is required"));
         let url = config.url.clone().ok_or_else(|| need("url (or URL)"))?;
-        if !url.starts_with("http://") {
+        if !crate::http_client::is_http_url(&url) {
             return Err(SetupError(format!(
-                "monitor.url {url:?}: only http:// is supported; put a TLS-terminating proxy in front of an https:// log"
+                "monitor.url {url:?}: not an http:// or https:// URL"
             )));
         }
         let key_path: &PathBuf = config
@@ -216,6 +218,7 @@ impl Settings {
                 .then(|| Duration::from_secs(config.stale_after_secs)),
             start_index: config.start_index,
             webhook_url: config.webhook_url.clone(),
+            ca_file: config.ca_file.clone(),
             timeout: Duration::from_secs(config.request_timeout_secs),
             concurrency: config.concurrency,
             watch: WatchList::new(&config.watch).map_err(SetupError)?,
@@ -247,11 +250,12 @@ impl Monitor {
     /// # Errors
     /// The HTTP client cannot be built.
     pub fn new(settings: Settings, metrics: Arc<MonitorMetrics>) -> Result<Self, SetupError> {
-        let client = LogClient::new(&settings.url, settings.timeout)
+        let ca_file = settings.ca_file.as_deref();
+        let client = LogClient::new(&settings.url, settings.timeout, ca_file)
             .map_err(|e| SetupError(e.to_string()))?;
-        let webhook = reqwest::Client::builder()
+        let webhook = crate::http_client::builder(ca_file)
+            .map_err(|e| SetupError(e.to_string()))?
             .timeout(settings.timeout)
-            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| SetupError(format!("couldn't build the webhook client: {e}")))?;
         Ok(Self {

@@ -34,6 +34,7 @@ pub async fn verify_url(
     verifier: &LogVerifier,
     since: Option<&str>,
     concurrency: usize,
+    ca_file: Option<&std::path::Path>,
 ) -> Report {
     let started = Instant::now();
     let mut report = Report::empty(url);
@@ -41,7 +42,7 @@ pub async fn verify_url(
         "index keys stored by the server are not compared over HTTP (the v1 API does not serve them per entry)"
             .to_owned(),
     );
-    let problem = audit(url, verifier, since, concurrency, &mut report)
+    let problem = audit(url, verifier, since, concurrency, ca_file, &mut report)
         .await
         .err();
     report.problem = problem;
@@ -62,6 +63,7 @@ async fn audit(
     verifier: &LogVerifier,
     since: Option<&str>,
     concurrency: usize,
+    ca_file: Option<&std::path::Path>,
     report: &mut Report,
 ) -> Result<(), Problem> {
     let since: Option<Checkpoint> = since
@@ -71,7 +73,7 @@ async fn audit(
                 .map_err(|e| plain(format!("the --since checkpoint does not verify: {e}")))
         })
         .transpose()?;
-    let client = LogClient::new(url, REQUEST_TIMEOUT).map_err(|e| plain(e.to_string()))?;
+    let client = LogClient::new(url, REQUEST_TIMEOUT, ca_file).map_err(|e| plain(e.to_string()))?;
     let info = client.log_info().await.map_err(|e| plain(e.to_string()))?;
     let head = verifier
         .verify_checkpoint(&info.signed_tree_head)

@@ -47,6 +47,9 @@ const MISSED_RETRY: Duration = Duration::from_secs(1);
 pub struct Settings {
     /// Per-witness bound on one round (all its tries).
     pub timeout: Duration,
+    /// CA certificates trusted besides the system's, for `https://`
+    /// witnesses (`v2.witness_ca_file`).
+    pub ca_file: Option<std::path::PathBuf>,
     /// Whether creates wait for the quorum (`v2.witness_fail_closed`).
     pub fail_closed: bool,
 }
@@ -82,6 +85,9 @@ pub enum SetupError {
     /// The HTTP client could not be built.
     #[error("couldn't build the witness HTTP client: {0}")]
     Client(#[from] reqwest::Error),
+    /// `v2.witness_ca_file` is unusable.
+    #[error("v2.witness_ca_file: {0}")]
+    Tls(#[from] crate::http_client::ClientError),
     /// The metrics could not be registered.
     #[error("couldn't register the witness metrics: {0}")]
     Metrics(#[from] prometheus::Error),
@@ -182,10 +188,9 @@ impl Witnessing {
         settings: Settings,
         metrics: &Metrics,
     ) -> Result<Arc<Self>, SetupError> {
-        let http = reqwest::Client::builder()
+        let http = crate::http_client::builder(settings.ca_file.as_deref())?
             .timeout(settings.timeout)
             .connect_timeout(settings.timeout)
-            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("tlog/", env!("CARGO_PKG_VERSION")))
             .build()?;
         let initial = Published {

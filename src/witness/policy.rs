@@ -14,8 +14,8 @@
 //! group names only components defined above it; `quorum` may appear once
 //! or more (the last one counts, as upstream) and must appear. One URL
 //! serves one cosigner key name. Beyond upstream, a URL must be absolute
-//! `http://` (this build has no TLS client), so that a file that could
-//! never work stops start-up instead.
+//! `http://` or `https://` with a host, so that a file that could never
+//! work stops start-up instead.
 
 use crate::note::c2sp::CosignatureVerifier;
 
@@ -271,19 +271,17 @@ impl Policy {
     }
 }
 
-/// A witness submission prefix: absolute `http://` with a host, no query
-/// or fragment, returned without a trailing `/`.
+/// A witness submission prefix: absolute `http://` or `https://` with a
+/// host, no query or fragment, returned without a trailing `/`.
 fn submission_url(text: &str) -> Result<String, String> {
     let url = reqwest::Url::parse(text).map_err(|e| format!("bad URL {text:?}: {e}"))?;
     match url.scheme() {
-        "http" => {}
-        "https" => {
+        "http" | "https" => {}
+        other => {
             return Err(format!(
-                "URL {text:?}: https:// needs TLS, which this build's HTTP client lacks; \
-                 hint: reach the witness through a local TLS-terminating proxy (http://)"
+                "URL {text:?}: scheme {other:?} is not http or https"
             ))
         }
-        other => return Err(format!("URL {text:?}: scheme {other:?} is not http")),
     }
     if url.host_str().is_none_or(str::is_empty) || url.query().is_some() || url.fragment().is_some()
     {
@@ -330,7 +328,7 @@ mod tests {
              \n\
              witness one {W1} http://127.0.0.1:1/  # trailing comment\n\
              \twitness two   {w2}   http://w2.example:8080/prefix\n\
-             witness three {w3} http://w3.example\n\
+             witness three {w3} https://w3.example/\n\
              group pair 2 one two\n\
              group top any pair three\n\
              quorum top\n"
@@ -340,6 +338,7 @@ mod tests {
         assert_eq!(names, ["one", "two", "three"]);
         assert_eq!(policy.witnesses()[0].url, "http://127.0.0.1:1");
         assert_eq!(policy.witnesses()[1].url, "http://w2.example:8080/prefix");
+        assert_eq!(policy.witnesses()[2].url, "https://w3.example");
         assert_eq!(policy.quorum_witnesses(), [0, 1, 2]);
         assert!(policy.satisfied(&[false, false, true]));
         assert!(policy.satisfied(&[true, true, false]));
@@ -416,11 +415,6 @@ mod tests {
                 format!("{ok}witness two {w2} /relative\nquorum one\n"),
                 2,
                 "bad URL",
-            ),
-            (
-                format!("{ok}witness two {w2} https://b\nquorum one\n"),
-                2,
-                "needs TLS",
             ),
             (
                 format!("{ok}witness two {w2} ftp://b\nquorum one\n"),

@@ -22,6 +22,7 @@ mod release;
 mod replica;
 mod sequencer;
 mod shards;
+mod tls;
 mod v1_entries;
 mod v1_errors;
 mod v1_kinds;

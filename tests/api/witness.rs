@@ -366,6 +366,40 @@ async fn aics_witness_cosigns_what_tlog_serves_and_answers() {
     app.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_witness_cosigns_when_its_ca_is_trusted_and_not_otherwise() {
+    // The same real witness, behind a TLS-terminating proxy with a private
+    // CA's certificate: with v2.witness_ca_file tlog reaches it; without,
+    // the handshake fails and fail-open creates go on uncosigned.
+    let key = log_key();
+    let witness = AicsWitness::new(&key.key.vkey());
+    let dir = crate::conformance::tempdir();
+    let ca = crate::tls::TestCa::new(&dir);
+    let port = ca.front(&witness.url(), &["localhost"]).await;
+    let policy = format!(
+        "log {} https://{ORIGIN}\nwitness aics {} https://localhost:{port}\nquorum aics\n",
+        key.key.vkey(),
+        witness.vkey(),
+    );
+
+    let untrusting = spawn_with(v2_config(&key, &policy, false, 2000).await).await;
+    assert_eq!(create(&untrusting, &request()).await.status(), 201);
+    assert!(metric(&untrusting, "tlog_witness_failures_total").await >= 1);
+    assert!(!served_checkpoint(&untrusting)
+        .await
+        .contains(&format!("\u{2014} {WITNESS_NAME} ")));
+    untrusting.stop().await;
+
+    let mut config = v2_config(&key, &policy, false, 2000).await;
+    config.v2.witness_ca_file = Some(ca.pem_file.clone());
+    let app = spawn_with(config).await;
+    assert_eq!(create(&app, &request()).await.status(), 201);
+    let note = wait_cosigned(&app, 1).await;
+    let (text, lines) = split(&note, &key.key);
+    check_cosignature(&lines[1], &text, &witness.seed);
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn fail_closed_answers_503_until_the_quorum_cosigns() {
     let key = log_key();
