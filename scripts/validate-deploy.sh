@@ -167,7 +167,7 @@ render_refusals() {
   expect_refusal "replica.publicKey" --set mode=replica --set server.hostname=h
   expect_refusal "needs Kubernetes >= 1.33" --kube-version 1.30.0 -f "$CHART/ci/replica-imagevolume-values.yaml"
   expect_refusal "monitor.enabled needs monitor.publicKey" "${rw[@]}" --set monitor.enabled=true
-  expect_refusal "/monitor/url" "${rw[@]}" --set monitor.enabled=true --set monitor.url=https://rekor.example.com
+  expect_refusal "/monitor/url" "${rw[@]}" --set monitor.enabled=true --set monitor.url=ftp://rekor.example.com
   expect_refusal "/replica/db/configMap/data" --set mode=replica --set server.hostname=h --set replica.publicKey.existingConfigMap=p \
     --set-file replica.db.configMap.data=<(head -c 1100000 /dev/zero | tr '\0' 'a')
   return $rc

@@ -209,6 +209,11 @@ spec:
           readOnly: true
         - name: state
           mountPath: /var/lib/tlog/monitor
+        {{- if $m.caCertificate.existingConfigMap }}
+        - name: ca-certificate
+          mountPath: /etc/tlog/monitor-ca
+          readOnly: true
+        {{- end }}
   volumes:
     - name: config
       configMap:
@@ -219,4 +224,9 @@ spec:
     - name: state
       persistentVolumeClaim:
         claimName: {{ default (printf "%s-state" .name) $m.state.existingClaim }}
+    {{- if $m.caCertificate.existingConfigMap }}
+    - name: ca-certificate
+      configMap:
+        name: {{ $m.caCertificate.existingConfigMap }}
+    {{- end }}
 {{- end }}
