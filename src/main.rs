@@ -122,7 +122,8 @@ enum Command {
     Verify {
         /// The db.jsonl file, or the `http://` or `https://` base URL of a live log.
         source: PathBuf,
-        /// PEM public key of the log; nothing in the file is trusted.
+        /// PEM public key of the log; nothing in the file is trusted. For
+        /// a URL of a time-sharded log, the file may hold each shard's key.
         #[arg(long)]
         public_key: PathBuf,
         /// A signed checkpoint seen earlier: the log must extend it.
@@ -145,7 +146,8 @@ enum Command {
     Monitor {
         /// Base URL of the log (monitor.url).
         url: Option<String>,
-        /// PEM public key of the log (monitor.public_key).
+        /// PEM public key of the log (monitor.public_key); after a rotation
+        /// to a new key, a file holding the old and the new one.
         #[arg(long)]
         public_key: Option<PathBuf>,
         /// Where the last verified checkpoint is kept (monitor.state_dir).
@@ -409,8 +411,12 @@ async fn verify(
     use anyhow::Context;
     let pem = std::fs::read_to_string(public_key)
         .with_context(|| format!("couldn't read --public-key {}", public_key.display()))?;
-    let verifier = tlog::signing::LogVerifier::from_pem(&pem)
-        .with_context(|| format!("--public-key {} is not a log key", public_key.display()))?;
+    let keys = tlog::signing::LogKeys::from_pem(&pem).with_context(|| {
+        format!(
+            "--public-key {} is not a log key (or a PEM file of them)",
+            public_key.display()
+        )
+    })?;
     let since = since
         .map(|path| {
             std::fs::read_to_string(path)
@@ -419,9 +425,19 @@ async fn verify(
         .transpose()?;
     let report = match source.to_str() {
         Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
-            tlog::verify::verify_url(url, &verifier, since.as_deref(), concurrency, ca_file).await
+            tlog::verify::verify_url(url, &keys, since.as_deref(), concurrency, ca_file).await
         }
-        _ => tlog::verify::verify_file(source, &verifier, since.as_deref()),
+        _ => {
+            // A db.jsonl holds one log, signed by one key.
+            let [verifier] = keys.keys() else {
+                anyhow::bail!(
+                    "--public-key {} holds {} keys; a db.jsonl is one log's: give its one key",
+                    public_key.display(),
+                    keys.keys().len()
+                );
+            };
+            tlog::verify::verify_file(source, verifier, since.as_deref())
+        }
     };
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -68,6 +68,10 @@ pub struct Report {
     pub index_keys_not_derivable: u64,
     /// The `--since` checkpoint's size, when one was given and it holds.
     pub consistent_with: Option<u64>,
+    /// A time-sharded log's shards, oldest first (URL audits of more than
+    /// one shard only); `tree_size` and `root` are then the active one's.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<ShardSummary>,
     /// Why index keys were not compared, when they could not be.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub index_keys_note: Option<String>,
@@ -75,6 +79,21 @@ pub struct Report {
     pub problem: Option<Problem>,
     /// Seconds the audit took.
     pub seconds: f64,
+}
+
+/// One shard of a log audited over HTTP.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ShardSummary {
+    /// Its checkpoint origin.
+    pub origin: String,
+    /// The global index of its first entry.
+    pub first_index: u64,
+    /// Its tree size.
+    pub tree_size: u64,
+    /// Its root, in hex.
+    pub root: String,
+    /// Whether it is frozen.
+    pub frozen: bool,
 }
 
 /// The first thing wrong with the file.
@@ -103,6 +122,7 @@ impl Report {
             index_keys_checked: 0,
             index_keys_not_derivable: 0,
             consistent_with: None,
+            shards: Vec::new(),
             index_keys_note: None,
             problem: None,
             seconds: 0.0,
@@ -153,6 +173,18 @@ impl Report {
                 out,
                 "  tree         size {}, root {root}, checkpoint signature verified",
                 self.tree_size
+            );
+        }
+        for shard in &self.shards {
+            let _ = writeln!(
+                out,
+                "  shard        {} ({}): entries {}..{}, size {}, root {}",
+                shard.origin,
+                if shard.frozen { "frozen" } else { "active" },
+                shard.first_index,
+                shard.first_index + shard.tree_size,
+                shard.tree_size,
+                shard.root
             );
         }
         let _ = writeln!(out, "  SETs         {} verified", self.sets_verified);

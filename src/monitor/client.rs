@@ -59,6 +59,28 @@ pub struct LogInfo {
     pub signed_tree_head: String,
     /// The tree size.
     pub tree_size: u64,
+    /// The tree ID (decimal), as Rekor serves it.
+    #[serde(default, rename = "treeID")]
+    pub tree_id: Option<String>,
+    /// The frozen shards, oldest first (Rekor's `inactiveShards`; absent or
+    /// `null` for a log never rotated).
+    #[serde(default)]
+    pub inactive_shards: Option<Vec<InactiveShard>>,
+}
+
+/// One of `inactiveShards`: a frozen shard's final signed tree head.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InactiveShard {
+    /// Hex root hash.
+    pub root_hash: String,
+    /// The final signed checkpoint (note text).
+    pub signed_tree_head: String,
+    /// The final tree size.
+    pub tree_size: u64,
+    /// The tree ID (decimal).
+    #[serde(default, rename = "treeID")]
+    pub tree_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -96,6 +118,10 @@ pub struct Verification {
 pub struct InclusionProof {
     /// Hex sibling hashes.
     pub hashes: Vec<String>,
+    /// The entry's index in its shard's tree (its global `logIndex` less
+    /// the sizes of the shards before it).
+    #[serde(default)]
+    pub log_index: Option<u64>,
     /// The signed checkpoint the proof leads to.
     pub checkpoint: String,
 }
@@ -155,12 +181,28 @@ impl LogClient {
         parse(path, &body)
     }
 
-    /// A consistency proof from `first` to `last`.
+    /// A consistency proof from `first` to `last` in the tree `tree_id`
+    /// (the active shard's without one).
     ///
     /// # Errors
     /// See [`FetchError`].
-    pub async fn consistency_proof(&self, first: u64, last: u64) -> Result<Vec<Hash>, FetchError> {
-        let path = format!("/api/v1/log/proof?firstSize={first}&lastSize={last}");
+    pub async fn consistency_proof(
+        &self,
+        first: u64,
+        last: u64,
+        tree_id: Option<&str>,
+    ) -> Result<Vec<Hash>, FetchError> {
+        let mut path = format!("/api/v1/log/proof?firstSize={first}&lastSize={last}");
+        if let Some(tree) = tree_id {
+            if !tree.bytes().all(|b| b.is_ascii_digit()) || tree.is_empty() {
+                return Err(FetchError::Malformed {
+                    path: "/api/v1/log".to_owned(),
+                    reason: format!("treeID {tree:?} is not decimal"),
+                });
+            }
+            path.push_str("&treeID=");
+            path.push_str(tree);
+        }
         let body = self.get(&path, MAX_SMALL_BODY).await?;
         let proof: ProofBody = parse(&path, &body)?;
         proof

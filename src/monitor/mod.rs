@@ -3,18 +3,28 @@
 //! binary.
 //!
 //! Every poll:
-//! 1. fetches `/api/v1/log` and verifies its signed checkpoint under the
-//!    configured key;
-//! 2. compares it with the last verified checkpoint of the state file: same
-//!    origin, not smaller (**rollback**), the same root at the same size
-//!    (**split view**), and otherwise a consistency proof from the old size
-//!    that verifies (**inconsistent**);
-//! 3. reads every entry added since (10 per retrieve request), and checks its
-//!    SET and its inclusion proof; a proof's checkpoint at the new size must
-//!    carry the new root, and one at another size must be consistent with it;
+//! 1. fetches `/api/v1/log` and verifies its signed checkpoint, and the final
+//!    one of every frozen shard (`inactiveShards`), under the configured keys
+//!    ([`shards::layout`]);
+//! 2. finds the shard of the last verified checkpoint of the state file: the
+//!    active one, or a frozen one after `tlog log rotate` (any other origin
+//!    is **origin changed**). That shard must start at the same global index,
+//!    be no smaller (**rollback**), have the same root at the same size
+//!    (**split view**), and otherwise give a consistency proof from the old
+//!    size that verifies (**inconsistent**);
+//! 3. reads every entry added since, to the end of that shard and through
+//!    every shard after it (10 per retrieve request, by global index), and
+//!    checks its SET (over the global index) and its inclusion proof (at its
+//!    index in its shard); a proof's checkpoint at the shard's size must
+//!    carry the shard's root, and one at another size must be consistent
+//!    with it;
 //! 4. reports every entry whose signer is on the watch list;
-//! 5. stores the new checkpoint, and alerts when the log has not grown for
-//!    `stale_after_secs`.
+//! 5. stores the active shard's checkpoint, and alerts when the log has not
+//!    grown for `stale_after_secs`.
+//!
+//! A rotation that changes the key is followed when the key file holds the
+//! new key too (one PEM block per key); until then its checkpoint is a
+//! **bad checkpoint**.
 //!
 //! Alerts go to the log (warn), to Prometheus metrics and to the webhook. An
 //! alert leaves the state as it was: the monitor keeps vouching only for the
@@ -25,6 +35,7 @@
 //! `tlog verify`); and it reaches the log over plain HTTP only.
 
 mod client;
+pub mod shards;
 mod state;
 mod watch;
 
@@ -37,9 +48,10 @@ use base64::prelude::{Engine, BASE64_STANDARD};
 use serde::Serialize;
 
 pub use client::{
-    parse_hash, FetchError, FetchedEntry, InclusionProof, LogClient, LogInfo, Verification,
-    ENTRIES_PER_REQUEST,
+    parse_hash, FetchError, FetchedEntry, InactiveShard, InclusionProof, LogClient, LogInfo,
+    Verification, ENTRIES_PER_REQUEST,
 };
+pub use shards::Shard;
 pub use state::{State, StateFile, STATE_FILE};
 pub use watch::{Match, WatchList};
 
@@ -47,7 +59,7 @@ use crate::config::MonitorConfig;
 use crate::merkle::{self, Hash};
 use crate::metrics::MonitorMetrics;
 use crate::note::Checkpoint;
-use crate::signing::LogVerifier;
+use crate::signing::LogKeys;
 
 /// What an alert is about: a fixed set, used as the metric label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -59,7 +71,8 @@ pub enum AlertKind {
     SplitView,
     /// The log serves a smaller tree than one it signed before.
     Rollback,
-    /// The checkpoint names another log than the stored one.
+    /// The checkpoint names another log than the stored one, and the log
+    /// lists no frozen shard of the stored one's origin.
     OriginChanged,
     /// A checkpoint that does not verify under the key, or that disagrees
     /// with the answer carrying it.
@@ -148,8 +161,8 @@ pub enum PollError {
 pub struct Settings {
     /// Base URL of the log.
     pub url: String,
-    /// The log's key.
-    pub verifier: LogVerifier,
+    /// The log's keys: one, or its shards' when a rotation changed it.
+    pub keys: LogKeys,
     /// Where the state is kept.
     pub state: StateFile,
     /// Time between polls.
@@ -194,9 +207,9 @@ impl Settings {
                 key_path.display()
             ))
         })?;
-        let verifier = LogVerifier::from_pem(&pem).map_err(|e| {
+        let keys = LogKeys::from_pem(&pem).map_err(|e| {
             SetupError(format!(
-                "monitor.public_key {} is not a log key: {e}",
+                "monitor.public_key {} is not a log key (or a PEM file of them): {e}",
                 key_path.display()
             ))
         })?;
@@ -211,7 +224,7 @@ impl Settings {
         }
         Ok(Self {
             url,
-            verifier,
+            keys,
             state: StateFile::in_dir(state_dir),
             interval: Duration::from_secs(config.interval_secs.max(1)),
             stale_after: (config.stale_after_secs > 0)
@@ -236,10 +249,9 @@ pub struct Monitor {
 
 /// The outcome of the checks against the stored checkpoint.
 enum Step {
-    /// Nothing stored yet: trust on first use.
-    First,
-    /// The new checkpoint extends (or equals) the stored one.
-    Extends { old: Checkpoint },
+    /// The shard `shard` (in [`shards::layout`]'s order) extends (or
+    /// equals) the stored checkpoint, which ended at global index `old_end`.
+    Extends { shard: usize, old_end: u64 },
     /// An alert; the state stays.
     Refused(Finding),
 }
@@ -312,33 +324,41 @@ impl Monitor {
     pub async fn poll(&self, now: i64) -> Result<Vec<Finding>, PollError> {
         let stored = self.settings.state.load()?;
         let info = self.client.log_info().await?;
-        let new = match self.verified_head(&info) {
-            Ok(new) => new,
-            Err(alert) => return Ok(vec![alert]),
+        let shards = match shards::layout(&info, &self.settings.keys) {
+            Ok(shards) => shards,
+            Err(e) => {
+                return Ok(vec![Finding::alert(
+                    AlertKind::BadCheckpoint,
+                    e.message,
+                    vec![e.note],
+                )])
+            }
         };
+        let active = shards.last().expect("a layout ends with the active shard");
         self.metrics
             .tree_size
-            .set(i64::try_from(new.size).unwrap_or(i64::MAX));
-        let step = match &stored {
-            None => Step::First,
-            Some(state) => self.compare(state, &new, &info.signed_tree_head).await?,
+            .set(i64::try_from(active.head.size).unwrap_or(i64::MAX));
+        let end = active.end();
+        let (first_shard, from, grew_at) = match &stored {
+            // Trust on first use.
+            None => (0, self.settings.start_index.unwrap_or(end), now),
+            Some(state) => match self.compare(state, &shards).await? {
+                Step::Refused(alert) => return Ok(vec![alert]),
+                Step::Extends { shard, old_end } => {
+                    let grew_at = if end > old_end { now } else { state.grew_at };
+                    (shard, state.next_index, grew_at)
+                }
+            },
         };
-        let (next_index, grew_at) = match (step, &stored) {
-            (Step::Refused(alert), _) => return Ok(vec![alert]),
-            (Step::First, _) => (self.settings.start_index.unwrap_or(new.size), now),
-            (Step::Extends { old }, Some(state)) => {
-                let grew_at = if new.size > old.size {
-                    now
-                } else {
-                    state.grew_at
-                };
-                (state.next_index, grew_at)
+        let mut findings = Vec::new();
+        for shard in &shards[first_shard..] {
+            let start = from.max(shard.offset);
+            if start < shard.end() {
+                findings.extend(self.check_entries(start, shard).await?);
+                if findings.iter().any(Finding::is_alert) {
+                    return Ok(findings);
+                }
             }
-            (Step::Extends { .. }, None) => unreachable!("a comparison needs a stored state"),
-        };
-        let mut findings = self.check_entries(next_index.min(new.size), &new).await?;
-        if findings.iter().any(Finding::is_alert) {
-            return Ok(findings);
         }
         self.metrics.last_growth.set(grew_at);
         if let Some(stale) = self.settings.stale_after {
@@ -348,7 +368,7 @@ impl Monitor {
                     AlertKind::Stale,
                     format!(
                         "the log has not grown past size {} for {age} s (stale_after_secs {})",
-                        new.size,
+                        active.head.size,
                         stale.as_secs()
                     ),
                     Vec::new(),
@@ -356,92 +376,77 @@ impl Monitor {
             }
         }
         self.settings.state.store(&State {
-            checkpoint: info.signed_tree_head.clone(),
-            next_index: new.size,
+            checkpoint: active.note.clone(),
+            index_offset: active.offset,
+            next_index: end,
             grew_at,
         })?;
         Ok(findings)
     }
 
-    /// The checkpoint of `/api/v1/log`, verified, and matching the fields
-    /// around it.
-    fn verified_head(&self, info: &client::LogInfo) -> Result<Checkpoint, Finding> {
-        let bad = |message: String| {
-            Finding::alert(
-                AlertKind::BadCheckpoint,
-                message,
-                vec![info.signed_tree_head.clone()],
-            )
-        };
-        let new = self
-            .settings
-            .verifier
-            .verify_checkpoint(&info.signed_tree_head)
-            .map_err(|e| {
-                bad(format!(
-                    "the log's checkpoint does not verify under the key: {e}"
-                ))
-            })?;
-        if new.size != info.tree_size || parse_hash(&info.root_hash) != Some(new.root) {
-            return Err(bad(format!(
-                "/api/v1/log says size {} root {}, its signed checkpoint size {} root {}",
-                info.tree_size,
-                info.root_hash,
-                new.size,
-                hex::encode(new.root.0)
-            )));
-        }
-        Ok(new)
-    }
-
     /// Step 2 of the module docs.
-    async fn compare(
-        &self,
-        state: &State,
-        new: &Checkpoint,
-        new_note: &str,
-    ) -> Result<Step, PollError> {
-        let evidence = || vec![state.checkpoint.clone(), new_note.to_owned()];
-        let Ok(old) = self.settings.verifier.verify_checkpoint(&state.checkpoint) else {
+    async fn compare(&self, state: &State, shards: &[Shard]) -> Result<Step, PollError> {
+        let active = shards.last().expect("a layout ends with the active shard");
+        let evidence = |note: &str| vec![state.checkpoint.clone(), note.to_owned()];
+        let Ok((old, _)) = self.settings.keys.verify_checkpoint(&state.checkpoint) else {
             return Ok(Step::Refused(Finding::alert(
                 AlertKind::BadCheckpoint,
                 format!(
                     "the stored checkpoint in {} does not verify under the key: a state from another log",
                     self.settings.state.path().display()
                 ),
-                evidence(),
+                evidence(&active.note),
             )));
         };
-        if old.origin != new.origin {
+        let Some(at) = shards.iter().position(|s| s.head.origin == old.origin) else {
             return Ok(Step::Refused(Finding::alert(
                 AlertKind::OriginChanged,
                 format!(
-                    "the log now signs as {:?}, the stored checkpoint is {:?}'s",
-                    new.origin, old.origin
+                    "the log now signs as {:?}, the stored checkpoint is {:?}'s, and no inactive shard is",
+                    active.head.origin, old.origin
+                ),
+                evidence(&active.note),
+            )));
+        };
+        let shard = &shards[at];
+        let evidence = || evidence(&shard.note);
+        if shard.offset != state.index_offset {
+            return Ok(Step::Refused(Finding::alert(
+                AlertKind::Inconsistent,
+                format!(
+                    "the shard {:?} now starts at global index {}, not {} as before: the shards before it changed",
+                    old.origin, shard.offset, state.index_offset
                 ),
                 evidence(),
             )));
         }
+        let new = &shard.head;
         if new.size < old.size {
             return Ok(Step::Refused(Finding::alert(
                 AlertKind::Rollback,
                 format!(
-                    "the log serves size {}, smaller than the size {} it signed before",
-                    new.size, old.size
+                    "the log serves size {} of {:?}, smaller than the size {} it signed before",
+                    new.size, old.origin, old.size
                 ),
                 evidence(),
             )));
         }
+        let extends = Step::Extends {
+            shard: at,
+            old_end: state.index_offset + old.size,
+        };
         if new.size == old.size {
             if new.root == old.root {
-                return Ok(Step::Extends { old });
+                return Ok(extends);
             }
             return Ok(Step::Refused(split_view(&old, new, evidence())));
         }
         let proof = if old.size == 0 {
             Vec::new()
         } else {
-            self.client.consistency_proof(old.size, new.size).await?
+            self.client
+                .consistency_proof(old.size, new.size, shard.tree_id.as_deref())
+                .await?
         };
         if merkle::verify_consistency(old.size, old.root, new.size, new.root, &proof).is_err() {
             return Ok(Step::Refused(Finding::alert(
@@ -453,24 +458,25 @@ impl Monitor {
                 evidence(),
             )));
         }
-        Ok(Step::Extends { old })
+        Ok(extends)
     }
 
-    /// Steps 3 and 4: the entries in `[from, head.size)`, a window of
-    /// `concurrency` requests at a time (bounded memory).
-    async fn check_entries(&self, from: u64, head: &Checkpoint) -> Result<Vec<Finding>, PollError> {
+    /// Steps 3 and 4: the entries of `shard` from global index `from` to
+    /// its end, a window of `concurrency` requests at a time (bounded memory).
+    async fn check_entries(&self, from: u64, shard: &Shard) -> Result<Vec<Finding>, PollError> {
+        let head = &shard.head;
         let mut findings = Vec::new();
         // Checkpoints seen in inclusion proofs, by size: one root per size.
         let mut seen: BTreeMap<u64, (Hash, String)> = BTreeMap::new();
         let window = ENTRIES_PER_REQUEST * self.settings.concurrency as u64;
         let mut start = from;
-        while start < head.size {
-            let end = (start + window).min(head.size);
+        while start < shard.end() {
+            let end = (start + window).min(shard.end());
             let entries = self.fetch_window(start, end).await?;
             let settings = Arc::clone(&self.settings);
-            let owned_head = head.clone();
+            let owned = shard.clone();
             let checked = tokio::task::spawn_blocking(move || {
-                check_window(&settings, &owned_head, start, end, &entries)
+                check_window(&settings, &owned, start, end, &entries)
             })
             .await
             .expect("an entry check panicked");
@@ -503,7 +509,10 @@ impl Monitor {
             } else {
                 ((head.size, head.root), (size, root))
             };
-            let proof = self.client.consistency_proof(old.0, new.0).await?;
+            let proof = self
+                .client
+                .consistency_proof(old.0, new.0, shard.tree_id.as_deref())
+                .await?;
             if merkle::verify_consistency(old.0, old.1, new.0, new.1, &proof).is_err() {
                 findings.push(Finding::alert(
                     AlertKind::Inconsistent,
@@ -610,15 +619,17 @@ fn checkpoint_of(head: &Checkpoint, size: u64, root: Hash) -> Checkpoint {
 /// A checkpoint seen in an inclusion proof: size, root, note.
 type Seen = (u64, Hash, String);
 
-/// Checks one window of entries (CPU only): each index in `[start, end)`
-/// served once, each SET and inclusion proof, and the watch list.
+/// Checks one window of entries of `shard` (CPU only): each global index in
+/// `[start, end)` served once, each SET and inclusion proof, and the watch
+/// list.
 fn check_window(
     settings: &Settings,
-    head: &Checkpoint,
+    shard: &Shard,
     start: u64,
     end: u64,
     entries: &[FetchedEntry],
 ) -> (Vec<Finding>, Vec<Seen>) {
+    let head = &shard.head;
     let mut findings = Vec::new();
     let mut checkpoints: HashMap<&str, Checkpoint> = HashMap::new();
     let mut served = vec![false; usize::try_from(end - start).expect("a window is small")];
@@ -640,7 +651,7 @@ fn check_window(
         served[(index - start) as usize] = true;
         let proof_note = entry.verification.inclusion_proof.checkpoint.as_str();
         if !checkpoints.contains_key(proof_note) {
-            match settings.verifier.verify_checkpoint(proof_note) {
+            match shard.key.verify_checkpoint(proof_note) {
                 Ok(cp) if cp.origin == head.origin => {
                     checkpoints.insert(proof_note, cp);
                 }
@@ -648,7 +659,7 @@ fn check_window(
                     return (
                         vec![Finding::alert(
                             AlertKind::BadCheckpoint,
-                            format!("entry {index}: its inclusion proof's checkpoint is not this log's under the key"),
+                            format!("entry {index}: its inclusion proof's checkpoint is not its shard's under the shard's key"),
                             vec![proof_note.to_owned()],
                         )],
                         Vec::new(),
@@ -657,7 +668,7 @@ fn check_window(
             }
         }
         let checkpoint = &checkpoints[proof_note];
-        if let Err(why) = check_entry(settings, entry, checkpoint) {
+        if let Err(why) = check_entry(shard, entry, checkpoint) {
             return (vec![bad(index, why)], Vec::new());
         }
         if checkpoint.size == head.size && checkpoint.root != head.root {
@@ -690,20 +701,25 @@ fn check_window(
     (findings, seen)
 }
 
-/// One entry's SET, and its inclusion in `checkpoint`.
-fn check_entry(
-    settings: &Settings,
-    entry: &FetchedEntry,
-    checkpoint: &Checkpoint,
-) -> Result<(), String> {
+/// One entry's SET (over its global index), and its inclusion in
+/// `checkpoint`, its shard's (at its index in the shard).
+fn check_entry(shard: &Shard, entry: &FetchedEntry, checkpoint: &Checkpoint) -> Result<(), String> {
     let body = entry.body_bytes()?;
     let set = BASE64_STANDARD
         .decode(&entry.verification.signed_entry_timestamp)
         .map_err(|_| "its SET is not base64".to_owned())?;
-    settings
-        .verifier
+    shard
+        .key
         .verify_set(&entry.body, entry.integrated_time, entry.log_index, &set)
         .map_err(|_| "its SET does not verify under the key".to_owned())?;
+    let local = entry.log_index - shard.offset;
+    let proof = &entry.verification.inclusion_proof;
+    if proof.log_index.is_some_and(|l| l != local) {
+        return Err(format!(
+            "its inclusion proof's logIndex {} is not its index {local} in its shard",
+            proof.log_index.unwrap_or_default()
+        ));
+    }
     let hashes = entry
         .verification
         .inclusion_proof
@@ -713,7 +729,7 @@ fn check_entry(
         .collect::<Result<Vec<_>, _>>()?;
     merkle::verify_inclusion(
         merkle::leaf_hash(&body),
-        entry.log_index,
+        local,
         checkpoint.size,
         &hashes,
         checkpoint.root,

@@ -14,7 +14,12 @@ pub struct State {
     /// The last checkpoint verified consistent with every one before it,
     /// as the signed note text.
     pub checkpoint: String,
-    /// Entries below this index have had their identities checked.
+    /// The global index of the first entry of that checkpoint's shard (0
+    /// for a log that was never rotated, and in states written before
+    /// shards were followed).
+    #[serde(default)]
+    pub index_offset: u64,
+    /// Entries below this global index have had their identities checked.
     pub next_index: u64,
     /// Unix seconds when the monitor last saw the tree grow (or first saw it).
     pub grew_at: i64,

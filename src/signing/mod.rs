@@ -512,6 +512,75 @@ impl LogVerifier {
     }
 }
 
+/// The keys of a log's v1 shards, old and new: a PEM file of one or more
+/// `PUBLIC KEY` blocks (`tlog monitor` and `tlog verify URL` follow a log
+/// across `tlog log rotate --key-file`, which changes the key).
+#[derive(Debug, Clone)]
+pub struct LogKeys(Vec<LogVerifier>);
+
+impl LogKeys {
+    /// Every `PUBLIC KEY` block of `text`, in order.
+    ///
+    /// # Errors
+    /// `KeyError::PublicKey` for text that is not PEM, holds no block, or
+    /// holds a block that is not an ECDSA P-256 `PUBLIC KEY`.
+    pub fn from_pem(text: &str) -> Result<Self, KeyError> {
+        let blocks =
+            pem::parse_many(text).map_err(|e| KeyError::PublicKey(format!("not PEM: {e}")))?;
+        if blocks.is_empty() {
+            return Err(KeyError::PublicKey("no PEM PUBLIC KEY block".into()));
+        }
+        blocks
+            .iter()
+            .enumerate()
+            .map(|(n, block)| {
+                if block.tag() != PUBLIC_KEY_LABEL {
+                    return Err(KeyError::PublicKey(format!(
+                        "block {}: expected PEM {PUBLIC_KEY_LABEL:?}, found {:?}",
+                        n + 1,
+                        block.tag()
+                    )));
+                }
+                LogVerifier::from_spki_der(block.contents()).map_err(|e| match e {
+                    KeyError::PublicKey(why) => {
+                        KeyError::PublicKey(format!("block {}: {why}", n + 1))
+                    }
+                    other => other,
+                })
+            })
+            .collect::<Result<_, _>>()
+            .map(Self)
+    }
+
+    /// The keys, in file order.
+    #[must_use]
+    pub fn keys(&self) -> &[LogVerifier] {
+        &self.0
+    }
+
+    /// The first key that verifies the checkpoint `text`, and what it says.
+    ///
+    /// # Errors
+    /// As [`LogVerifier::verify_checkpoint`] with the last key tried.
+    pub fn verify_checkpoint(&self, text: &str) -> Result<(Checkpoint, &LogVerifier), NoteError> {
+        let mut last = None;
+        for key in &self.0 {
+            match key.verify_checkpoint(text) {
+                Ok(checkpoint) => return Ok((checkpoint, key)),
+                Err(NoteError::Malformed(why)) => return Err(NoteError::Malformed(why)),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.expect("LogKeys holds at least one key"))
+    }
+}
+
+impl From<LogVerifier> for LogKeys {
+    fn from(key: LogVerifier) -> Self {
+        Self(vec![key])
+    }
+}
+
 impl NoteVerifier for LogVerifier {
     fn key_hint(&self) -> [u8; 4] {
         note::key_hint(&self.spki_der)
@@ -744,5 +813,39 @@ mod tests {
             LogVerifier::from_pem(&private),
             Err(KeyError::PublicKey(_))
         ));
+    }
+
+    #[test]
+    fn a_key_file_of_several_keys_verifies_each_ones_checkpoints() {
+        let signer =
+            |_| LogSigner::from_pkcs8_pem(&LogSigner::generate_pkcs8_pem().unwrap()).unwrap();
+        let [a, b, c] = [0, 1, 2].map(signer);
+        let bundle = a.public_key_pem() + &b.public_key_pem();
+        let keys = LogKeys::from_pem(&bundle).unwrap();
+        assert_eq!(keys.keys().len(), 2);
+        let checkpoint = |size| Checkpoint {
+            origin: "host - 1".to_owned(),
+            size,
+            root: Hash([7; 32]),
+        };
+        for (signer, size) in [(&a, 3), (&b, 4)] {
+            let note = signer.sign_checkpoint(&checkpoint(size), "host").unwrap();
+            let (seen, key) = keys.verify_checkpoint(&note).unwrap();
+            assert_eq!(seen.size, size);
+            assert_eq!(key.log_id(), signer.log_id());
+        }
+        let stranger = c.sign_checkpoint(&checkpoint(5), "host").unwrap();
+        assert!(matches!(
+            keys.verify_checkpoint(&stranger),
+            Err(NoteError::BadSignature)
+        ));
+        // No block, a private key among them, garbage: refused, never skipped.
+        let private = LogSigner::generate_pkcs8_pem().unwrap();
+        for bad in ["", "not pem", &(bundle.clone() + &private)] {
+            assert!(
+                matches!(LogKeys::from_pem(bad), Err(KeyError::PublicKey(_))),
+                "{bad}"
+            );
+        }
     }
 }

@@ -8,17 +8,21 @@
 //! per level) and one window of entries is held at a time. What it cannot
 //! check over v1: the index keys the server stores for each entry (the API
 //! does not serve them per entry), and other checkpoints than the current one.
+//!
+//! A time-sharded log is audited shard by shard, oldest first, each under
+//! the key that signed its head: `--public-key` may hold several keys.
 
 use std::time::{Duration, Instant};
 
 use base64::prelude::{Engine, BASE64_STANDARD};
 
-use super::{Problem, Progress, Report};
+use super::{Problem, Progress, Report, ShardSummary};
 use crate::entries;
 use crate::merkle::{leaf_hash, CompactRange, Hash};
-use crate::monitor::{parse_hash, FetchedEntry, LogClient, ENTRIES_PER_REQUEST};
+use crate::monitor::shards::{layout, Shard};
+use crate::monitor::{FetchedEntry, LogClient, ENTRIES_PER_REQUEST};
 use crate::note::Checkpoint;
-use crate::signing::LogVerifier;
+use crate::signing::{LogKeys, LogVerifier};
 
 /// Entry requests in flight.
 pub const DEFAULT_CONCURRENCY: usize = 16;
@@ -27,11 +31,12 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// Entries fetched, then checked on every core, at a time.
 const WINDOW: u64 = 64 * ENTRIES_PER_REQUEST;
 
-/// Audits the log at `url` under `verifier`; `since` is a signed checkpoint
-/// seen earlier, which the log must extend. Every problem is in the report.
+/// Audits the log at `url` under `keys` (its shards' keys); `since` is a
+/// signed checkpoint seen earlier, of any of its shards, which the log must
+/// extend. Every problem is in the report.
 pub async fn verify_url(
     url: &str,
-    verifier: &LogVerifier,
+    keys: &LogKeys,
     since: Option<&str>,
     concurrency: usize,
     ca_file: Option<&std::path::Path>,
@@ -42,7 +47,7 @@ pub async fn verify_url(
         "index keys stored by the server are not compared over HTTP (the v1 API does not serve them per entry)"
             .to_owned(),
     );
-    let problem = audit(url, verifier, since, concurrency, ca_file, &mut report)
+    let problem = audit(url, keys, since, concurrency, ca_file, &mut report)
         .await
         .err();
     report.problem = problem;
@@ -58,9 +63,12 @@ fn plain(reason: String) -> Problem {
     }
 }
 
+/// Every shard in order (`inactiveShards`, then the active one), each from
+/// its first global index to its signed size: its entries' SETs under the
+/// key that signed its head, and its tree rebuilt to that head's root.
 async fn audit(
     url: &str,
-    verifier: &LogVerifier,
+    keys: &LogKeys,
     since: Option<&str>,
     concurrency: usize,
     ca_file: Option<&std::path::Path>,
@@ -68,52 +76,70 @@ async fn audit(
 ) -> Result<(), Problem> {
     let since: Option<Checkpoint> = since
         .map(|text| {
-            verifier
-                .verify_checkpoint(text)
+            keys.verify_checkpoint(text)
+                .map(|(checkpoint, _)| checkpoint)
                 .map_err(|e| plain(format!("the --since checkpoint does not verify: {e}")))
         })
         .transpose()?;
     let client = LogClient::new(url, REQUEST_TIMEOUT, ca_file).map_err(|e| plain(e.to_string()))?;
     let info = client.log_info().await.map_err(|e| plain(e.to_string()))?;
-    let head = verifier
-        .verify_checkpoint(&info.signed_tree_head)
-        .map_err(|e| {
-            plain(format!(
-                "the log's checkpoint does not verify under the key: {e}"
-            ))
-        })?;
-    if head.size != info.tree_size || parse_hash(&info.root_hash) != Some(head.root) {
-        return Err(plain(
-            "/api/v1/log's treeSize or rootHash differs from its signed checkpoint".to_owned(),
-        ));
+    let shards = layout(&info, keys).map_err(|e| plain(e.message))?;
+    let active = shards.last().expect("a layout ends with the active shard");
+    report.origin = Some(active.head.origin.clone());
+    report.tree_size = active.head.size;
+    report.root = Some(hex::encode(active.head.root.0));
+    if shards.len() > 1 {
+        report.shards = shards
+            .iter()
+            .map(|s| ShardSummary {
+                origin: s.head.origin.clone(),
+                first_index: s.offset,
+                tree_size: s.head.size,
+                root: hex::encode(s.head.root.0),
+                frozen: s.frozen,
+            })
+            .collect();
     }
-    report.origin = Some(head.origin.clone());
-    report.tree_size = head.size;
-    report.root = Some(hex::encode(head.root.0));
     if let Some(since) = &since {
-        if since.origin != head.origin {
+        let Some(shard) = shards.iter().find(|s| s.head.origin == since.origin) else {
             return Err(plain(format!(
-                "the --since checkpoint is {:?}'s, this log is {:?}",
-                since.origin, head.origin
+                "the --since checkpoint is {:?}'s; no shard of this log is ({:?} and its inactive shards)",
+                since.origin, active.head.origin
             )));
-        }
-        if since.size > head.size {
+        };
+        if since.size > shard.head.size {
             return Err(plain(format!(
-                "the log is smaller ({}) than the --since checkpoint ({}): rolled back",
-                head.size, since.size
+                "{:?} is smaller ({}) than the --since checkpoint ({}): rolled back",
+                since.origin, shard.head.size, since.size
             )));
         }
     }
+    let mut progress = Progress::new(active.end());
+    for shard in &shards {
+        let since = since.as_ref().filter(|s| s.origin == shard.head.origin);
+        audit_shard(&client, shard, since, concurrency, report, &mut progress).await?;
+    }
+    progress.finish();
+    Ok(())
+}
+
+async fn audit_shard(
+    client: &LogClient,
+    shard: &Shard,
+    since: Option<&Checkpoint>,
+    concurrency: usize,
+    report: &mut Report,
+    progress: &mut Progress,
+) -> Result<(), Problem> {
     let mut range = CompactRange::default();
-    let mut progress = Progress::new(head.size);
-    let mut start = 0;
-    while start < head.size {
-        let end = (start + WINDOW).min(head.size);
+    let mut start = shard.offset;
+    while start < shard.end() {
+        let end = (start + WINDOW).min(shard.end());
         let entries = client
             .entries_range(start, end, concurrency)
             .await
             .map_err(|e| plain(e.to_string()))?;
-        let owned = verifier.clone();
+        let owned = shard.key.clone();
         let checked = tokio::task::spawn_blocking(move || check_window(&entries, &owned))
             .await
             .expect("a verify worker panicked");
@@ -124,7 +150,7 @@ async fn audit(
             report.sets_verified += 1;
             report.body_bytes += len;
             *report.kinds.entry(kind.to_owned()).or_default() += 1;
-            if let Some(since) = since.as_ref().filter(|s| s.size == index + 1) {
+            if let Some(since) = since.filter(|s| s.size == index - shard.offset + 1) {
                 check_since(&range, since)?;
                 report.consistent_with = Some(since.size);
             }
@@ -132,17 +158,17 @@ async fn audit(
         progress.advance(end - start);
         start = end;
     }
-    progress.finish();
-    if let Some(since) = since.as_ref().filter(|s| s.size == 0) {
+    if let Some(since) = since.filter(|s| s.size == 0) {
         check_since(&range, since)?;
         report.consistent_with = Some(0);
     }
-    if range.root() != head.root {
+    if range.root() != shard.head.root {
         return Err(plain(format!(
-            "the {} entries served hash to root {}, not the signed checkpoint's {}",
-            head.size,
+            "the {} entries served of {:?} hash to root {}, not its signed checkpoint's {}",
+            shard.head.size,
+            shard.head.origin,
             hex::encode(range.root().0),
-            hex::encode(head.root.0)
+            hex::encode(shard.head.root.0)
         )));
     }
     Ok(())

@@ -54,11 +54,16 @@ impl Setup {
     /// Starts an embedded server whose journal holds `bodies`, signed by
     /// this key as log [`TREE_ID`].
     pub(crate) async fn serve(&self, name: &str, bodies: &[Vec<u8>]) -> TestApp {
+        self.serve_tree(name, bodies, TREE_ID).await
+    }
+
+    /// [`Setup::serve`] as the log of tree `tree_id`.
+    async fn serve_tree(&self, name: &str, bodies: &[Vec<u8>], tree_id: i64) -> TestApp {
         let data = self.dir.join(name);
         std::fs::create_dir_all(&data).unwrap();
         let signer = LogSigner::from_pkcs8_pem(&self.key_pem).unwrap();
         let file = std::fs::File::create(data.join("db.jsonl")).unwrap();
-        let mut writer = SnapshotWriter::new(file, signer, HOSTNAME, TREE_ID).unwrap();
+        let mut writer = SnapshotWriter::new(file, signer, HOSTNAME, tree_id).unwrap();
         for (i, body) in bodies.iter().enumerate() {
             let keys = tlog::entries::parse_search(body).unwrap().index_keys;
             writer
@@ -110,13 +115,23 @@ async fn monitor_once(
     state: &Path,
     args: &[&str],
 ) -> (i32, Vec<Value>, String) {
+    monitor_with_key(url, &setup.public_key, state, args).await
+}
+
+/// [`monitor_once`] with the key file `public_key`.
+pub(crate) async fn monitor_with_key(
+    url: &str,
+    public_key: &Path,
+    state: &Path,
+    args: &[&str],
+) -> (i32, Vec<Value>, String) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_tlog"));
     command
         .arg("monitor")
         .arg(url)
         .arg("--once")
         .arg("--public-key")
-        .arg(&setup.public_key)
+        .arg(public_key)
         .arg("--state-dir")
         .arg(state)
         .args(args);
@@ -133,7 +148,7 @@ async fn monitor_once(
     (code, findings, stderr)
 }
 
-fn alert_kinds(findings: &[Value]) -> Vec<String> {
+pub(crate) fn alert_kinds(findings: &[Value]) -> Vec<String> {
     findings
         .iter()
         .filter(|f| f["event"] == "alert")
@@ -243,6 +258,30 @@ async fn a_state_from_another_log_raises_an_alert() {
     assert_eq!(alert_kinds(&findings), ["bad_checkpoint"]);
     app.stop().await;
     other_app.stop().await;
+}
+
+/// Another log under the same key (another tree ID), which does not list
+/// the stored one among its inactive shards: not a rotation to follow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_of_another_tree_under_the_same_key_is_an_origin_change() {
+    let setup = Setup::new();
+    let app = setup.serve("log", &bodies(3, "this tree")).await;
+    let other = setup
+        .serve_tree("other", &bodies(4, "other tree"), TREE_ID + 1)
+        .await;
+    let state = setup.state_dir("state");
+    let (code, _, err) = monitor_once(&app.address, &setup, &state, &[]).await;
+    assert_eq!(code, 0, "{err}");
+    let saved = std::fs::read(state.join("monitor-state.json")).unwrap();
+    let (code, findings, _) = monitor_once(&other.address, &setup, &state, &[]).await;
+    assert_eq!(code, 1);
+    assert_eq!(alert_kinds(&findings), ["origin_changed"]);
+    assert_eq!(
+        std::fs::read(state.join("monitor-state.json")).unwrap(),
+        saved
+    );
+    app.stop().await;
+    other.stop().await;
 }
 
 /// A log of `others` unwatched entries with three entries by a watched

@@ -483,3 +483,156 @@ async fn rotation_refuses_a_log_never_started_and_the_embedded_journal() {
     let err = tlog::app::list_shards(&embedded).await.unwrap_err();
     assert!(format!("{err:#}").contains("need Postgres"), "{err:#}");
 }
+
+/// `tlog monitor` and `tlog verify URL` follow `tlog log rotate` to a new
+/// key: the monitor reads the rest of the frozen shard, then the new one,
+/// by global index, each shard under its own key; with the old key alone
+/// the new shard's checkpoint is refused. Before shards were followed, the
+/// poll after the rotation was an `origin_changed` alert.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monitor_and_verify_follow_a_rotation_to_a_new_key() {
+    use crate::monitor::{alert_kinds, monitor_with_key};
+    use crate::verify::verify_url;
+    use crate::write_policy::{hashedrekord, pem, Key};
+
+    let config = test_config().await;
+    let dir = crate::conformance::tempdir();
+    let app = spawn_with(same(&config)).await;
+    let old_pub = dir.join("old.pub");
+    std::fs::write(&old_pub, app.verifier.public_key_pem()).unwrap();
+    // The monitor watches one bare key.
+    let watched = Key::new();
+    let watched_pem = pem("PUBLIC KEY", &watched.spki());
+    let fingerprint = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(watched.spki()));
+    let watch = dir.join("monitor.yaml");
+    std::fs::write(
+        &watch,
+        format!("monitor:\n  watch:\n    fingerprints: [\"{fingerprint}\"]\n"),
+    )
+    .unwrap();
+    let watch = ["--config", watch.to_str().unwrap()];
+    let state = dir.join("state");
+    let stored = || -> Value {
+        serde_json::from_slice(&std::fs::read(state.join("monitor-state.json")).unwrap()).unwrap()
+    };
+
+    let key = ClientKey::new();
+    for i in 0..3 {
+        created(&app, &key, format!("before the poll {i}").as_bytes()).await;
+    }
+    let (code, findings, err) = monitor_with_key(&app.address, &old_pub, &state, &watch).await;
+    assert_eq!((code, findings.len()), (0, 0), "{findings:?} {err}");
+    let first_checkpoint = stored()["checkpoint"].as_str().unwrap().to_owned();
+    let since = dir.join("since.checkpoint");
+    std::fs::write(&since, &first_checkpoint).unwrap();
+
+    // Two more in the first shard after the poll, one of them watched.
+    let res = app
+        .create(&hashedrekord(
+            &watched,
+            &watched_pem,
+            b"watched in shard one",
+        ))
+        .await;
+    assert_eq!(res.status(), 201);
+    created(&app, &key, b"last of shard one").await;
+    app.stop().await;
+
+    // Rotate to a new key, and serve the new shard with it.
+    let new_key = dir.join("new-key.pem");
+    std::fs::write(&new_key, LogSigner::generate_pkcs8_pem().unwrap()).unwrap();
+    let rotation = tlog::app::rotate(&config, Some(&new_key)).await.unwrap();
+    assert_eq!(rotation.frozen_size, 5);
+    let mut rotated = same(&config);
+    rotated.key_file.clone_from(&new_key);
+    let app = spawn_with(rotated).await;
+    let new_pub = dir.join("new.pub");
+    std::fs::write(&new_pub, app.verifier.public_key_pem()).unwrap();
+    let res = app
+        .create(&hashedrekord(
+            &watched,
+            &watched_pem,
+            b"watched in shard two",
+        ))
+        .await;
+    assert_eq!(res.status(), 201);
+    let (_, entry) = only_entry(&res.json().await.unwrap());
+    assert_eq!(entry["logIndex"], 5);
+    created(&app, &key, b"second of shard two").await;
+
+    // The old key alone cannot vouch for the new shard: refused, state kept.
+    let saved = stored();
+    let (code, findings, _) = monitor_with_key(&app.address, &old_pub, &state, &watch).await;
+    assert_eq!(code, 1);
+    assert_eq!(alert_kinds(&findings), ["bad_checkpoint"], "{findings:?}");
+    assert_eq!(stored(), saved);
+
+    // Both keys: the frozen shard's tail, then the new shard.
+    let both = dir.join("both.pub");
+    std::fs::write(
+        &both,
+        std::fs::read_to_string(&old_pub).unwrap() + &std::fs::read_to_string(&new_pub).unwrap(),
+    )
+    .unwrap();
+    let (code, findings, err) = monitor_with_key(&app.address, &both, &state, &watch).await;
+    assert_eq!(code, 0, "{findings:?} {err}");
+    let reported: Vec<(Value, Value)> = findings
+        .iter()
+        .map(|f| (f["event"].clone(), f["log_index"].clone()))
+        .collect();
+    assert_eq!(
+        reported,
+        [
+            (json!("identity_match"), json!(3)),
+            (json!("identity_match"), json!(5))
+        ],
+        "the watched entries of both shards, by global index"
+    );
+    let now = stored();
+    assert_eq!(
+        (&now["index_offset"], &now["next_index"]),
+        (&json!(5), &json!(7))
+    );
+    let new_verifier = LogVerifier::from_pem(&std::fs::read_to_string(&new_pub).unwrap()).unwrap();
+    let head = new_verifier
+        .verify_checkpoint(now["checkpoint"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(head.size, 2, "the state holds the new shard's checkpoint");
+    let (code, findings, _) = monitor_with_key(&app.address, &both, &state, &watch).await;
+    assert_eq!((code, findings.len()), (0, 0), "nothing new: {findings:?}");
+
+    // `tlog verify URL`: every shard, each under its key and root.
+    let since_arg = ["--json", "--since", since.to_str().unwrap()];
+    let (ok, out) = verify_url(&app.address, &both, &since_arg).await;
+    assert!(ok, "{out}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["entries"], 7);
+    assert_eq!(report["sets_verified"], 7);
+    assert_eq!(report["tree_size"], 2);
+    assert_eq!(report["consistent_with"], 3);
+    let shards: Vec<(Value, Value, Value)> = report["shards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["first_index"].clone(),
+                s["tree_size"].clone(),
+                s["frozen"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shards,
+        [
+            (json!(0), json!(5), json!(true)),
+            (json!(5), json!(2), json!(false))
+        ]
+    );
+    let (ok, out) = verify_url(&app.address, &old_pub, &[]).await;
+    assert!(
+        !ok && out.contains("does not verify under the key"),
+        "{out}"
+    );
+    app.stop().await;
+}

@@ -245,7 +245,7 @@ fn a_log_that_does_not_extend_the_since_checkpoint_fails() {
 
 /// Runs `tlog verify URL` from a test on a multi-threaded runtime (the
 /// servers it reads run in this process).
-async fn verify_url(url: &str, public_key: &Path, extra: &[&str]) -> (bool, String) {
+pub(crate) async fn verify_url(url: &str, public_key: &Path, extra: &[&str]) -> (bool, String) {
     let (url, public_key) = (url.to_owned(), public_key.to_owned());
     let extra: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
     tokio::task::spawn_blocking(move || {
