@@ -86,6 +86,7 @@ impl Application {
         .await
         .context("couldn't open the log")?;
         let v2 = open_v2_log(config, log.store(), &stopped).await?;
+        let frozen_v2 = open_frozen_v2_logs(config, log.store()).await?;
         let witnessing = start_witnessing(config, v2.as_ref(), log.metrics(), &stopped)?;
         let listener = TcpListener::bind(config.listen_addr())
             .with_context(|| format!("couldn't listen on {}", config.listen))?;
@@ -95,20 +96,26 @@ impl Application {
                 .with_write_access(write_policy, bearer_tokens)
                 .with_v2(v2.as_ref().map(|v2| Arc::clone(&v2.log)))
                 .with_witnessing(witnessing)
-                .with_frozen_shards(frozen),
+                .with_frozen_shards(frozen)
+                .with_frozen_v2(frozen_v2),
         );
         tokio::spawn(probe_readiness(state.clone(), stopped.clone()));
         let state_for_metrics = state.clone();
         let validation = Arc::clone(&state.validation);
         let server = api_server(config, listener, state, crate::api::routes)?;
         let rotated = Arc::new(AtomicBool::new(false));
-        if let Store::Postgres(store) = log.store() {
-            tokio::spawn(watch_rotation(
-                store.clone(),
-                server.handle(),
-                Arc::clone(&rotated),
-                stopped,
-            ));
+        // A rotation of either log (`tlog log rotate`, `--v2`) stops the
+        // server, for a restart on the new one.
+        let rotatable = std::iter::once(log.store()).chain(v2.as_ref().map(|v2| v2.log.store()));
+        for store in rotatable {
+            if let Store::Postgres(store) = store {
+                tokio::spawn(watch_rotation(
+                    store.clone(),
+                    server.handle(),
+                    Arc::clone(&rotated),
+                    stopped.clone(),
+                ));
+            }
         }
         let (metrics_server, metrics_port) = metrics_server(config, state_for_metrics)?;
         tracing::info!(
@@ -226,14 +233,15 @@ impl Application {
 }
 
 /// Why a server stopped on its own: `tlog log rotate` froze the v1 shard it
-/// was serving. Starting it again serves the new active shard.
+/// was serving, or `tlog log rotate --v2` its v2 log. Starting it again
+/// serves the new active one.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "the v1 log was rotated (`tlog log rotate`): exiting so that a restart serves the new shard"
+    "the v1 log was rotated (`tlog log rotate`, or its v2 log with --v2): exiting so that a restart serves the new shard"
 )]
 pub struct ShardRotated;
 
-/// How often a server checks whether its v1 shard was frozen.
+/// How often a server checks whether its v1 shard (or v2 log) was frozen.
 pub const ROTATION_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Stops the server (gracefully) once `store`'s log reads frozen, setting
@@ -261,8 +269,8 @@ async fn watch_rotation(
             Ok(true) => {
                 tracing::warn!(
                     log = store.log_id(),
-                    "the v1 shard this server serves was frozen by a rotation: stopping, \
-                     so that a restart serves the new shard"
+                    "a log this server serves (its v1 shard or v2 log) was frozen by a \
+                     rotation: stopping, so that a restart serves the new one"
                 );
                 rotated.store(true, Ordering::SeqCst);
                 server.stop(true).await;
@@ -325,6 +333,51 @@ async fn open_frozen_shards(
     Ok(frozen)
 }
 
+/// Opens the v2 logs that `tlog log rotate --v2` froze, read-only, oldest
+/// first: each under the key of its identity and its own origin. None for
+/// the embedded journal, which holds no v2 log.
+///
+/// # Errors
+/// A frozen v2 log that does not open or whose checkpoint does not verify.
+async fn open_frozen_v2_logs(
+    config: &Config,
+    store: &Store,
+) -> anyhow::Result<Vec<Arc<Log<Store>>>> {
+    let Store::Postgres(pg) = store else {
+        return Ok(Vec::new());
+    };
+    let mut frozen = Vec::new();
+    for shard in pg.shards(crate::storage::postgres::ApiVersion::V2).await? {
+        let Some(origin) = shard.origin.as_deref().filter(|_| shard.frozen) else {
+            continue;
+        };
+        if shard.public_key.is_none() {
+            // Frozen before any server created it: nothing to serve.
+            continue;
+        }
+        let caches = crate::log::CacheBytes {
+            entries: config.entry_cache_bytes / 8,
+            tiles: config.tile_cache_bytes / 8,
+        };
+        let log = Log::open_read_only_v2(
+            Store::Postgres(pg.for_log(shard.id)),
+            origin,
+            caches,
+            Arc::new(Metrics::new()),
+        )
+        .await
+        .with_context(|| format!("couldn't open frozen v2 log {} ({origin})", shard.id))?;
+        tracing::info!(
+            log = shard.id,
+            origin,
+            size = log.checkpoint().size,
+            "serving a frozen v2 log"
+        );
+        frozen.push(log);
+    }
+    Ok(frozen)
+}
+
 /// The `ClientTrustConfig` for the configured logs (`tlog trust-config`):
 /// the v1 log at `v1_url` and, when `v2.key_file` is set, the v2 log at
 /// `v2_url` (default `https://<v2 origin>`), each key valid from
@@ -341,13 +394,15 @@ pub async fn trust_config(
 ) -> anyhow::Result<String> {
     let v1_base = v1_url.map_or_else(|| format!("https://{}", config.hostname), str::to_owned);
     let mut logs = v1_trusted_keys(config, &v1_base, valid_from).await?;
+    let origin = config.v2.origin(&config.hostname);
+    let v2_base = v2_url.map_or_else(|| format!("https://{origin}"), str::to_owned);
+    logs.extend(frozen_v2_trusted_keys(config, &v2_base, valid_from).await?);
     if let Some(key_file) = &config.v2.key_file {
-        let origin = config.v2.origin(&config.hostname);
         let pem = std::fs::read_to_string(key_file)
             .with_context(|| format!("couldn't read v2.key_file {}", key_file.display()))?;
         let v2 = LogSigner::from_ed25519_pem(&pem, origin)?;
         logs.push(crate::trust::TrustedLog {
-            base_url: v2_url.map_or_else(|| format!("https://{origin}"), str::to_owned),
+            base_url: v2_base,
             major_api_version: 2,
             public_key_der: v2.public_key_der().to_vec(),
             key_details: "PKIX_ED25519",
@@ -360,6 +415,46 @@ pub async fn trust_config(
     let mut text = serde_json::to_string_pretty(&crate::trust::client_trust_config(&logs))?;
     text.push('\n');
     Ok(text)
+}
+
+/// The frozen v2 logs' keys for the trust configuration (Postgres only),
+/// oldest first: each valid from its creation (the first v2 log's from
+/// `valid_from`) until it was frozen, served at `<v2 base>/logs/<origin>`.
+async fn frozen_v2_trusted_keys(
+    config: &Config,
+    v2_base: &str,
+    valid_from: &str,
+) -> anyhow::Result<Vec<crate::trust::TrustedLog>> {
+    if config.database_url.is_none() {
+        return Ok(Vec::new());
+    }
+    let store = connect(config).await?;
+    let logs = store
+        .shards(crate::storage::postgres::ApiVersion::V2)
+        .await?;
+    let mut trusted = Vec::new();
+    for (i, log) in logs.into_iter().enumerate() {
+        let (Some(origin), Some(der), true) = (log.origin, log.public_key, log.frozen) else {
+            continue;
+        };
+        let raw = crate::note::c2sp::ed25519_raw(&der)
+            .with_context(|| format!("frozen v2 log {}'s key is not Ed25519", log.id))?;
+        trusted.push(crate::trust::TrustedLog {
+            base_url: format!("{}/logs/{origin}", v2_base.trim_end_matches('/')),
+            major_api_version: 2,
+            log_id: crate::note::c2sp::log_key_hash(&origin, &raw),
+            public_key_der: der,
+            key_details: "PKIX_ED25519",
+            valid_from: if i == 0 {
+                valid_from.to_owned()
+            } else {
+                log.created_at
+            },
+            valid_until: log.frozen_at,
+            operator: config.hostname.clone(),
+        });
+    }
+    Ok(trusted)
 }
 
 /// The v1 log's keys for the trust configuration: on Postgres one per
@@ -924,7 +1019,72 @@ pub async fn list_shards(config: &Config) -> anyhow::Result<String> {
             shard.frozen_at.as_deref().unwrap_or("-"),
         );
     }
+    let v2 = store
+        .shards(crate::storage::postgres::ApiVersion::V2)
+        .await?;
+    if !v2.is_empty() {
+        out.push_str("\nv2 log\tstate\torigin\tsize\tlog_id\tcreated\tfrozen\n");
+    }
+    for log in v2 {
+        let origin = log.origin.as_deref().unwrap_or("-");
+        let log_id = log
+            .public_key
+            .as_deref()
+            .and_then(crate::note::c2sp::ed25519_raw)
+            .map_or_else(
+                || "-".to_owned(),
+                |raw| hex::encode(crate::note::c2sp::log_key_hash(origin, &raw)),
+            );
+        let _ = writeln!(
+            out,
+            "{}\t{}\t{origin}\t{}\t{log_id}\t{}\t{}",
+            log.id,
+            if log.frozen { "frozen" } else { "active" },
+            log.size.map_or_else(|| "-".to_owned(), |n| n.to_string()),
+            log.created_at,
+            log.frozen_at.as_deref().unwrap_or("-"),
+        );
+    }
     Ok(out)
+}
+
+/// `tlog log rotate --v2`: freezes the active v2 log at its last signed
+/// checkpoint and registers a new one with the configured `v2.origin`,
+/// which must be new (set it, and `v2.key_file` for a new key, first).
+/// Running servers exit ([`ShardRotated`]); restarted with that
+/// configuration, the first one creates the new log. The frozen log stays
+/// served read-only at `/logs/<origin>/`.
+///
+/// # Errors
+/// No Postgres or no `v2.key_file`, an unreadable key, an origin that is
+/// the active log's or was used before, or a database failure.
+pub async fn rotate_v2(config: &Config) -> anyhow::Result<crate::storage::postgres::Rotation> {
+    if config.database_url.is_none() {
+        bail!("the Rekor v2 log needs Postgres (database_url): there is no v2 log to rotate");
+    }
+    let Some(key_file) = &config.v2.key_file else {
+        bail!("v2.key_file is not set: rotating the v2 log needs the new log's key and v2.origin");
+    };
+    let origin = config.v2.origin(&config.hostname);
+    let pem = std::fs::read_to_string(key_file)
+        .with_context(|| format!("couldn't read v2.key_file {}", key_file.display()))?;
+    // The new log's key must load before the old log is frozen.
+    let signer = LogSigner::from_ed25519_pem(&pem, origin)
+        .with_context(|| format!("in {}", key_file.display()))?;
+    let store = connect(config).await?;
+    let rotation = store
+        .rotate_v2(origin)
+        .await
+        .context("couldn't rotate the v2 log")?;
+    tracing::info!(
+        frozen = rotation.frozen,
+        frozen_size = rotation.frozen_size,
+        active = rotation.active,
+        origin,
+        log_id = signer.log_id_hex(),
+        "rotated the v2 log"
+    );
+    Ok(rotation)
 }
 
 /// Reads the files of `write_policy`: the policy (`None` when no rule is

@@ -110,8 +110,9 @@ enum Command {
     },
     /// Apply database migrations and exit.
     Migrate,
-    /// The v1 log's shards on Postgres: `rotate` freezes the active one and
-    /// starts a new one (Rekor's `inactiveShards`), `list` shows them.
+    /// The logs on Postgres: `rotate` freezes the active v1 shard (or with
+    /// `--v2` the v2 log) and starts a new one (Rekor's `inactiveShards`),
+    /// `list` shows them.
     Log {
         #[command(subcommand)]
         command: LogCommand,
@@ -219,10 +220,17 @@ enum LogCommand {
         /// Sign the new shard with this PKCS#8 P-256 key (`tlog keygen`)
         /// instead of the configured one; point `key_file` at it too, or
         /// the servers refuse to start on the new shard.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "v2")]
         key_file: Option<PathBuf>,
+        /// Rotate the Rekor v2 log instead: freeze it and register a new one
+        /// with the configured `v2.origin` (set it, and `v2.key_file`, to
+        /// the new log's first). The frozen one stays served at
+        /// `/logs/<origin>/`.
+        #[arg(long)]
+        v2: bool,
     },
-    /// List the v1 shards, oldest first, with the global indexes each holds.
+    /// List the v1 shards, oldest first, with the global indexes each holds,
+    /// then the v2 logs.
     List,
 }
 
@@ -322,10 +330,14 @@ async fn main() -> anyhow::Result<()> {
             let config = tlog::config::Config::load(cli.config.as_deref())?;
             let _telemetry = tlog::telemetry::init(config.otlp_endpoint.as_deref())?;
             match command {
-                LogCommand::Rotate { key_file } => {
-                    let rotation = tlog::app::rotate(&config, key_file.as_deref()).await?;
+                LogCommand::Rotate { key_file, v2 } => {
+                    let (rotation, api) = if v2 {
+                        (tlog::app::rotate_v2(&config).await?, "v2")
+                    } else {
+                        (tlog::app::rotate(&config, key_file.as_deref()).await?, "v1")
+                    };
                     println!(
-                        "froze v1 log {} at size {}; log {} is active",
+                        "froze {api} log {} at size {}; log {} is active",
                         rotation.frozen, rotation.frozen_size, rotation.active
                     );
                 }

@@ -52,6 +52,8 @@ pub struct ApiState {
     pub unread_drain: unread::DrainBudget,
     /// The Rekor v2 log, when `v2.key_file` is set.
     v2: Option<Arc<Log<Store>>>,
+    /// The v2 logs frozen by `tlog log rotate --v2`, oldest first.
+    frozen_v2: Vec<Arc<Log<Store>>>,
     /// Witness cosignatures of the v2 log, when `v2.witness_policy` is set.
     witnessing: Option<Arc<crate::witness::Witnessing>>,
     /// The frozen v1 shards, oldest first, read-only (`tlog log rotate`).
@@ -81,6 +83,7 @@ impl ApiState {
             bearer_tokens: None,
             unread_drain: unread::DrainBudget::new(0),
             v2: None,
+            frozen_v2: Vec::new(),
             witnessing: None,
             frozen: Vec::new(),
         }
@@ -132,6 +135,30 @@ impl ApiState {
     #[must_use]
     pub fn v2_log(&self) -> Option<Arc<Log<Store>>> {
         self.v2.clone()
+    }
+
+    /// The same state, serving `frozen` as the frozen v2 logs (read-only,
+    /// under `/logs/<origin>/`).
+    #[must_use]
+    pub fn with_frozen_v2(mut self, frozen: Vec<Arc<Log<Store>>>) -> Self {
+        self.frozen_v2 = frozen;
+        self
+    }
+
+    /// The frozen v2 logs, oldest first.
+    #[must_use]
+    pub fn frozen_v2(&self) -> &[Arc<Log<Store>>] {
+        &self.frozen_v2
+    }
+
+    /// The v2 log of `origin`, active or frozen.
+    #[must_use]
+    pub fn v2_log_of(&self, origin: &str) -> Option<Arc<Log<Store>>> {
+        self.v2
+            .iter()
+            .chain(&self.frozen_v2)
+            .find(|log| log.info().origin == origin)
+            .cloned()
     }
 
     /// The same state, with bodies bounded to `timeout`.
@@ -194,6 +221,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     for path in ["/tile/{path:.*}", "/api/v2/tile/{path:.*}"] {
         cfg.service(resource(path, "GET").route(web::get().to(v2::get_tile)));
     }
+    // Every v2 log by its origin, the active one and those a rotation froze.
+    cfg.service(
+        resource("/logs/{origin}/checkpoint", "GET").route(web::get().to(v2::get_checkpoint_of)),
+    );
+    cfg.service(
+        resource("/logs/{origin}/tile/{path:.*}", "GET").route(web::get().to(v2::get_tile_of)),
+    );
 }
 
 /// The read-only replica's routes: the reads, with create refused 405 before

@@ -333,16 +333,34 @@ async fn transparency_log_entry(
 /// 404 without a v2 log.
 pub async fn get_checkpoint(state: web::Data<ApiState>) -> Result<HttpResponse, V2Error> {
     let log = v2_log(&state)?;
+    Ok(checkpoint_response(&state, &log))
+}
+
+/// `GET /logs/<origin>/checkpoint`: the checkpoint of the v2 log of that
+/// origin, active (as `/checkpoint`) or frozen (its final one).
+///
+/// # Errors
+/// 404 for an origin no v2 log has.
+pub async fn get_checkpoint_of(
+    origin: web::Path<String>,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, V2Error> {
+    let log = state.v2_log_of(&origin).ok_or_else(V2Error::not_found)?;
+    Ok(checkpoint_response(&state, &log))
+}
+
+fn checkpoint_response(state: &ApiState, log: &Arc<Log<Store>>) -> HttpResponse {
+    let active = state.v2_log().is_some_and(|v2| Arc::ptr_eq(&v2, log));
     // With witnesses: the newest checkpoint published after its round
     // (cosigned, or in fail-open the log's own when the quorum missed).
-    let note = match state.witnessing() {
+    let note = match state.witnessing().filter(|_| active) {
         Some(witnessing) => witnessing.published().checkpoint.note.clone(),
         None => log.checkpoint().note.clone(),
     };
-    Ok(HttpResponse::Ok()
+    HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .body(note))
+        .body(note)
 }
 
 /// `GET /tile/<L>/<N>[.p/<W>]` and `/tile/entries/<N>[.p/<W>]` (R-01…R-05).
@@ -354,6 +372,24 @@ pub async fn get_tile(
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, V2Error> {
     let log = v2_log(&state)?;
+    tile_response(&log, &path).await
+}
+
+/// `GET /logs/<origin>/tile/...`: [`get_tile`] of the v2 log of that
+/// origin, active or frozen.
+///
+/// # Errors
+/// 404 for an origin no v2 log has, and as [`get_tile`].
+pub async fn get_tile_of(
+    path: web::Path<(String, String)>,
+    state: web::Data<ApiState>,
+) -> Result<HttpResponse, V2Error> {
+    let (origin, path) = path.into_inner();
+    let log = state.v2_log_of(&origin).ok_or_else(V2Error::not_found)?;
+    tile_response(&log, &path).await
+}
+
+async fn tile_response(log: &Arc<Log<Store>>, path: &str) -> Result<HttpResponse, V2Error> {
     // Tiles and bundles are encoded once and then served from the view's
     // byte-capped cache: what a path names never changes once it exists.
     let bytes = match path.strip_prefix("entries/") {
@@ -361,11 +397,11 @@ pub async fn get_tile(
             // Same index and width grammar as a level-0 tile.
             let id = TileId::from_path(&format!("0/{rest}")).map_err(|_| V2Error::not_found())?;
             log.view()
-                .served(Served::Bundle(id), entry_bundle(&log, id))
+                .served(Served::Bundle(id), entry_bundle(log, id))
                 .await?
         }
         None => {
-            let id = TileId::from_path(&path).map_err(|_| V2Error::not_found())?;
+            let id = TileId::from_path(path).map_err(|_| V2Error::not_found())?;
             log.view()
                 .served(Served::Tile(id), async {
                     log.view().read_tile(id).await.map_err(|err| {

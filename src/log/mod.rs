@@ -456,6 +456,53 @@ impl<S: LogReader> Log<S> {
         ))
     }
 
+    /// Opens a frozen Rekor v2 log of origin `origin` for reading only: its
+    /// key comes from its identity and its checkpoint must carry that key's
+    /// line for `origin` ([`crate::note::c2sp::verify_log_checkpoint`]).
+    ///
+    /// # Errors
+    /// Storage failures, corrupt state, a key that is not Ed25519, or a
+    /// checkpoint that does not verify.
+    pub async fn open_read_only_v2(
+        store: S,
+        origin: &str,
+        caches: CacheBytes,
+        metrics: Arc<Metrics>,
+    ) -> Result<Arc<Self>, OpenError> {
+        use crate::note::c2sp;
+        let corrupt = |why: String| OpenError::Store(StoreError::Corrupt(why));
+        let identity = store
+            .identity()
+            .await?
+            .ok_or_else(|| corrupt("the store holds no log".into()))?;
+        let raw = c2sp::ed25519_raw(&identity.public_key)
+            .ok_or_else(|| corrupt("a v2 log's key is not Ed25519".into()))?;
+        let checkpoint = store
+            .checkpoint()
+            .await?
+            .ok_or_else(|| corrupt("log has an identity but no checkpoint".into()))?;
+        let signed = c2sp::verify_log_checkpoint(&checkpoint.note, origin, &raw)
+            .map_err(|e| corrupt(format!("the checkpoint does not verify: {e}")))?;
+        if signed.size != checkpoint.size || signed.root != checkpoint.root {
+            return Err(corrupt("the signed checkpoint names another tree".into()));
+        }
+        let info = LogInfo {
+            tree_id: identity.tree_id,
+            origin: origin.to_owned(),
+            hostname: origin.to_owned(),
+            log_id: hex::encode(c2sp::log_key_hash(origin, &raw)),
+            public_key_pem: crate::signing::public_key_pem(&identity.public_key),
+            index_offset: 0,
+        };
+        let observe = Observe {
+            metrics,
+            clock: Arc::new(SystemClock),
+        };
+        Ok(Arc::new(
+            Self::load(store, None, info, checkpoint, caches, observe).await?,
+        ))
+    }
+
     async fn load(
         store: S,
         appender: Option<Appender>,

@@ -234,6 +234,53 @@ pub fn ed25519_spki(raw: &[u8; 32]) -> Vec<u8> {
     [&PREFIX[..], raw].concat()
 }
 
+/// The raw Ed25519 key in a DER SPKI that [`ed25519_spki`] writes.
+#[must_use]
+pub fn ed25519_raw(spki: &[u8]) -> Option<[u8; 32]> {
+    let raw: [u8; 32] = spki.get(12..)?.try_into().ok()?;
+    (ed25519_spki(&raw) == spki).then_some(raw)
+}
+
+/// A v2 log's ID: the full key hash of its Ed25519 note key named
+/// `origin` (K-02), whose first four bytes are its key ID.
+#[must_use]
+pub fn log_key_hash(origin: &str, raw_key: &[u8; 32]) -> [u8; 32] {
+    key_hash(origin, TYPE_ED25519, raw_key)
+}
+
+/// Verifies a log's own signature on a checkpoint note: a line named
+/// `origin` with the Ed25519 note key ID of `raw_key` (K-02) that verifies
+/// over the text, whose origin line must be `origin`. Cosignature lines
+/// beside it are not checked. Returns the checkpoint.
+///
+/// # Errors
+/// `Malformed` for a note or checkpoint that does not parse or names
+/// another origin; `BadSignature` without a valid line of this key.
+pub fn verify_log_checkpoint(
+    text: &str,
+    origin: &str,
+    raw_key: &[u8; 32],
+) -> Result<CheckpointText, C2spError> {
+    let note =
+        Note::from_bytes(text.as_bytes()).map_err(|e| C2spError::Malformed(e.to_string()))?;
+    let body = std::str::from_utf8(note.text()).map_err(|_| malformed("not UTF-8"))?;
+    let checkpoint = CheckpointText::parse(body)?;
+    if checkpoint.origin != origin {
+        return Err(malformed("the checkpoint names another origin"));
+    }
+    let hash = key_hash(origin, TYPE_ED25519, raw_key);
+    let vkey = format!(
+        "{origin}+{}+{}",
+        hex::encode(&hash[..4]),
+        BASE64_STANDARD.encode([&[TYPE_ED25519][..], raw_key].concat())
+    );
+    let verifier = signed_note::StandardVerifier::new(&vkey)
+        .map_err(|e| C2spError::Malformed(format!("the log key: {e}")))?;
+    let list = signed_note::VerifierList::new(vec![Box::new(verifier)]);
+    note.verify(&list).map_err(|_| C2spError::BadSignature)?;
+    Ok(checkpoint)
+}
+
 /// A signed note split into its text and signature lines (N-02), with the
 /// `signed_note` crate's limits (1 MB, 100 signatures).
 #[derive(Debug)]
@@ -472,6 +519,32 @@ mod tests {
         let parsed = Note::from_bytes(note.as_bytes()).unwrap();
         let (verified, unknown) = parsed.verify(&list).unwrap();
         assert_eq!((verified.len(), unknown.len()), (1, 0));
+    }
+
+    #[test]
+    fn a_logs_own_line_verifies_and_nothing_else_does() {
+        let raw = v06_key().public_key();
+        assert_eq!(ed25519_raw(&v06_key().public_key_der()), Some(raw));
+        assert_eq!(ed25519_raw(&[0; 44]), None);
+        let origin = "rekor.example.test";
+        let got = verify_log_checkpoint(V06_ENVELOPE, origin, &raw).unwrap();
+        assert_eq!(got, v06_checkpoint());
+        // With a witness's line after it, still the log's line that counts.
+        let cosigned = SignedNote::parse(V06_ENVELOPE)
+            .unwrap()
+            .with_cosignatures(&[cosign("witness.test", &[9; 32], 1, "x")]);
+        assert!(verify_log_checkpoint(&cosigned, origin, &raw).is_ok());
+        let other = Ed25519NoteKey::new("rekor.example.test", &[7; 32]).unwrap();
+        assert!(matches!(
+            verify_log_checkpoint(V06_ENVELOPE, origin, &other.public_key()),
+            Err(C2spError::BadSignature)
+        ));
+        assert!(matches!(
+            verify_log_checkpoint(V06_ENVELOPE, "rekor.other.test", &raw),
+            Err(C2spError::Malformed(_))
+        ));
+        let tampered = V06_ENVELOPE.replacen("\n1\n", "\n2\n", 1);
+        assert!(verify_log_checkpoint(&tampered, origin, &raw).is_err());
     }
 
     #[test]

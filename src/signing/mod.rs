@@ -106,7 +106,9 @@ pub fn set_payload(
 
 /// `-----BEGIN PUBLIC KEY-----`, 64-character base64 lines, `\n` endings,
 /// trailing newline (E-02, V-04).
-fn public_key_pem(spki_der: &[u8]) -> String {
+/// PEM `PUBLIC KEY` of a DER SPKI, with 64-character lines (E-02, V-04).
+#[must_use]
+pub fn public_key_pem(spki_der: &[u8]) -> String {
     let config = pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF);
     pem::encode_config(&pem::Pem::new(PUBLIC_KEY_LABEL, spki_der), config)
 }

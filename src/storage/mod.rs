@@ -379,7 +379,9 @@ pub async fn open_v2(
                 Some(log) if log.origin.as_deref() == Some(origin) => pg.for_log(log.id),
                 Some(log) => {
                     return Err(StoreError::Conflict(format!(
-                        "the active v2 log has origin {:?}, not {origin:?}",
+                        "the active v2 log has origin {:?}, not {origin:?} (v2.origin); hint: \
+                         after `tlog log rotate --v2`, set v2.origin and v2.key_file to the new \
+                         log's; to start a new v2 log, run `tlog log rotate --v2` with them",
                         log.origin.as_deref().unwrap_or("")
                     )))
                 }

@@ -104,11 +104,15 @@ pub struct LogRecord {
     pub origin: Option<String>,
 }
 
-/// One v1 log (a shard) as [`PgStore::v1_shards`] lists it.
+/// One log of an API version as [`PgStore::shards`] lists it: a v1 shard,
+/// or a v2 log (frozen ones, and the active one).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct V1Shard {
+pub struct LogShard {
     /// Its `logs.id`.
     pub id: i64,
+    /// Its checkpoint origin: a v2 log's; `None` for v1 (derived from the
+    /// host name and tree ID).
+    pub origin: Option<String>,
     /// Frozen by a rotation (else the active shard).
     pub frozen: bool,
     /// Its tree ID, once started.
@@ -123,7 +127,7 @@ pub struct V1Shard {
     pub frozen_at: Option<String>,
 }
 
-/// What [`PgStore::rotate_v1`] did.
+/// What [`PgStore::rotate_v1`] or [`PgStore::rotate_v2`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rotation {
     /// The log frozen.
@@ -374,22 +378,33 @@ impl PgStore {
     ///
     /// # Errors
     /// `Unavailable` if the database cannot be read.
-    pub async fn v1_shards(&self) -> Result<Vec<V1Shard>, StoreError> {
+    pub async fn v1_shards(&self) -> Result<Vec<LogShard>, StoreError> {
+        self.shards(ApiVersion::V1).await
+    }
+
+    /// Every log of `api` in creation order (frozen ones before the active
+    /// one), as [`PgStore::v1_shards`].
+    ///
+    /// # Errors
+    /// `Unavailable` if the database cannot be read.
+    pub async fn shards(&self, api: ApiVersion) -> Result<Vec<LogShard>, StoreError> {
         const RFC3339: &str = "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'";
         let rows = sqlx::query(&format!(
             "SELECT l.id, l.state, i.tree_id, i.public_key, c.size, \
                to_char(l.created_at AT TIME ZONE 'UTC', {RFC3339}), \
-               to_char(l.frozen_at AT TIME ZONE 'UTC', {RFC3339}) \
+               to_char(l.frozen_at AT TIME ZONE 'UTC', {RFC3339}), l.origin \
              FROM logs l LEFT JOIN log_identity i ON i.log_id = l.id \
                LEFT JOIN checkpoint c ON c.log_id = l.id \
-             WHERE l.api_version = 'v1' ORDER BY l.id"
+             WHERE l.api_version = $1 ORDER BY l.id"
         ))
+        .bind(api.as_str())
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter()
             .map(|r| {
-                Ok(V1Shard {
+                Ok(LogShard {
                     id: r.get(0),
+                    origin: r.get(7),
                     frozen: r.get::<&str, _>(1) == "frozen",
                     tree_id: r.get(2),
                     public_key: r.get(3),
@@ -432,45 +447,7 @@ impl PgStore {
         first: &StoredCheckpoint,
     ) -> Result<Rotation, StoreError> {
         let mut tx = self.pool.begin().await?;
-        // Rotations and registrations take turns, as in `register_log`.
-        sqlx::query("LOCK TABLE logs IN SHARE ROW EXCLUSIVE MODE")
-            .execute(&mut *tx)
-            .await?;
-        let active: Vec<i64> = sqlx::query_scalar(
-            "SELECT id FROM logs WHERE api_version = 'v1' AND state = 'active' ORDER BY id",
-        )
-        .fetch_all(&mut *tx)
-        .await?;
-        let [old] = active[..] else {
-            return Err(StoreError::Corrupt(format!(
-                "{} active v1 logs (exactly one must be active)",
-                active.len()
-            )));
-        };
-        // The fence: a new epoch no process holds, and a holder that never
-        // expires, so no one takes the lease again. Waits for a commit that
-        // holds the row.
-        sqlx::query(
-            "UPDATE sequencer_lease SET epoch = epoch + 1, holder = 'frozen', \
-             expires_at = 'infinity' WHERE log_id = $1",
-        )
-        .bind(old)
-        .execute(&mut *tx)
-        .await?;
-        let final_size: Option<i64> =
-            sqlx::query_scalar("SELECT size FROM checkpoint WHERE log_id = $1")
-                .bind(old)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let Some(final_size) = final_size else {
-            return Err(StoreError::Conflict(
-                "the active v1 log was never started: serve it once before rotating".into(),
-            ));
-        };
-        sqlx::query("UPDATE logs SET state = 'frozen', frozen_at = now() WHERE id = $1")
-            .bind(old)
-            .execute(&mut *tx)
-            .await?;
+        let (old, frozen_size) = freeze_active(&mut tx, ApiVersion::V1, None).await?;
         let new: i64 = sqlx::query_scalar(
             "INSERT INTO logs (id, api_version) SELECT max(id) + 1, 'v1' FROM logs RETURNING id",
         )
@@ -504,7 +481,47 @@ impl PgStore {
         tx.commit().await?;
         Ok(Rotation {
             frozen: old,
-            frozen_size: to_u64(final_size)?,
+            frozen_size,
+            active: new,
+        })
+    }
+
+    /// Rotates the v2 log, as [`PgStore::rotate_v1`] does the v1 one: fences
+    /// and freezes the active v2 log at its last signed checkpoint, and
+    /// registers a new active v2 log of origin `origin`, which the first
+    /// server configured with it (`v2.origin`, `v2.key_file`) creates. A v2
+    /// origin names one log forever (its key ID hashes it): one used before
+    /// is refused.
+    ///
+    /// # Errors
+    /// `Conflict` when there is no started active v2 log, or `origin` is the
+    /// active log's or an earlier one's; `Corrupt` for more than one active
+    /// v2 log; `Unavailable` if the database fails.
+    pub async fn rotate_v2(&self, origin: &str) -> Result<Rotation, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let (old, frozen_size) = freeze_active(&mut tx, ApiVersion::V2, Some(origin)).await?;
+        let used: Option<i64> = sqlx::query_scalar("SELECT id FROM logs WHERE origin = $1")
+            .bind(origin)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some(id) = used {
+            return Err(StoreError::Conflict(format!(
+                "origin {origin:?} is log {id}'s: a v2 origin names one log forever; \
+                 hint: set v2.origin to a new one (for example with the year, as log2026-1)"
+            )));
+        }
+        let new: i64 = sqlx::query_scalar(
+            "INSERT INTO logs (id, api_version, origin) SELECT max(id) + 1, 'v2', $1 FROM logs \
+             RETURNING id",
+        )
+        .bind(origin)
+        .fetch_one(&mut *tx)
+        .await?;
+        insert_free_lease(&mut tx, new).await?;
+        tx.commit().await?;
+        Ok(Rotation {
+            frozen: old,
+            frozen_size,
             active: new,
         })
     }
@@ -932,6 +949,73 @@ const COMMIT_UNFENCED: &str = concat!(
     "WITH held AS (SELECT 1 WHERE $18::int8 IS NOT NULL AND $19::int8 IS NOT NULL), ",
     commit_rest!()
 );
+
+/// The first half of a rotation, in `tx`: takes turns with other
+/// rotations and registrations (the table lock, as in `register_log`),
+/// finds the one active log of `api` (which must not already have the
+/// origin `next_origin`), fences its lease (a new epoch no process holds,
+/// and a holder that never expires, so no one takes the lease again; a
+/// commit holding the row is waited for) and freezes it. Returns its ID and
+/// final size.
+async fn freeze_active(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    api: ApiVersion,
+    next_origin: Option<&str>,
+) -> Result<(i64, u64), StoreError> {
+    sqlx::query("LOCK TABLE logs IN SHARE ROW EXCLUSIVE MODE")
+        .execute(&mut **tx)
+        .await?;
+    let active: Vec<(i64, Option<String>)> = sqlx::query_as(
+        "SELECT id, origin FROM logs WHERE api_version = $1 AND state = 'active' ORDER BY id",
+    )
+    .bind(api.as_str())
+    .fetch_all(&mut **tx)
+    .await?;
+    let name = api.as_str();
+    let (old, old_origin) = match &active[..] {
+        [one] => one.clone(),
+        [] if api == ApiVersion::V2 => {
+            return Err(StoreError::Conflict(
+                "there is no v2 log to rotate: serve one with v2.key_file first".into(),
+            ))
+        }
+        _ => {
+            return Err(StoreError::Corrupt(format!(
+                "{} active {name} logs (exactly one must be active)",
+                active.len()
+            )))
+        }
+    };
+    if next_origin.is_some() && old_origin.as_deref() == next_origin {
+        return Err(StoreError::Conflict(format!(
+            "the active v2 log already has origin {:?}; hint: set v2.origin (and \
+             v2.key_file) to the new log's before rotating",
+            old_origin.unwrap_or_default()
+        )));
+    }
+    sqlx::query(
+        "UPDATE sequencer_lease SET epoch = epoch + 1, holder = 'frozen', \
+         expires_at = 'infinity' WHERE log_id = $1",
+    )
+    .bind(old)
+    .execute(&mut **tx)
+    .await?;
+    let final_size: Option<i64> =
+        sqlx::query_scalar("SELECT size FROM checkpoint WHERE log_id = $1")
+            .bind(old)
+            .fetch_optional(&mut **tx)
+            .await?;
+    let Some(final_size) = final_size else {
+        return Err(StoreError::Conflict(format!(
+            "the active {name} log was never started: serve it once before rotating"
+        )));
+    };
+    sqlx::query("UPDATE logs SET state = 'frozen', frozen_at = now() WHERE id = $1")
+        .bind(old)
+        .execute(&mut **tx)
+        .await?;
+    Ok((old, to_u64(final_size)?))
+}
 
 /// The sequencer lease row of a newly registered log: free, epoch 0.
 async fn insert_free_lease(

@@ -428,3 +428,199 @@ async fn postgres_refuses_to_open_the_v2_log_under_another_origin() {
         .expect("another origin is refused");
     assert!(format!("{err:#}").contains("origin"), "{err:#}");
 }
+
+/// A config for database `url` with the v1 key `key_file` and the v2 log
+/// of `origin` signed with `v2_key`.
+fn v2_config(
+    url: &str,
+    key_file: &std::path::Path,
+    v2_key: &std::path::Path,
+    origin: &str,
+) -> tlog::config::Config {
+    let mut config = crate::helpers::config_for(url, key_file);
+    config.v2.key_file = Some(v2_key.to_owned());
+    config.v2.origin = Some(origin.to_owned());
+    config
+}
+
+/// A new Ed25519 v2 key file and its note key for `origin`.
+fn v2_key(origin: &str) -> (std::path::PathBuf, Ed25519NoteKey) {
+    let key_file = std::env::temp_dir().join(format!("tlog-v2-{}.pem", uuid::Uuid::new_v4()));
+    tlog::app::keygen_ed25519(&key_file).unwrap();
+    let pem = pem::parse(std::fs::read(&key_file).unwrap()).unwrap();
+    let seed: [u8; 32] = pem.contents()[16..].try_into().unwrap();
+    (key_file, Ed25519NoteKey::new(origin, &seed).unwrap())
+}
+
+/// `tlog log rotate --v2` (issue 14, item 5), as the public instance turns
+/// its v2 log over: beside a running server it freezes the v2 log, which
+/// stops the server; the old configuration is refused with a hint; the new
+/// one serves a new log of a new origin from index 0, while the frozen log
+/// keeps its final checkpoint and its tiles at `/logs/<origin>/`; and the
+/// trust configuration lists the frozen key until its end. Reusing an
+/// origin is refused and freezes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_v2_log_is_frozen_served_by_origin_and_trusted_until_it_froze() {
+    const NEXT: &str = "log2027-1.example.test";
+    let first = test_config().await;
+    let url = {
+        use secrecy::ExposeSecret;
+        first
+            .database_url
+            .as_ref()
+            .unwrap()
+            .expose_secret()
+            .to_owned()
+    };
+    let (old_key_file, old_key) = v2_key(ORIGIN);
+    let old_config = v2_config(&url, &first.key_file, &old_key_file, ORIGIN);
+    let server = tlog::app::Application::build(&old_config).await.unwrap();
+    let base = format!("http://127.0.0.1:{}", server.port());
+    let run = tokio::spawn(server.run_until_stopped());
+    let http = reqwest::Client::new();
+    let client = Client::new();
+    for i in 0..3 {
+        let res = http
+            .post(format!("{base}/api/v2/log/entries"))
+            .json(&client.request(format!("before {i}").as_bytes()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+    }
+    let get = |path: String| {
+        let http = http.clone();
+        async move { http.get(path).send().await.unwrap() }
+    };
+    let old_note = get(format!("{base}/checkpoint"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let old_checkpoint = verify_note(&old_key, &old_note);
+    assert_eq!(old_checkpoint.size, 3);
+    let old_bundle = get(format!("{base}/tile/entries/000.p/3"))
+        .await
+        .bytes()
+        .await
+        .unwrap();
+
+    // The same origin again is no rotation: refused, nothing frozen.
+    let err = tlog::app::rotate_v2(&old_config).await.unwrap_err();
+    assert!(format!("{err:#}").contains("already has origin"), "{err:#}");
+
+    let (new_key_file, new_key) = v2_key(NEXT);
+    let new_config = || v2_config(&url, &first.key_file, &new_key_file, NEXT);
+    let rotation = tlog::app::rotate_v2(&new_config()).await.unwrap();
+    assert_eq!(rotation.frozen_size, 3);
+    let outcome = tokio::time::timeout(std::time::Duration::from_secs(15), run)
+        .await
+        .expect("the server of the frozen v2 log stops on its own")
+        .unwrap();
+    let err = outcome.expect_err("it exits with an error, for its supervisor");
+    assert!(
+        err.get_ref()
+            .is_some_and(|e| e.is::<tlog::app::ShardRotated>()),
+        "{err}"
+    );
+    let err = tlog::app::Application::build(&old_config)
+        .await
+        .err()
+        .expect("the old v2 origin is no longer the active log's");
+    assert!(
+        format!("{err:#}").contains("tlog log rotate --v2"),
+        "{err:#}"
+    );
+
+    let app = spawn_with(new_config()).await;
+    let v2 = V2App { app, key: new_key };
+    let res = v2.create(&client.request(b"first of the new log")).await;
+    assert_eq!(res.status(), 201);
+    let tle: Value = res.json().await.unwrap();
+    assert_eq!(tle["logIndex"], "0", "a new log starts at 0");
+    let head = v2.checkpoint().await;
+    assert_eq!((head.origin.as_str(), head.size), (NEXT, 1));
+    // A resubmission of a frozen log's entry is new to the new log.
+    let res = v2.create(&client.request(b"before 0")).await;
+    assert_eq!(res.status(), 201);
+
+    // The frozen log by its origin: its final checkpoint, its tiles.
+    let frozen = v2.get(&format!("/logs/{ORIGIN}/checkpoint")).await;
+    assert_eq!(frozen.status(), 200);
+    assert_eq!(frozen.headers()["cache-control"], "no-cache");
+    let frozen_note = frozen.text().await.unwrap();
+    assert_eq!(verify_note(&old_key, &frozen_note), old_checkpoint);
+    assert_eq!(
+        v2.bytes(&format!("/logs/{ORIGIN}/tile/entries/000.p/3"))
+            .await,
+        old_bundle
+    );
+    let level0 = v2.bytes(&format!("/logs/{ORIGIN}/tile/0/000.p/3")).await;
+    assert_eq!(level0.len(), 3 * 32);
+    let leaves: Vec<Hash> = level0
+        .chunks(32)
+        .map(|c| Hash(c.try_into().unwrap()))
+        .collect();
+    let tree = Tree::from_leaves(leaves);
+    assert_eq!(tree.root(3).unwrap(), old_checkpoint.root);
+    let past = v2.get(&format!("/logs/{ORIGIN}/tile/0/000.p/4")).await;
+    assert_eq!(past.status(), 404, "a frozen log does not grow");
+    // The active log by its origin too; an unknown origin is 404.
+    let active = v2.get(&format!("/logs/{NEXT}/checkpoint")).await;
+    assert_eq!(verify_note(&v2.key, &active.text().await.unwrap()).size, 2);
+    assert_eq!(v2.get("/logs/nobody.test/checkpoint").await.status(), 404);
+
+    // Trust: both keys, the frozen one until it froze, at its path; clients
+    // sign with the new log only.
+    let trust = tlog::app::trust_config(
+        &new_config(),
+        None,
+        Some("https://tlog.test"),
+        "2026-01-01T00:00:00Z",
+    )
+    .await
+    .unwrap();
+    let trust: Value = serde_json::from_str(&trust).unwrap();
+    let v2_logs: Vec<&Value> = trust["trustedRoot"]["tlogs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["publicKey"]["keyDetails"] == "PKIX_ED25519")
+        .collect();
+    assert_eq!(v2_logs.len(), 2, "{trust}");
+    let old_id = BASE64_STANDARD.encode(old_key.log_id());
+    let new_id = BASE64_STANDARD.encode(v2.key.log_id());
+    assert_eq!(v2_logs[0]["logId"]["keyId"], old_id);
+    assert_eq!(
+        v2_logs[0]["baseUrl"],
+        format!("https://tlog.test/logs/{ORIGIN}")
+    );
+    assert!(v2_logs[0]["publicKey"]["validFor"]["end"].is_string());
+    assert_eq!(v2_logs[1]["logId"]["keyId"], new_id);
+    assert_eq!(v2_logs[1]["baseUrl"], "https://tlog.test");
+    assert!(v2_logs[1]["publicKey"]["validFor"]["end"].is_null());
+    let signing: Vec<&Value> = trust["signingConfig"]["rekorTlogUrls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["majorApiVersion"] == 2)
+        .collect();
+    assert_eq!(signing.len(), 1);
+    assert_eq!(signing[0]["url"], "https://tlog.test");
+
+    // Back to the first origin: refused, and the active log keeps working.
+    let back = v2_config(&url, &first.key_file, &new_key_file, ORIGIN);
+    let err = tlog::app::rotate_v2(&back).await.unwrap_err();
+    assert!(
+        format!("{err:#}").contains("names one log forever"),
+        "{err:#}"
+    );
+    assert_eq!(
+        v2.create(&client.request(b"still open")).await.status(),
+        201
+    );
+    let list = tlog::app::list_shards(&new_config()).await.unwrap();
+    assert!(list.contains(&format!("\tfrozen\t{ORIGIN}\t3\t")), "{list}");
+    assert!(list.contains(&format!("\tactive\t{NEXT}\t3\t")), "{list}");
+    v2.app.stop().await;
+}
