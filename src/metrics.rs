@@ -49,6 +49,9 @@ pub struct Metrics {
     pub replica_snapshot_bytes: IntGauge,
     /// Replica snapshot reloads by result (`ok`, `rejected`, `error`).
     pub replica_reloads: IntCounterVec,
+    /// Replica snapshot loads by how (`warm` from the index cache in
+    /// `replica.state_dir`, `cold`: verified in full).
+    pub replica_loads: IntCounterVec,
     /// Validation jobs holding a place, running or waiting (large bodies
     /// also while they are read), by lane (`small`, `large`; set at scrape time).
     pub validation_jobs: IntGaugeVec,
@@ -198,6 +201,14 @@ impl Metrics {
                 &["result"],
             )
             .unwrap(),
+            replica_loads: IntCounterVec::new(
+                Opts::new(
+                    "tlog_replica_snapshot_loads_total",
+                    "Replica snapshot loads: warm from the index cache, or cold (verified in full).",
+                ),
+                &["start"],
+            )
+            .unwrap(),
             validation_jobs: IntGaugeVec::new(
                 Opts::new(
                     "tlog_validation_jobs",
@@ -237,6 +248,7 @@ impl Metrics {
             Box::new(self.replica_snapshot_entries.clone()),
             Box::new(self.replica_snapshot_bytes.clone()),
             Box::new(self.replica_reloads.clone()),
+            Box::new(self.replica_loads.clone()),
             Box::new(self.validation_jobs.clone()),
             Box::new(self.unread_bodies_cut.clone()),
         ];

@@ -32,7 +32,7 @@ use crate::log::Log;
 use crate::merkle;
 use crate::metrics::Metrics;
 use crate::signing::LogVerifier;
-use crate::storage::file::{Entries, FileStore};
+use crate::storage::file::{Entries, FileStore, INDEX_CACHE_FILE};
 use crate::storage::jsonl::KeyPolicy;
 use crate::storage::Store;
 
@@ -80,8 +80,44 @@ pub async fn load_snapshot_with(
     entry_cache_bytes: u64,
     metrics: Arc<Metrics>,
 ) -> anyhow::Result<Arc<Log<Store>>> {
-    let (owned_path, owned_key) = (path.to_owned(), key.clone());
-    let (store, verifier) = tokio::task::spawn_blocking(move || {
+    load_snapshot_cached(path, key, entries, entry_cache_bytes, metrics, None).await
+}
+
+/// [`load_snapshot_with`], warm from the index cache `cache` (in
+/// `replica.state_dir`) when it was written for exactly this file under
+/// the configured key, and otherwise verified in full, after which the
+/// cache is written for the next start, in the background. Only for
+/// [`Entries::OnDisk`] and a configured key. See
+/// [`crate::storage::file::INDEX_CACHE_FILE`]'s module for what a warm
+/// start still checks.
+///
+/// # Errors
+/// As [`load_snapshot_with`].
+pub async fn load_snapshot_cached(
+    path: &Path,
+    key: &TrustedKey,
+    entries: Entries,
+    entry_cache_bytes: u64,
+    metrics: Arc<Metrics>,
+    cache: Option<&Path>,
+) -> anyhow::Result<Arc<Log<Store>>> {
+    let cache = match key {
+        TrustedKey::Configured(v) if entries == Entries::OnDisk => {
+            cache.map(|c| (c.to_owned(), v.public_key_der().to_vec()))
+        }
+        _ => None,
+    };
+    let (owned_path, owned_key, owned_cache) = (path.to_owned(), key.clone(), cache.clone());
+    let (store, verifier, start) = tokio::task::spawn_blocking(move || {
+        if let (Some((cache, key_der)), TrustedKey::Configured(v)) = (&owned_cache, &owned_key) {
+            match FileStore::open_snapshot_cached(&owned_path, cache, key_der)? {
+                Ok(store) => {
+                    tracing::info!(cache = %cache.display(), "warm start: the snapshot's bytes are the ones verified before");
+                    return Ok((store, v.clone(), "warm"));
+                }
+                Err(why) => tracing::info!(cache = %cache.display(), why, "verifying the snapshot in full"),
+            }
+        }
         let verifier = match &owned_key {
             TrustedKey::Configured(v) => v.clone(),
             // The key the header names; the scan holds the file to it.
@@ -105,10 +141,18 @@ pub async fn load_snapshot_with(
             entries,
             Some(&check),
         )?;
-        Ok((store, verifier))
+        if let Some((cache, key_der)) = owned_cache {
+            let writer = store.clone();
+            std::thread::spawn(move || match writer.write_index_cache(&cache, &key_der) {
+                Ok(()) => tracing::info!(cache = %cache.display(), "wrote the index cache for the next start"),
+                Err(err) => tracing::warn!(cache = %cache.display(), error = %err, "couldn't write the index cache"),
+            });
+        }
+        Ok((store, verifier, "cold"))
     })
     .await?
     .with_context(|| format!("couldn't load the snapshot {}", path.display()))?;
+    metrics.replica_loads.with_label_values(&[start]).inc();
     let caches = replica_caches(entry_cache_bytes);
     let log = Log::open_read_only(Store::File(store), &verifier, caches, metrics, 0)
         .await
@@ -404,12 +448,18 @@ impl Reloader {
     pub async fn reload(&self) -> anyhow::Result<u64> {
         let mut seen = self.lock.lock().await;
         *seen = stamp(&self.path);
-        let new = load_snapshot_with(
+        let cache = self
+            .floor
+            .state_dir
+            .as_ref()
+            .map(|d| d.join(INDEX_CACHE_FILE));
+        let new = load_snapshot_cached(
             &self.path,
             &self.key,
             self.entries,
             self.entry_cache_bytes,
             Arc::clone(&self.metrics),
+            cache.as_deref(),
         )
         .await?;
         let old = self.state.log();
@@ -540,12 +590,17 @@ impl Replica {
         } else {
             Entries::OnDisk
         };
-        let log = load_snapshot_with(
+        let cache = settings
+            .state_dir
+            .as_ref()
+            .map(|d| d.join(INDEX_CACHE_FILE));
+        let log = load_snapshot_cached(
             &path,
             &key,
             entries,
             config.entry_cache_bytes,
             Arc::clone(&metrics),
+            cache.as_deref(),
         )
         .await?;
         let floor = Floor {

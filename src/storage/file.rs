@@ -31,6 +31,10 @@ use super::{
 };
 use crate::merkle::{self, Hash, Tree};
 
+mod cache;
+
+pub use cache::INDEX_CACHE_FILE;
+
 /// The journal's name inside the data directory.
 pub const JOURNAL_FILE: &str = "db.jsonl";
 
@@ -258,6 +262,33 @@ impl FileStore {
             )));
         }
         Ok(Self::new(path.to_owned(), file, index, true))
+    }
+
+    /// Opens the snapshot `path` read-only from the index cache `cache`
+    /// (see [`cache`]) if it was written for exactly these bytes under the
+    /// key `key_der`; otherwise the reason, and the caller verifies the file
+    /// in full ([`FileStore::open_snapshot_checked`]).
+    ///
+    /// # Errors
+    /// `Unavailable` when the snapshot cannot be read.
+    pub fn open_snapshot_cached(
+        path: &Path,
+        cache: &Path,
+        key_der: &[u8],
+    ) -> Result<Result<Self, String>, StoreError> {
+        let file = File::open(path).map_err(|e| io_error(path, "open", &e))?;
+        Ok(cache::read(cache, &file, key_der)?
+            .map(|index| Self::new(path.to_owned(), file, index, true)))
+    }
+
+    /// Writes the index of this snapshot, verified under the key `key_der`,
+    /// to `cache` for the next start ([`FileStore::open_snapshot_cached`]).
+    ///
+    /// # Errors
+    /// I/O failures.
+    pub fn write_index_cache(&self, cache: &Path, key_der: &[u8]) -> std::io::Result<()> {
+        let index = self.inner.index.read();
+        cache::write(cache, &self.inner.file, &index, key_der)
     }
 
     fn new(path: PathBuf, file: File, mut index: Index, read_only: bool) -> Self {

@@ -1193,6 +1193,142 @@ async fn a_loaded_snapshot_serves_its_entries_from_the_file() {
 /// issue 15: after a restart with the same state volume, the replica
 /// refuses each tamper `tlog verify` catches, naming the line, and the
 /// high-water mark stays where it was.
+/// Waits until the index cache the first (cold) load writes in the
+/// background is in `state_dir`.
+async fn wait_for_index_cache(state_dir: &Path) -> PathBuf {
+    let cache = state_dir.join(tlog::storage::file::INDEX_CACHE_FILE);
+    for _ in 0..200 {
+        if cache.exists() {
+            return cache;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("no index cache was written to {}", state_dir.display());
+}
+
+/// Starts a replica of `path` with `state_dir` and returns how it loaded
+/// (`warm`, `cold`), or why it refused to start.
+async fn start_kind(
+    path: &Path,
+    public_key: &Path,
+    state_dir: &Path,
+) -> Result<&'static str, String> {
+    let mut config = replica_config(path, Some(public_key));
+    config.replica.state_dir = Some(state_dir.to_owned());
+    let replica = Replica::build(&config)
+        .await
+        .map_err(|e| format!("{e:#}"))?;
+    let log = replica.state().log();
+    let loads = &log.metrics().replica_loads;
+    let kind = match (
+        loads.with_label_values(&["warm"]).get(),
+        loads.with_label_values(&["cold"]).get(),
+    ) {
+        (1, 0) => "warm",
+        (0, 1) => "cold",
+        other => panic!("one load counted, not {other:?}"),
+    };
+    let handle = replica.server_handle();
+    let running = tokio::spawn(replica.run_until_stopped());
+    handle.stop(false).await;
+    let _ = running.await;
+    Ok(kind)
+}
+
+/// Issue 15's warm start: a restart on the very bytes verified before
+/// reuses the index in `state_dir`; a file changed in one byte (same
+/// length), a damaged cache, or another key is verified in full again.
+#[tokio::test]
+async fn a_restart_on_the_same_snapshot_is_warm_and_any_change_is_cold() {
+    let key = new_key();
+    let public_key = write_public_key(&verifier_of(&key));
+    let state_dir = tempdir();
+    let (path, lines) = write_snapshot(&key, 43, 6);
+    assert_eq!(start_kind(&path, &public_key, &state_dir).await, Ok("cold"));
+    let cache = wait_for_index_cache(&state_dir).await;
+    assert_eq!(start_kind(&path, &public_key, &state_dir).await, Ok("warm"));
+    // The warm replica serves what the cold one did: search and entries.
+    let mut config = replica_config(&path, Some(&public_key));
+    config.replica.state_dir = Some(state_dir.clone());
+    let replica = spawn_replica(&config).await;
+    let client = reqwest::Client::new();
+    let (status, entry) = get(
+        &client,
+        format!("{}/api/v1/log/entries?logIndex=4", replica.address),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (uuid, entry) = only_entry(&serde_json::from_slice(&entry).unwrap());
+    let body = body_in(&lines, 4);
+    assert_eq!(
+        BASE64_STANDARD
+            .decode(entry["body"].as_str().unwrap())
+            .unwrap(),
+        body
+    );
+    let record: Value = serde_json::from_str(&lines[5]).unwrap();
+    let digest = record["indexKeys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .find(|k| k.contains(':'))
+        .unwrap()
+        .to_owned();
+    let (status, found) = post(
+        &client,
+        format!("{}/api/v1/index/retrieve", replica.address),
+        &json!({ "hash": digest }),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let found: Vec<String> = serde_json::from_slice(&found).unwrap();
+    assert_eq!(found, [uuid], "the cached search index finds it");
+    replica.handle.stop(true).await;
+
+    // One byte of a SET changed, the length kept: verified in full, refused.
+    let record: Value = serde_json::from_str(&lines[4]).unwrap();
+    let set = record["set"].as_str().unwrap();
+    let flipped = if set.starts_with('M') {
+        set.replacen('M', "N", 1)
+    } else {
+        format!("M{}", &set[1..])
+    };
+    let original = std::fs::read(&path).unwrap();
+    let changed = String::from_utf8(original.clone())
+        .unwrap()
+        .replacen(set, &flipped, 1);
+    assert_eq!(changed.len(), original.len());
+    std::fs::write(&path, &changed).unwrap();
+    let err = start_kind(&path, &public_key, &state_dir)
+        .await
+        .unwrap_err();
+    assert!(
+        err.contains("line 5: entry 3: its SET does not verify"),
+        "{err}"
+    );
+    std::fs::write(&path, &original).unwrap();
+    assert_eq!(start_kind(&path, &public_key, &state_dir).await, Ok("warm"));
+
+    // Another key: never the cache's verification.
+    let other_key = write_public_key(&verifier_of(&new_key()));
+    assert!(start_kind(&path, &other_key, &state_dir).await.is_err());
+
+    // A damaged cache: a cold start, which writes it again.
+    let mut bytes = std::fs::read(&cache).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 1;
+    std::fs::write(&cache, &bytes).unwrap();
+    assert_eq!(start_kind(&path, &public_key, &state_dir).await, Ok("cold"));
+    for _ in 0..200 {
+        if std::fs::read(&cache).unwrap() != bytes {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(start_kind(&path, &public_key, &state_dir).await, Ok("warm"));
+}
+
 #[tokio::test]
 async fn after_a_restart_each_tamper_is_refused_naming_the_line() {
     let key = new_key();
@@ -1204,6 +1340,9 @@ async fn after_a_restart_each_tamper_is_refused_naming_the_line() {
         restart_with(&path, &public_key, &state_dir, None).await,
         None
     );
+    // With the warm-start cache of the good file beside the mark: a tamper
+    // is still verified in full.
+    wait_for_index_cache(&state_dir).await;
     let mark = tlog::replica::HighWaterMark::load(&state_dir)
         .unwrap()
         .unwrap();
