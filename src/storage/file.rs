@@ -82,7 +82,7 @@ struct Index {
     /// (offset, length) of each entry's line, newline included.
     lines: Vec<(u64, u32)>,
     leaves: Vec<Hash>,
-    keys: HashMap<String, Postings, foldhash::fast::RandomState>,
+    keys: Keys,
     /// End of the committed journal.
     end: u64,
     /// The tree at `checkpoint`, as the open built it.
@@ -93,15 +93,43 @@ struct Index {
     leaf_index: Option<LeafIndex>,
 }
 
+/// The search keys: in memory (the journal, and a snapshot verified in
+/// full), or read from a replica's index cache on disk, which keeps them
+/// out of anonymous memory (a warm start; see [`cache`]).
+enum Keys {
+    Memory(HashMap<String, Postings, foldhash::fast::RandomState>),
+    Disk(cache::DiskKeys),
+}
+
+impl Default for Keys {
+    fn default() -> Self {
+        Self::Memory(HashMap::default())
+    }
+}
+
+impl Keys {
+    /// The entries that wrote `key`, ascending.
+    fn get(&self, key: &str) -> Result<Option<std::borrow::Cow<'_, [u64]>>, StoreError> {
+        match self {
+            Self::Memory(map) => Ok(map
+                .get(key)
+                .map(|p| std::borrow::Cow::Borrowed(p.as_slice()))),
+            Self::Disk(disk) => Ok(disk.get(key)?.map(std::borrow::Cow::Owned)),
+        }
+    }
+}
+
 impl Index {
     fn add(&mut self, index: u64, leaf: Hash, keys: Vec<String>, offset: u64, len: u64) {
         debug_assert_eq!(index, self.leaves.len() as u64);
         self.leaves.push(leaf);
         self.lines
             .push((offset, u32::try_from(len).expect("lines stay below 4 GiB")));
+        let Keys::Memory(map) = &mut self.keys else {
+            unreachable!("only a snapshot's index is on disk, and it is never written")
+        };
         for key in keys {
-            self.keys
-                .entry(key)
+            map.entry(key)
                 .and_modify(|p| p.push(index))
                 .or_insert(Postings::One(index));
         }
@@ -484,7 +512,9 @@ fn load(
         index.lines.truncate(size);
         index.resident.truncate(size);
         let cut = scanned.checkpoint.size;
-        index.keys.retain(|_, v| v.truncate_below(cut));
+        if let Keys::Memory(map) = &mut index.keys {
+            map.retain(|_, v| v.truncate_below(cut));
+        }
     }
     if let Some(tail) = &scanned.tail {
         tracing::warn!(path = %path.display(), line = tail.line, reason = %tail.reason, "journal tail is not covered by a checkpoint");
@@ -545,15 +575,16 @@ impl LogReader for FileStore {
         limit: usize,
     ) -> Result<Vec<u64>, StoreError> {
         let state = self.inner.index.read();
-        let mut lists: Vec<&[u64]> = Vec::with_capacity(keys.len());
+        let mut found = Vec::with_capacity(keys.len());
         for key in keys {
-            match state.keys.get(key) {
-                Some(postings) => lists.push(postings.as_slice()),
+            match state.keys.get(key)? {
+                Some(postings) => found.push(postings),
                 // A key no entry wrote: nothing has them all.
                 None if matching == KeyMatch::All => return Ok(Vec::new()),
                 None => {}
             }
         }
+        let lists: Vec<&[u64]> = found.iter().map(AsRef::as_ref).collect();
         Ok(match matching {
             KeyMatch::Any => newest_of_union(lists, limit),
             KeyMatch::All => newest_of_intersection(&lists, limit),
@@ -715,4 +746,12 @@ async fn run_blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| StoreError::Unavailable(format!("journal writer task failed: {e}")))?
+}
+
+/// A fresh directory for a unit test.
+#[cfg(test)]
+fn tests_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tlog-unit-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
