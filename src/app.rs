@@ -307,15 +307,10 @@ async fn open_frozen_shards(
             .with_context(|| format!("frozen v1 log {} has no identity", shard.id))?;
         let verifier = crate::signing::LogVerifier::from_spki_der(&key)
             .with_context(|| format!("frozen v1 log {}'s key", shard.id))?;
-        // Small caches: a frozen shard serves old entries, rarely.
-        let caches = crate::log::CacheBytes {
-            entries: config.entry_cache_bytes / 8,
-            tiles: config.tile_cache_bytes / 8,
-        };
         let log = Log::open_read_only(
             Store::Postgres(pg.for_log(shard.id)),
             &verifier,
-            caches,
+            frozen_caches(config),
             Arc::new(Metrics::new()),
             offset,
         )
@@ -331,6 +326,15 @@ async fn open_frozen_shards(
         frozen.push(log);
     }
     Ok(frozen)
+}
+
+/// The caches of a frozen v1 shard or v2 log: an eighth of the configured
+/// ones, since a frozen log serves old entries, rarely.
+fn frozen_caches(config: &Config) -> crate::log::CacheBytes {
+    crate::log::CacheBytes {
+        entries: config.entry_cache_bytes / 8,
+        tiles: config.tile_cache_bytes / 8,
+    }
 }
 
 /// Opens the v2 logs that `tlog log rotate --v2` froze, read-only, oldest
@@ -355,14 +359,10 @@ async fn open_frozen_v2_logs(
             // Frozen before any server created it: nothing to serve.
             continue;
         }
-        let caches = crate::log::CacheBytes {
-            entries: config.entry_cache_bytes / 8,
-            tiles: config.tile_cache_bytes / 8,
-        };
         let log = Log::open_read_only_v2(
             Store::Postgres(pg.for_log(shard.id)),
             origin,
-            caches,
+            frozen_caches(config),
             Arc::new(Metrics::new()),
         )
         .await

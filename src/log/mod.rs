@@ -447,13 +447,7 @@ impl<S: LogReader> Log<S> {
             public_key_pem: verifier.public_key_pem(),
             index_offset,
         };
-        let observe = Observe {
-            metrics,
-            clock: Arc::new(SystemClock),
-        };
-        Ok(Arc::new(
-            Self::load(store, None, info, checkpoint, caches, observe).await?,
-        ))
+        Self::load_read_only(store, info, checkpoint, caches, metrics).await
     }
 
     /// Opens a frozen Rekor v2 log of origin `origin` for reading only: its
@@ -494,6 +488,17 @@ impl<S: LogReader> Log<S> {
             public_key_pem: crate::signing::public_key_pem(&identity.public_key),
             index_offset: 0,
         };
+        Self::load_read_only(store, info, checkpoint, caches, metrics).await
+    }
+
+    /// The shared end of the read-only opens: a view with no appender.
+    async fn load_read_only(
+        store: S,
+        info: LogInfo,
+        checkpoint: StoredCheckpoint,
+        caches: CacheBytes,
+        metrics: Arc<Metrics>,
+    ) -> Result<Arc<Self>, OpenError> {
         let observe = Observe {
             metrics,
             clock: Arc::new(SystemClock),
