@@ -117,14 +117,19 @@ enum Command {
         #[command(subcommand)]
         command: LogCommand,
     },
-    /// Audit a db.jsonl export, or a live v1 log by URL: every body, SET,
-    /// index key and checkpoint, under the given key. Exits 1 on the first
+    /// Audit a db.jsonl export, a live v1 log by URL, or a Rekor v2 log by
+    /// its tiles URL (given its Ed25519 key): every body, SET, index key,
+    /// tile and checkpoint, under the given key. Exits 1 on the first
     /// problem, naming its line (or entry).
     Verify {
-        /// The db.jsonl file, or the `http://` or `https://` base URL of a live log.
+        /// The db.jsonl file, or the `http://` or `https://` base URL of a
+        /// live v1 log, or of a v2 log's `checkpoint` and `tile/` (for
+        /// tlog, `https://HOST/api/v2`, or `https://HOST/logs/ORIGIN` for
+        /// a frozen one).
         source: PathBuf,
         /// PEM public key of the log; nothing in the file is trusted. For
         /// a URL of a time-sharded log, the file may hold each shard's key.
+        /// An Ed25519 key is a v2 log's: SOURCE is then its tiles URL.
         #[arg(long)]
         public_key: PathBuf,
         /// A signed checkpoint seen earlier: the log must extend it.
@@ -423,20 +428,36 @@ async fn verify(
     use anyhow::Context;
     let pem = std::fs::read_to_string(public_key)
         .with_context(|| format!("couldn't read --public-key {}", public_key.display()))?;
-    let keys = tlog::signing::LogKeys::from_pem(&pem).with_context(|| {
-        format!(
-            "--public-key {} is not a log key (or a PEM file of them)",
-            public_key.display()
-        )
-    })?;
     let since = since
         .map(|path| {
             std::fs::read_to_string(path)
                 .with_context(|| format!("couldn't read --since {}", path.display()))
         })
         .transpose()?;
-    let report = match source.to_str() {
-        Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+    let url = source
+        .to_str()
+        .filter(|s| s.starts_with("http://") || s.starts_with("https://"));
+    // An Ed25519 key is a Rekor v2 log's: its URL is a tiles URL.
+    if let Some(key) = ed25519_public_key(&pem) {
+        let Some(url) = url else {
+            anyhow::bail!(
+                "--public-key {} is an Ed25519 (Rekor v2) log key: give the log's tiles URL, \
+                 the base of its checkpoint and tile/ paths; a db.jsonl is a v1 log's",
+                public_key.display()
+            );
+        };
+        let report =
+            tlog::verify::verify_tiles(url, &key, since.as_deref(), concurrency, ca_file).await;
+        return print_report(&report, json);
+    }
+    let keys = tlog::signing::LogKeys::from_pem(&pem).with_context(|| {
+        format!(
+            "--public-key {} is not a log key (or a PEM file of them)",
+            public_key.display()
+        )
+    })?;
+    let report = match url {
+        Some(url) => {
             tlog::verify::verify_url(url, &keys, since.as_deref(), concurrency, ca_file).await
         }
         _ => {
@@ -451,6 +472,19 @@ async fn verify(
             tlog::verify::verify_file(source, verifier, since.as_deref())
         }
     };
+    print_report(&report, json)
+}
+
+/// The raw key of a PEM file holding exactly one Ed25519 `PUBLIC KEY`.
+fn ed25519_public_key(pem: &str) -> Option<[u8; 32]> {
+    match pem::parse_many(pem).ok()?.as_slice() {
+        [block] if block.tag() == "PUBLIC KEY" => tlog::note::c2sp::ed25519_raw(block.contents()),
+        _ => None,
+    }
+}
+
+/// Prints the audit and exits 1 when it failed.
+fn print_report(report: &tlog::verify::Report, json: bool) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -66,6 +66,18 @@ impl TileId {
         }
     }
 
+    /// The C2SP path below `tile/` of the entry bundle beside this level-0
+    /// tile, e.g. `entries/x001/234.p/7` (R-05: the same index and width).
+    #[must_use]
+    pub fn entries_path(&self) -> String {
+        let index = index_path(self.index);
+        if self.is_full() {
+            format!("entries/{index}")
+        } else {
+            format!("entries/{index}.p/{}", self.width)
+        }
+    }
+
     /// Parses a path below `tile/` (the inverse of [`TileId::path`]).
     ///
     /// Only canonical paths are accepted: no leading zeros beyond the
@@ -450,6 +462,17 @@ mod tests {
             assert_eq!(tile.path(), path);
             assert_eq!(TileId::from_path(path), Ok(tile));
         }
+    }
+
+    #[test]
+    fn entry_bundle_paths_follow_their_level_0_tile() {
+        // rekor-v2-tiles.md R-07 and V-07: bundles share their tile's index path.
+        assert_eq!(id(0, 1234, 7).entries_path(), "entries/x001/234.p/7");
+        assert_eq!(id(0, 0, 256).entries_path(), "entries/000");
+        assert_eq!(
+            id(0, 1_000_000, 256).entries_path(),
+            "entries/x001/x000/000"
+        );
     }
 
     #[test]

@@ -21,8 +21,10 @@
 //! The first problem ends the audit, with its line and entry index.
 
 mod remote;
+mod tiles;
 
 pub use remote::{verify_url, DEFAULT_CONCURRENCY};
+pub use tiles::verify_tiles;
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -72,6 +74,14 @@ pub struct Report {
     /// one shard only); `tree_size` and `root` are then the active one's.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub shards: Vec<ShardSummary>,
+    /// A Rekor v2 (tiles) log's hash tiles compared with the ones computed
+    /// from its entries, every level, full and partial; `None` for v1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tiles_verified: Option<u64>,
+    /// A tiles log's cosignature lines on its checkpoint (counted, not
+    /// verified: a witness policy says whose count).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cosignatures: Option<u64>,
     /// Why index keys were not compared, when they could not be.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub index_keys_note: Option<String>,
@@ -123,6 +133,8 @@ impl Report {
             index_keys_not_derivable: 0,
             consistent_with: None,
             shards: Vec::new(),
+            tiles_verified: None,
+            cosignatures: None,
             index_keys_note: None,
             problem: None,
             seconds: 0.0,
@@ -187,7 +199,24 @@ impl Report {
                 shard.root
             );
         }
-        let _ = writeln!(out, "  SETs         {} verified", self.sets_verified);
+        match self.tiles_verified {
+            Some(tiles) => {
+                let _ = writeln!(
+                    out,
+                    "  entries      every signature verified and every body canonical (a v2 log issues no SETs)"
+                );
+                let _ = writeln!(
+                    out,
+                    "  tiles        {tiles} hash tiles equal to the ones computed from the entries"
+                );
+            }
+            None => {
+                let _ = writeln!(out, "  SETs         {} verified", self.sets_verified);
+            }
+        }
+        if let Some(n) = self.cosignatures {
+            let _ = writeln!(out, "  cosignatures {n} on the checkpoint (not verified)");
+        }
         match &self.index_keys_note {
             Some(note) => {
                 let _ = writeln!(out, "  index keys   {note}");

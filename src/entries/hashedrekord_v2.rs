@@ -180,6 +180,36 @@ pub fn parse_create_request(body: &[u8]) -> Result<V2Entry, V2EntryError> {
     }
 }
 
+/// Checks a logged entry (its canonical bytes, as an entry bundle holds
+/// them) as the log checked it at admission: it is a hashedrekord 0.0.2
+/// whose signature verifies over its digest under its verifier, and its
+/// bytes are exactly the canonical form (E-02) the log writes for it.
+/// For audits of a v2 log, which issues no SETs.
+///
+/// # Errors
+/// What is wrong, as a sentence about "it".
+pub fn recheck_entry(canonical: &[u8]) -> Result<(), String> {
+    let entry: Value =
+        serde_json::from_slice(canonical).map_err(|e| format!("it is not JSON: {e}"))?;
+    if entry["kind"] != "hashedrekord" || entry["apiVersion"] != "0.0.2" {
+        return Err("it is not a hashedrekord 0.0.2 entry".to_owned());
+    }
+    let spec = &entry["spec"]["hashedRekordV002"];
+    let request = json!({"hashedRekordRequestV002": {
+        "digest": spec["data"]["digest"],
+        "signature": spec["signature"],
+    }});
+    let request = serde_json::to_vec(&request).map_err(|e| e.to_string())?;
+    let admitted = parse_create_request(&request).map_err(|e| match e {
+        V2EntryError::NotHashedRekord => "it is not a hashedrekord entry".to_owned(),
+        V2EntryError::Invalid { detail } => format!("the log would refuse it: {detail}"),
+    })?;
+    if admitted.canonical != canonical {
+        return Err("its bytes are not the canonical form of the entry they hold".to_owned());
+    }
+    Ok(())
+}
+
 /// The verifier of a request: its key, and its protojson for the entry.
 struct Verifier {
     key: PublicKey,
@@ -354,6 +384,27 @@ mod tests {
             "signature": {"content": url(SIG), "verifier": {
                 "public_key": {"raw_bytes": url(KEY)}, "key_details": "PKIX_ECDSA_P256_SHA_256"}}}});
         assert_eq!(parse(&snake).unwrap().canonical, V03.as_bytes());
+    }
+
+    #[test]
+    fn a_logged_entry_rechecks_only_in_its_canonical_form_with_its_signature() {
+        recheck_entry(V03.as_bytes()).unwrap();
+        // Another digest: the signature no longer verifies.
+        let other = V03.replacen("dyj4", "eyj4", 1);
+        let err = recheck_entry(other.as_bytes()).unwrap_err();
+        assert!(err.contains("would refuse it"), "{err}");
+        // The same entry, not in its canonical bytes (E-02).
+        let spaced = V03.replacen(r#""kind":"#, r#""kind": "#, 1);
+        let err = recheck_entry(spaced.as_bytes()).unwrap_err();
+        assert!(err.contains("canonical"), "{err}");
+        let unpadded = V03.replacen("yg==", "yg", 1);
+        assert!(recheck_entry(unpadded.as_bytes()).is_err());
+        // Another kind or version.
+        let dsse = V03.replacen(r#""kind":"hashedrekord""#, r#""kind":"dsse""#, 1);
+        let err = recheck_entry(dsse.as_bytes()).unwrap_err();
+        assert!(err.contains("not a hashedrekord 0.0.2"), "{err}");
+        assert!(recheck_entry(b"[]").is_err());
+        assert!(recheck_entry(b"not json").is_err());
     }
 
     #[test]

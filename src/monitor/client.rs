@@ -285,6 +285,15 @@ impl LogClient {
         Ok(entries)
     }
 
+    /// The 200 body of `GET <base><path>`, at most `cap` bytes: for
+    /// resources other than the v1 API's (a v2 log's tiles).
+    ///
+    /// # Errors
+    /// See [`FetchError`].
+    pub async fn get_bytes(&self, path: &str, cap: usize) -> Result<Vec<u8>, FetchError> {
+        self.get(path, cap).await
+    }
+
     async fn get(&self, path: &str, cap: usize) -> Result<Vec<u8>, FetchError> {
         let response = self
             .http

@@ -510,6 +510,9 @@ pub(crate) enum Hostility {
     ShiftIntegratedTime,
     /// Answers `/api/v1/log` with a body far over any checkpoint's size.
     HugeLogInfo,
+    /// Serves every answer to a path that starts with this one with its
+    /// last byte changed (a tile, a bundle or a checkpoint).
+    FlipLastByte(String),
 }
 
 /// A hostile log: a proxy to `upstream` that tampers with its answers.
@@ -548,6 +551,11 @@ pub(crate) async fn hostile(upstream: String, how: Hostility) -> String {
                     }
                 }
                 bytes = serde_json::to_vec(&found).unwrap();
+            }
+            if let Hostility::FlipLastByte(prefix) = &how {
+                if path.starts_with(prefix.as_str()) {
+                    *bytes.last_mut().unwrap() ^= 1;
+                }
             }
             HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap()).body(bytes)
         }

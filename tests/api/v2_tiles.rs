@@ -22,9 +22,15 @@ struct V2App {
 }
 
 async fn spawn_v2() -> V2App {
-    let mut config = test_config().await;
     let key_file = std::env::temp_dir().join(format!("tlog-v2-{}.pem", uuid::Uuid::new_v4()));
     tlog::app::keygen_ed25519(&key_file).unwrap();
+    spawn_v2_keyed(key_file).await
+}
+
+/// A v2 log of origin [`ORIGIN`] on a database of its own, signed by the
+/// Ed25519 key in `key_file`.
+async fn spawn_v2_keyed(key_file: std::path::PathBuf) -> V2App {
+    let mut config = test_config().await;
     let pem = pem::parse(std::fs::read(&key_file).unwrap()).unwrap();
     let seed: [u8; 32] = pem.contents()[16..].try_into().unwrap();
     config.v2.key_file = Some(key_file);
@@ -565,6 +571,21 @@ async fn a_rotated_v2_log_is_frozen_served_by_origin_and_trusted_until_it_froze(
     assert_eq!(tree.root(3).unwrap(), old_checkpoint.root);
     let past = v2.get(&format!("/logs/{ORIGIN}/tile/0/000.p/4")).await;
     assert_eq!(past.status(), 404, "a frozen log does not grow");
+    // `tlog verify` audits the frozen log at its path, under its own key.
+    let old_pub = crate::conformance::tempdir().join("old.pub");
+    std::fs::write(
+        &old_pub,
+        tlog::signing::public_key_pem(&tlog::note::c2sp::ed25519_spki(&old_key.public_key())),
+    )
+    .unwrap();
+    let frozen_url = format!("{}/logs/{ORIGIN}", v2.app.address);
+    let (ok, out) = crate::verify::verify_url(&frozen_url, &old_pub, &["--json"]).await;
+    assert!(ok, "{out}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (report["entries"].as_u64(), report["origin"].as_str()),
+        (Some(3), Some(ORIGIN))
+    );
     // The active log by its origin too; an unknown origin is 404.
     let active = v2.get(&format!("/logs/{NEXT}/checkpoint")).await;
     assert_eq!(verify_note(&v2.key, &active.text().await.unwrap()).size, 2);
@@ -622,5 +643,126 @@ async fn a_rotated_v2_log_is_frozen_served_by_origin_and_trusted_until_it_froze(
     let list = tlog::app::list_shards(&new_config()).await.unwrap();
     assert!(list.contains(&format!("\tfrozen\t{ORIGIN}\t3\t")), "{list}");
     assert!(list.contains(&format!("\tactive\t{NEXT}\t3\t")), "{list}");
+    v2.app.stop().await;
+}
+
+/// Creates `count` entries, `at_once` at a time, and returns the signed
+/// checkpoint notes served after each round.
+async fn fill(v2: &V2App, client: &Client, salt: &str, count: u32, at_once: u32) -> Vec<String> {
+    let mut notes = Vec::new();
+    let mut next = 0;
+    while next < count {
+        let round = at_once.min(count - next);
+        let requests: Vec<Value> = (next..next + round)
+            .map(|i| client.request(format!("{salt} {i}").as_bytes()))
+            .collect();
+        let answers = futures_util::future::join_all(requests.iter().map(|r| v2.create(r))).await;
+        assert!(answers.iter().all(|a| a.status() == 201));
+        notes.push(v2.get("/checkpoint").await.text().await.unwrap());
+        next += round;
+    }
+    notes
+}
+
+/// The hash tiles a tree of `size` has: at each level, its full
+/// tiles and a partial one for the rest.
+fn tile_count(size: u64) -> u64 {
+    let mut count = 0;
+    let mut nodes = size;
+    while nodes > 0 {
+        count += nodes.div_ceil(256);
+        nodes >>= 8;
+    }
+    count
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tlog_verify_audits_a_v2_log_by_its_tiles_and_names_what_was_tampered() {
+    use crate::monitor::{hostile, Hostility};
+    use crate::verify::verify_url;
+    let key_file = std::env::temp_dir().join(format!("tlog-v2-{}.pem", uuid::Uuid::new_v4()));
+    tlog::app::keygen_ed25519(&key_file).unwrap();
+    let v2 = spawn_v2_keyed(key_file.clone()).await;
+    let client = Client::new();
+    let notes = fill(&v2, &client, "audited", 600, 100).await;
+    let dir = crate::conformance::tempdir();
+    let public_key = dir.join("v2.pub");
+    std::fs::write(
+        &public_key,
+        tlog::signing::public_key_pem(&tlog::note::c2sp::ed25519_spki(&v2.key.public_key())),
+    )
+    .unwrap();
+    let since = dir.join("since");
+    std::fs::write(&since, &notes[0]).unwrap();
+    let since_arg = since.to_str().unwrap();
+
+    for base in [format!("{}/api/v2", v2.app.address), v2.app.address.clone()] {
+        let (ok, out) = verify_url(&base, &public_key, &["--json", "--since", since_arg]).await;
+        assert!(ok, "{out}");
+        let report: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(report["entries"], 600, "{out}");
+        assert_eq!(report["tree_size"], 600);
+        assert_eq!(report["kinds"]["hashedrekord"], 600);
+        assert_eq!(report["tiles_verified"], tile_count(600));
+        assert_eq!(report["consistent_with"], 100);
+        assert_eq!(report["origin"], ORIGIN);
+    }
+    let (ok, out) = verify_url(&v2.app.address, &public_key, &[]).await;
+    assert!(ok && out.contains("hash tiles equal"), "{out}");
+
+    // Each tamper, served by a proxy in front of the log, is named.
+    let cases = [
+        // The last entry of the second bundle: no longer JSON.
+        ("/tile/entries/001", "511"),
+        ("/tile/0/000", "/tile/0/000 does not hold the leaf hashes"),
+        (
+            "/tile/1/000.p/2",
+            "/tile/1/000.p/2 does not hold the hashes",
+        ),
+        ("/checkpoint", "the checkpoint does not verify"),
+    ];
+    for (path, expected) in cases {
+        let url = hostile(v2.app.address.clone(), Hostility::FlipLastByte(path.into())).await;
+        let (ok, out) = verify_url(&url, &public_key, &["--json"]).await;
+        assert!(!ok, "{path}: {out}");
+        let report: Value = serde_json::from_str(&out).unwrap();
+        let problem = format!(
+            "{} {}",
+            report["problem"]["index"], report["problem"]["reason"]
+        );
+        assert!(problem.contains(expected), "{path}: {problem}");
+    }
+
+    // Another key's log fails at its checkpoint.
+    let other = dir.join("other.pub");
+    let seed = [7u8; 32];
+    let other_key = Ed25519NoteKey::new(ORIGIN, &seed).unwrap();
+    std::fs::write(
+        &other,
+        tlog::signing::public_key_pem(&tlog::note::c2sp::ed25519_spki(&other_key.public_key())),
+    )
+    .unwrap();
+    let (ok, out) = verify_url(&v2.app.address, &other, &[]).await;
+    assert!(
+        !ok && out.contains("does not verify under the key"),
+        "{out}"
+    );
+
+    // A log the same key signed that does not extend the checkpoint: a fork.
+    let fork = spawn_v2_keyed(key_file).await;
+    fill(&fork, &client, "forked", 150, 150).await;
+    let (ok, out) = verify_url(&fork.app.address, &public_key, &["--since", since_arg]).await;
+    assert!(!ok && out.contains("a fork"), "{out}");
+    // And one smaller than it: rolled back.
+    let late = dir.join("late");
+    std::fs::write(&late, notes.last().unwrap()).unwrap();
+    let (ok, out) = verify_url(
+        &fork.app.address,
+        &public_key,
+        &["--since", late.to_str().unwrap()],
+    )
+    .await;
+    assert!(!ok && out.contains("rolled back"), "{out}");
+    fork.app.stop().await;
     v2.app.stop().await;
 }

@@ -1,0 +1,397 @@
+//! `tlog verify URL` of a Rekor v2 log: the audit of a C2SP tlog-tiles log
+//! (rekor-v2-tiles.md R- items) from its checkpoint, hash tiles and entry
+//! bundles alone, as a CDN or bucket in front of the log serves them.
+//!
+//! - the checkpoint verifies under the log's Ed25519 key (K-02), named by
+//!   its origin; cosignature lines beside it are counted, not checked;
+//! - every entry bundle up to the checkpoint's size is fetched; every entry
+//!   in it is a hashedrekord 0.0.2 whose signature verifies and whose bytes
+//!   are canonical ([`hashedrekord_v2::recheck_entry`]): a v2 log issues no
+//!   SETs, so the entry's own signature is what shows the log did not make
+//!   it up;
+//! - the tree rebuilt from the bundles' leaf hashes has the checkpoint's
+//!   root, and every hash tile the checkpoint's size implies, full
+//!   and partial, at every level, holds exactly the hashes computed from
+//!   the entries: a client's inclusion and consistency proofs are built
+//!   from those tiles;
+//! - with `--since`, the root at the earlier checkpoint's size is its root.
+//!
+//! Memory is bounded: one window of bundles, one compact range and at most
+//! 255 hashes per tile level are held at a time.
+
+use std::time::{Duration, Instant};
+
+use super::{Problem, Progress, Report};
+use crate::entries::hashedrekord_v2;
+use crate::merkle::{leaf_hash, CompactRange, Hash};
+use crate::monitor::LogClient;
+use crate::note::c2sp::{self, CheckpointText};
+use crate::tiles::{self, TileId, TILE_HEIGHT, TILE_WIDTH};
+
+/// Time one request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Largest checkpoint accepted (`signed_note`'s own limit is 1 MB).
+const MAX_CHECKPOINT: usize = 1 << 20;
+/// Largest hash tile: 256 hashes.
+const MAX_TILE: usize = 256 * 32;
+/// Largest entry bundle: 256 entries of at most 65 535 bytes, each with
+/// its two-byte length.
+const MAX_BUNDLE: usize = 256 * (2 + 65_535);
+/// Bundles fetched, then checked on every core, at a time.
+const WINDOW: u64 = 64;
+
+/// Audits the tiles log at `url` (its `checkpoint` and `tile/…` are below
+/// it) under the raw Ed25519 key `key`; `since` is a checkpoint of the
+/// same log seen earlier, which it must extend. Every problem is in the
+/// report.
+pub async fn verify_tiles(
+    url: &str,
+    key: &[u8; 32],
+    since: Option<&str>,
+    concurrency: usize,
+    ca_file: Option<&std::path::Path>,
+) -> Report {
+    let started = Instant::now();
+    let mut report = Report::empty(url);
+    report.index_keys_note = Some("none to check: a Rekor v2 log keeps no search index".to_owned());
+    let problem = audit(url, key, since, concurrency, ca_file, &mut report)
+        .await
+        .err();
+    report.problem = problem;
+    report.seconds = started.elapsed().as_secs_f64();
+    report
+}
+
+fn plain(reason: String) -> Problem {
+    Problem {
+        line: None,
+        index: None,
+        reason,
+    }
+}
+
+/// The checkpoint `text` under `key`, named by its own origin line.
+fn verified_checkpoint(text: &str, key: &[u8; 32]) -> Result<CheckpointText, String> {
+    let origin = text.lines().next().unwrap_or_default();
+    c2sp::verify_log_checkpoint(text, origin, key).map_err(|e| match e {
+        c2sp::C2spError::BadSignature => format!(
+            "it does not verify under the key (no signature of log key {:?} with key ID {})",
+            origin,
+            hex::encode(&c2sp::log_key_hash(origin, key)[..4])
+        ),
+        other => other.to_string(),
+    })
+}
+
+async fn audit(
+    url: &str,
+    key: &[u8; 32],
+    since: Option<&str>,
+    concurrency: usize,
+    ca_file: Option<&std::path::Path>,
+    report: &mut Report,
+) -> Result<(), Problem> {
+    let since = since
+        .map(|text| {
+            verified_checkpoint(text, key)
+                .map_err(|e| plain(format!("the --since checkpoint does not verify: {e}")))
+        })
+        .transpose()?;
+    let client = LogClient::new(url, REQUEST_TIMEOUT, ca_file).map_err(|e| plain(e.to_string()))?;
+    let text = client
+        .get_bytes("/checkpoint", MAX_CHECKPOINT)
+        .await
+        .map_err(|e| plain(e.to_string()))?;
+    let text =
+        String::from_utf8(text).map_err(|_| plain("the checkpoint is not UTF-8".to_owned()))?;
+    let head = verified_checkpoint(&text, key)
+        .map_err(|e| plain(format!("the checkpoint does not verify: {e}")))?;
+    report.origin = Some(head.origin.clone());
+    report.tree_size = head.size;
+    report.root = Some(hex::encode(head.root.0));
+    report.cosignatures = Some(
+        c2sp::SignedNote::parse(&text)
+            .map_err(|e| plain(format!("the checkpoint: {e}")))?
+            .signatures()
+            .len()
+            .saturating_sub(1) as u64,
+    );
+    if let Some(since) = &since {
+        if since.origin != head.origin {
+            return Err(plain(format!(
+                "the --since checkpoint is {:?}'s, not this log's ({:?})",
+                since.origin, head.origin
+            )));
+        }
+        if since.size > head.size {
+            return Err(plain(format!(
+                "the log is smaller ({}) than the --since checkpoint ({}): rolled back",
+                head.size, since.size
+            )));
+        }
+    }
+    let mut audit = TileAudit {
+        client,
+        range: CompactRange::default(),
+        levels: Vec::new(),
+        tiles_verified: 0,
+    };
+    let bundles = head.size.div_ceil(u64::from(TILE_WIDTH));
+    let mut progress = Progress::new(head.size);
+    let mut first = 0;
+    while first < bundles {
+        let last = (first + WINDOW).min(bundles);
+        let fetched = audit.fetch(first, last, head.size, concurrency).await?;
+        let checked = tokio::task::spawn_blocking(move || check_bundles(fetched))
+            .await
+            .expect("a verify worker panicked")?;
+        for bundle in checked {
+            for leaf in &bundle.leaves {
+                audit.range.push(*leaf);
+                if let Some(since) = since.as_ref().filter(|s| s.size == audit.range.size()) {
+                    check_since(&audit.range, since)?;
+                    report.consistent_with = Some(since.size);
+                }
+            }
+            report.entries += bundle.leaves.len() as u64;
+            report.body_bytes += bundle.body_bytes;
+            *report.kinds.entry("hashedrekord".to_owned()).or_default() +=
+                bundle.leaves.len() as u64;
+            audit.tile_done(&bundle).await?;
+            progress.advance(bundle.leaves.len() as u64);
+        }
+        first = last;
+    }
+    progress.finish();
+    if let Some(since) = since.as_ref().filter(|s| s.size == 0) {
+        check_since(&audit.range, since)?;
+        report.consistent_with = Some(0);
+    }
+    if audit.range.root() != head.root {
+        return Err(plain(format!(
+            "the {} entries in its bundles hash to root {}, not its signed checkpoint's {}",
+            head.size,
+            hex::encode(audit.range.root().0),
+            hex::encode(head.root.0)
+        )));
+    }
+    audit.partial_tiles().await?;
+    report.tiles_verified = Some(audit.tiles_verified);
+    Ok(())
+}
+
+/// The hash tiles still to compare as the audit walks the tree.
+struct TileAudit {
+    client: LogClient,
+    range: CompactRange,
+    /// `levels[l]`: the hashes of tile level `l + 1` (complete subtrees of
+    /// `256^(l+1)` leaves) not yet gathered into a full tile.
+    levels: Vec<Vec<Hash>>,
+    tiles_verified: u64,
+}
+
+/// A bundle as fetched: its level-0 tile, its bytes and the tile's bytes.
+struct Fetched {
+    id: TileId,
+    bundle: Vec<u8>,
+    tile: Vec<u8>,
+}
+
+/// A bundle checked: its leaves, which its level-0 tile holds.
+struct CheckedBundle {
+    id: TileId,
+    leaves: Vec<Hash>,
+    body_bytes: u64,
+}
+
+impl TileAudit {
+    /// Bundles `[first, last)` of a tree of `size`, with their level-0
+    /// tiles, `concurrency` requests at once, in order.
+    async fn fetch(
+        &self,
+        first: u64,
+        last: u64,
+        size: u64,
+        concurrency: usize,
+    ) -> Result<Vec<Fetched>, Problem> {
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut fetched = Vec::new();
+        let mut next = first;
+        while next < last || !tasks.is_empty() {
+            while next < last && tasks.len() < concurrency.max(1) {
+                let width = (size - next * u64::from(TILE_WIDTH)).min(u64::from(TILE_WIDTH));
+                let id = TileId {
+                    level: 0,
+                    index: next,
+                    width: u16::try_from(width).expect("at most 256"),
+                };
+                let client = self.client.clone();
+                tasks.spawn(async move {
+                    let bundle = client
+                        .get_bytes(&format!("/tile/{}", id.entries_path()), MAX_BUNDLE)
+                        .await?;
+                    let tile = client
+                        .get_bytes(&format!("/tile/{}", id.path()), MAX_TILE)
+                        .await?;
+                    Ok::<_, crate::monitor::FetchError>(Fetched { id, bundle, tile })
+                });
+                next += 1;
+            }
+            if let Some(joined) = tasks.join_next().await {
+                fetched.push(
+                    joined
+                        .expect("a tile request panicked")
+                        .map_err(|e| plain(e.to_string()))?,
+                );
+            }
+        }
+        fetched.sort_by_key(|f| f.id.index);
+        Ok(fetched)
+    }
+
+    /// After a level-0 tile is checked: a full one's subtree root goes up a
+    /// level, and every level that fills a tile has it fetched and compared.
+    async fn tile_done(&mut self, bundle: &CheckedBundle) -> Result<(), Problem> {
+        self.tiles_verified += 1;
+        if !bundle.id.is_full() {
+            return Ok(());
+        }
+        let mut hash = subtree_root(&bundle.leaves);
+        let mut level = 0;
+        loop {
+            if self.levels.len() == level {
+                self.levels
+                    .push(Vec::with_capacity(usize::from(TILE_WIDTH)));
+            }
+            self.levels[level].push(hash);
+            if self.levels[level].len() < usize::from(TILE_WIDTH) {
+                return Ok(());
+            }
+            let hashes = std::mem::take(&mut self.levels[level]);
+            let tile_level = u8::try_from(level + 1).expect("at most 8 levels");
+            let nodes = self.range.size() >> (u32::from(tile_level) * u32::from(TILE_HEIGHT));
+            let id = TileId {
+                level: tile_level,
+                index: nodes / u64::from(TILE_WIDTH) - 1,
+                width: TILE_WIDTH,
+            };
+            self.compare(id, &hashes).await?;
+            hash = subtree_root(&hashes);
+            level += 1;
+        }
+    }
+
+    /// The partial tiles at the right edge of every level above 0 (level
+    /// 0's partial tile came with its bundle).
+    async fn partial_tiles(&mut self) -> Result<(), Problem> {
+        let levels = std::mem::take(&mut self.levels);
+        for (level, hashes) in levels.iter().enumerate() {
+            if hashes.is_empty() {
+                continue;
+            }
+            let tile_level = u8::try_from(level + 1).expect("at most 8 levels");
+            let nodes = self.range.size() >> (u32::from(tile_level) * u32::from(TILE_HEIGHT));
+            let id = TileId {
+                level: tile_level,
+                index: nodes / u64::from(TILE_WIDTH),
+                width: u16::try_from(hashes.len()).expect("under 256"),
+            };
+            self.compare(id, hashes).await?;
+        }
+        Ok(())
+    }
+
+    /// Fetches tile `id` and compares it with `hashes`.
+    async fn compare(&mut self, id: TileId, hashes: &[Hash]) -> Result<(), Problem> {
+        let path = format!("/tile/{}", id.path());
+        let bytes = self
+            .client
+            .get_bytes(&path, MAX_TILE)
+            .await
+            .map_err(|e| plain(e.to_string()))?;
+        if bytes != hashes.iter().flat_map(|h| h.0).collect::<Vec<u8>>() {
+            return Err(plain(format!(
+                "{path} does not hold the hashes of the entries below it (a client's proofs from it would not verify)"
+            )));
+        }
+        self.tiles_verified += 1;
+        Ok(())
+    }
+}
+
+/// The root of a complete subtree of 256 hashes.
+fn subtree_root(hashes: &[Hash]) -> Hash {
+    let mut range = CompactRange::default();
+    for hash in hashes {
+        range.push(*hash);
+    }
+    range.root()
+}
+
+/// Checks every bundle's entries on every core, in order: each parses,
+/// holds as many entries as its tile is wide, each entry rechecks, and its
+/// level-0 tile holds their leaf hashes.
+fn check_bundles(fetched: Vec<Fetched>) -> Result<Vec<CheckedBundle>, Problem> {
+    let workers = std::thread::available_parallelism().map_or(1, usize::from);
+    let per = fetched.len().div_ceil(workers).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = fetched
+            .chunks(per)
+            .map(|part| scope.spawn(move || part.iter().map(check_bundle).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a verify worker panicked"))
+            .collect()
+    })
+}
+
+fn check_bundle(fetched: &Fetched) -> Result<CheckedBundle, Problem> {
+    let id = fetched.id;
+    let first = id.index * u64::from(TILE_WIDTH);
+    let path = format!("/tile/{}", id.entries_path());
+    let entries =
+        tiles::parse_entry_bundle(&fetched.bundle).map_err(|e| plain(format!("{path}: {e}")))?;
+    if entries.len() != usize::from(id.width) {
+        return Err(plain(format!(
+            "{path} holds {} entries, not {}",
+            entries.len(),
+            id.width
+        )));
+    }
+    let mut leaves = Vec::with_capacity(entries.len());
+    let mut body_bytes = 0;
+    for (n, entry) in entries.iter().enumerate() {
+        hashedrekord_v2::recheck_entry(entry).map_err(|reason| Problem {
+            line: None,
+            index: Some(first + n as u64),
+            reason,
+        })?;
+        leaves.push(leaf_hash(entry));
+        body_bytes += entry.len() as u64;
+    }
+    let tile: Vec<u8> = leaves.iter().flat_map(|h| h.0).collect();
+    if fetched.tile != tile {
+        return Err(plain(format!(
+            "/tile/{} does not hold the leaf hashes of {path} (a client's proofs from it would not verify)",
+            id.path()
+        )));
+    }
+    Ok(CheckedBundle {
+        id,
+        leaves,
+        body_bytes,
+    })
+}
+
+fn check_since(range: &CompactRange, since: &CheckpointText) -> Result<(), Problem> {
+    if range.root() == since.root {
+        return Ok(());
+    }
+    Err(plain(format!(
+        "the log's first {} entries have root {}, not the --since checkpoint's {}: a fork",
+        since.size,
+        hex::encode(range.root().0),
+        hex::encode(since.root.0)
+    )))
+}
