@@ -223,6 +223,85 @@ pub fn read_tile(tree: &Tree, id: TileId) -> Option<Vec<u8>> {
     id.to_tlog().read_data(&tree.view()).ok()
 }
 
+/// The hash tiles of a tree built leaf by leaf in bounded memory (at most
+/// 255 hashes per level): [`TileStream::push`] gives each tile as it
+/// becomes full, [`TileStream::edge`] the partial tiles of the right edge
+/// at the size reached (rekor-v2-tiles.md R-07). For writing or checking
+/// a whole log's tiles in one pass, where [`changed_tiles`] would need the
+/// tree in memory.
+#[derive(Debug, Default, Clone)]
+pub struct TileStream {
+    size: u64,
+    /// `levels[l]`: the hashes of tile level `l` not yet in a full tile.
+    levels: Vec<Vec<Hash>>,
+}
+
+impl TileStream {
+    /// Leaves pushed so far.
+    #[must_use]
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Appends a leaf hash; returns the tiles it completed, lowest level
+    /// first, with their bytes.
+    pub fn push(&mut self, leaf: Hash) -> Vec<(TileId, Vec<u8>)> {
+        self.size += 1;
+        let mut full = Vec::new();
+        let mut hash = leaf;
+        let mut level = 0u8;
+        loop {
+            if self.levels.len() == usize::from(level) {
+                self.levels
+                    .push(Vec::with_capacity(usize::from(TILE_WIDTH)));
+            }
+            let hashes = &mut self.levels[usize::from(level)];
+            hashes.push(hash);
+            if hashes.len() < usize::from(TILE_WIDTH) {
+                return full;
+            }
+            let hashes = std::mem::take(hashes);
+            let nodes = self.size >> (u32::from(level) * u32::from(TILE_HEIGHT));
+            let id = TileId {
+                level,
+                index: nodes / u64::from(TILE_WIDTH) - 1,
+                width: TILE_WIDTH,
+            };
+            hash = subtree_root(&hashes);
+            full.push((id, hashes.iter().flat_map(|h| h.0).collect()));
+            level += 1;
+        }
+    }
+
+    /// The partial tiles at the right edge of every level, lowest first:
+    /// with the full tiles given so far, every tile of a tree of this size.
+    #[must_use]
+    pub fn edge(&self) -> Vec<(TileId, Vec<u8>)> {
+        (0u8..)
+            .zip(&self.levels)
+            .filter(|(_, hashes)| !hashes.is_empty())
+            .map(|(level, hashes)| {
+                let nodes = self.size >> (u32::from(level) * u32::from(TILE_HEIGHT));
+                let id = TileId {
+                    level,
+                    index: nodes / u64::from(TILE_WIDTH),
+                    width: u16::try_from(hashes.len()).expect("under 256"),
+                };
+                (id, hashes.iter().flat_map(|h| h.0).collect())
+            })
+            .collect()
+    }
+}
+
+/// The root of a complete subtree of 256 hashes.
+fn subtree_root(hashes: &[Hash]) -> Hash {
+    let mut range = crate::merkle::CompactRange::default();
+    for hash in hashes {
+        range.push(*hash);
+    }
+    range.root()
+}
+
 /// An entry bundle (C2SP tlog-tiles "Log entries"; rekor-v2-tiles.md R-05):
 /// each entry as a big-endian uint16 length and its bytes, in index order.
 ///
@@ -473,6 +552,27 @@ mod tests {
             id(0, 1_000_000, 256).entries_path(),
             "entries/x001/x000/000"
         );
+    }
+
+    #[test]
+    fn a_tile_stream_gives_every_tile_of_the_tree_with_its_bytes() {
+        // 70 000 leaves: R-07's tile set, each tile as the tree has it.
+        let leaves: Vec<Hash> = (0u32..70_000)
+            .map(|i| crate::merkle::leaf_hash(&i.to_be_bytes()))
+            .collect();
+        let tree = Tree::from_leaves(leaves.clone());
+        let mut stream = TileStream::default();
+        let mut streamed: Vec<(TileId, Vec<u8>)> =
+            leaves.iter().flat_map(|leaf| stream.push(*leaf)).collect();
+        let edge = stream.edge();
+        let edge_paths: Vec<String> = edge.iter().map(|(id, _)| id.path()).collect();
+        assert_eq!(edge_paths, ["0/273.p/112", "1/001.p/17", "2/000.p/1"]);
+        streamed.extend(edge);
+        assert_eq!(streamed.len(), 273 + 1 + 1 + 1 + 1);
+        for (id, bytes) in &streamed {
+            assert_eq!(read_tile(&tree, *id).as_ref(), Some(bytes), "{}", id.path());
+        }
+        assert!(streamed.iter().any(|(id, _)| id.path() == "1/000"));
     }
 
     #[test]

@@ -26,7 +26,7 @@ use crate::entries::hashedrekord_v2;
 use crate::merkle::{leaf_hash, CompactRange, Hash};
 use crate::monitor::LogClient;
 use crate::note::c2sp::{self, CheckpointText};
-use crate::tiles::{self, TileId, TILE_HEIGHT, TILE_WIDTH};
+use crate::tiles::{self, TileId, TileStream, TILE_WIDTH};
 
 /// Time one request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -133,7 +133,7 @@ async fn audit(
     let mut audit = TileAudit {
         client,
         range: CompactRange::default(),
-        levels: Vec::new(),
+        stream: TileStream::default(),
         tiles_verified: 0,
     };
     let bundles = head.size.div_ceil(u64::from(TILE_WIDTH));
@@ -146,18 +146,24 @@ async fn audit(
             .await
             .expect("a verify worker panicked")?;
         for bundle in checked {
-            for leaf in &bundle.leaves {
-                audit.range.push(*leaf);
-                if let Some(since) = since.as_ref().filter(|s| s.size == audit.range.size()) {
-                    check_since(&audit.range, since)?;
-                    report.consistent_with = Some(since.size);
+            let before = audit.range.size();
+            if let Some(since) = since
+                .as_ref()
+                .filter(|s| s.size > before && s.size <= before + bundle.leaves.len() as u64)
+            {
+                let mut prefix = audit.range.clone();
+                let within = usize::try_from(since.size - before).expect("at most 256");
+                for leaf in &bundle.leaves[..within] {
+                    prefix.push(*leaf);
                 }
+                check_since(&prefix, since)?;
+                report.consistent_with = Some(since.size);
             }
+            audit.bundle_done(&bundle).await?;
             report.entries += bundle.leaves.len() as u64;
             report.body_bytes += bundle.body_bytes;
             *report.kinds.entry("hashedrekord".to_owned()).or_default() +=
                 bundle.leaves.len() as u64;
-            audit.tile_done(&bundle).await?;
             progress.advance(bundle.leaves.len() as u64);
         }
         first = last;
@@ -184,9 +190,8 @@ async fn audit(
 struct TileAudit {
     client: LogClient,
     range: CompactRange,
-    /// `levels[l]`: the hashes of tile level `l + 1` (complete subtrees of
-    /// `256^(l+1)` leaves) not yet gathered into a full tile.
-    levels: Vec<Vec<Hash>>,
+    /// The tiles the entries so far imply.
+    stream: TileStream,
     tiles_verified: u64,
 }
 
@@ -199,7 +204,6 @@ struct Fetched {
 
 /// A bundle checked: its leaves, which its level-0 tile holds.
 struct CheckedBundle {
-    id: TileId,
     leaves: Vec<Hash>,
     body_bytes: u64,
 }
@@ -249,67 +253,41 @@ impl TileAudit {
         Ok(fetched)
     }
 
-    /// After a level-0 tile is checked: a full one's subtree root goes up a
-    /// level, and every level that fills a tile has it fetched and compared.
-    async fn tile_done(&mut self, bundle: &CheckedBundle) -> Result<(), Problem> {
+    /// Pushes a checked bundle's leaves (its level-0 tile was compared with
+    /// them already); every higher tile they complete is fetched and compared.
+    async fn bundle_done(&mut self, bundle: &CheckedBundle) -> Result<(), Problem> {
         self.tiles_verified += 1;
-        if !bundle.id.is_full() {
-            return Ok(());
-        }
-        let mut hash = subtree_root(&bundle.leaves);
-        let mut level = 0;
-        loop {
-            if self.levels.len() == level {
-                self.levels
-                    .push(Vec::with_capacity(usize::from(TILE_WIDTH)));
+        for leaf in &bundle.leaves {
+            self.range.push(*leaf);
+            for (id, bytes) in self.stream.push(*leaf) {
+                if id.level > 0 {
+                    self.compare(id, &bytes).await?;
+                }
             }
-            self.levels[level].push(hash);
-            if self.levels[level].len() < usize::from(TILE_WIDTH) {
-                return Ok(());
-            }
-            let hashes = std::mem::take(&mut self.levels[level]);
-            let tile_level = u8::try_from(level + 1).expect("at most 8 levels");
-            let nodes = self.range.size() >> (u32::from(tile_level) * u32::from(TILE_HEIGHT));
-            let id = TileId {
-                level: tile_level,
-                index: nodes / u64::from(TILE_WIDTH) - 1,
-                width: TILE_WIDTH,
-            };
-            self.compare(id, &hashes).await?;
-            hash = subtree_root(&hashes);
-            level += 1;
         }
+        Ok(())
     }
 
     /// The partial tiles at the right edge of every level above 0 (level
     /// 0's partial tile came with its bundle).
     async fn partial_tiles(&mut self) -> Result<(), Problem> {
-        let levels = std::mem::take(&mut self.levels);
-        for (level, hashes) in levels.iter().enumerate() {
-            if hashes.is_empty() {
-                continue;
+        for (id, bytes) in self.stream.edge() {
+            if id.level > 0 {
+                self.compare(id, &bytes).await?;
             }
-            let tile_level = u8::try_from(level + 1).expect("at most 8 levels");
-            let nodes = self.range.size() >> (u32::from(tile_level) * u32::from(TILE_HEIGHT));
-            let id = TileId {
-                level: tile_level,
-                index: nodes / u64::from(TILE_WIDTH),
-                width: u16::try_from(hashes.len()).expect("under 256"),
-            };
-            self.compare(id, hashes).await?;
         }
         Ok(())
     }
 
     /// Fetches tile `id` and compares it with `hashes`.
-    async fn compare(&mut self, id: TileId, hashes: &[Hash]) -> Result<(), Problem> {
+    async fn compare(&mut self, id: TileId, expected: &[u8]) -> Result<(), Problem> {
         let path = format!("/tile/{}", id.path());
         let bytes = self
             .client
             .get_bytes(&path, MAX_TILE)
             .await
             .map_err(|e| plain(e.to_string()))?;
-        if bytes != hashes.iter().flat_map(|h| h.0).collect::<Vec<u8>>() {
+        if bytes != expected {
             return Err(plain(format!(
                 "{path} does not hold the hashes of the entries below it (a client's proofs from it would not verify)"
             )));
@@ -317,15 +295,6 @@ impl TileAudit {
         self.tiles_verified += 1;
         Ok(())
     }
-}
-
-/// The root of a complete subtree of 256 hashes.
-fn subtree_root(hashes: &[Hash]) -> Hash {
-    let mut range = CompactRange::default();
-    for hash in hashes {
-        range.push(*hash);
-    }
-    range.root()
 }
 
 /// Checks every bundle's entries on every core, in order: each parses,
@@ -377,11 +346,7 @@ fn check_bundle(fetched: &Fetched) -> Result<CheckedBundle, Problem> {
             id.path()
         )));
     }
-    Ok(CheckedBundle {
-        id,
-        leaves,
-        body_bytes,
-    })
+    Ok(CheckedBundle { leaves, body_bytes })
 }
 
 fn check_since(range: &CompactRange, since: &CheckpointText) -> Result<(), Problem> {
