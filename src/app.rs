@@ -854,6 +854,19 @@ pub async fn export(config: &Config, out: &Path) -> anyhow::Result<()> {
                  `tlog export` writes one unsharded log and can't carry it"
             );
         }
+        let v2: Vec<String> = pg
+            .shards(crate::storage::postgres::ApiVersion::V2)
+            .await?
+            .into_iter()
+            .filter_map(|log| log.origin)
+            .collect();
+        if !v2.is_empty() {
+            tracing::warn!(
+                v2_logs = v2.join(", "),
+                "db.jsonl holds the v1 log only: export each v2 log with \
+                 `tlog export --v2 --out DIR [--origin ORIGIN]`"
+            );
+        }
     }
     let mut progress = crate::export::Progress::new("export", 0);
     let started = std::time::Instant::now();
@@ -899,17 +912,7 @@ pub async fn import(config: &Config, input: &Path) -> anyhow::Result<()> {
     }
     // Keep the lease while the import runs, so that no server starts sequencing.
     let lease = Arc::new(lease);
-    let keeper = tokio::spawn({
-        let lease = Arc::clone(&lease);
-        async move {
-            loop {
-                tokio::time::sleep(lease.renew_every()).await;
-                if let Err(err) = lease.acquire().await {
-                    tracing::warn!(error = %err, "couldn't renew the sequencer lease");
-                }
-            }
-        }
-    });
+    let keeper = keep_lease(&lease);
     let mut progress = crate::export::Progress::new("import", 0);
     let started = std::time::Instant::now();
     let checkpoint = crate::export::import(&store, input, &signer, &mut progress)
@@ -924,6 +927,126 @@ pub async fn import(config: &Config, input: &Path) -> anyhow::Result<()> {
         "import committed"
     );
     Ok(())
+}
+
+/// `tlog export --v2`: writes the v2 log of `origin` (by default the
+/// active one; a frozen one by its origin) to the new directory `out` as
+/// its C2SP tiles ([`crate::export::v2`]).
+///
+/// # Errors
+/// No Postgres, no such v2 log, or a failed read or write.
+pub async fn export_v2(config: &Config, origin: Option<&str>, out: &Path) -> anyhow::Result<()> {
+    if config.database_url.is_none() {
+        bail!("the Rekor v2 log needs Postgres (database_url): the embedded journal has none");
+    }
+    let store = connect(config).await?;
+    let logs = store
+        .shards(crate::storage::postgres::ApiVersion::V2)
+        .await?;
+    let log = match origin {
+        Some(origin) => logs.iter().find(|l| l.origin.as_deref() == Some(origin)),
+        None => logs.iter().find(|l| !l.frozen),
+    };
+    let Some(log) = log else {
+        let known: Vec<&str> = logs.iter().filter_map(|l| l.origin.as_deref()).collect();
+        bail!(
+            "no v2 log {}in this database (v2 logs: {}); hint: `tlog log list`",
+            origin.map_or_else(String::new, |o| format!("of origin {o:?} ")),
+            if known.is_empty() {
+                "none".to_owned()
+            } else {
+                known.join(", ")
+            }
+        );
+    };
+    let mut progress = crate::export::Progress::new("export", 0);
+    let started = std::time::Instant::now();
+    let checkpoint =
+        crate::export::v2::export_tiles(&store.for_log(log.id), out, &mut progress).await?;
+    tracing::info!(
+        size = checkpoint.size,
+        origin = log.origin.as_deref().unwrap_or(""),
+        elapsed_ms = started.elapsed().as_millis(),
+        "v2 export written"
+    );
+    Ok(())
+}
+
+/// `tlog import --v2`: audits the tiles directory `input` under
+/// `v2.key_file` and loads it as the v2 log of `v2.origin`, holding that
+/// log's sequencer lease. The log must be new (or an interrupted import of
+/// this directory); the database must have no other active v2 log.
+///
+/// # Errors
+/// No Postgres or `v2.key_file`, a directory that does not verify, a log
+/// that already holds entries, a running server, or a storage failure.
+pub async fn import_v2(config: &Config, input: &Path) -> anyhow::Result<()> {
+    use crate::storage::postgres::{ApiVersion, LogState};
+    if config.database_url.is_none() {
+        bail!("the Rekor v2 log needs Postgres (database_url): the embedded journal has none");
+    }
+    let Some(key_file) = &config.v2.key_file else {
+        bail!(
+            "v2.key_file is not set: a v2 import signs as the v2 log, with its key and v2.origin"
+        );
+    };
+    let origin = config.v2.origin(&config.hostname);
+    let pem = std::fs::read_to_string(key_file)
+        .with_context(|| format!("couldn't read v2.key_file {}", key_file.display()))?;
+    let signer = LogSigner::from_ed25519_pem(&pem, origin)
+        .with_context(|| format!("in {}", key_file.display()))?;
+    let pg = connect(config).await?;
+    let logs = pg.logs().await?;
+    let active = logs
+        .iter()
+        .find(|l| l.api_version == ApiVersion::V2 && l.state == LogState::Active);
+    let store = match active {
+        Some(log) if log.origin.as_deref() == Some(origin) => pg.for_log(log.id),
+        Some(log) => bail!(
+            "the database's active v2 log is {:?}, not {origin:?} (v2.origin): import into a \
+             database without one",
+            log.origin.as_deref().unwrap_or("")
+        ),
+        None if logs.iter().any(|l| l.origin.as_deref() == Some(origin)) => {
+            bail!("v2 log {origin:?} exists and is frozen: a v2 origin names one log forever")
+        }
+        None => pg.register_log(ApiVersion::V2, Some(origin)).await?,
+    };
+    let lease = Arc::new(store.lease(std::time::Duration::from_millis(config.lease_ttl_ms)));
+    if lease.acquire().await?.is_none() {
+        bail!("couldn't take the v2 log's sequencer lease; hint: stop `tlog serve` first");
+    }
+    let keeper = keep_lease(&lease);
+    let mut progress = crate::export::Progress::new("import", 0);
+    let started = std::time::Instant::now();
+    let checkpoint = crate::export::v2::import_tiles(&store, input, &signer, &mut progress)
+        .await
+        .with_context(|| format!("couldn't import {}", input.display()));
+    keeper.abort();
+    let _ = lease.release().await;
+    let checkpoint = checkpoint?;
+    tracing::info!(
+        size = checkpoint.size,
+        origin,
+        elapsed_ms = started.elapsed().as_millis(),
+        "v2 import committed"
+    );
+    Ok(())
+}
+
+/// Renews `lease` in the background until the task is aborted.
+fn keep_lease<L: crate::storage::lease::Lease + Send + Sync + 'static>(
+    lease: &Arc<L>,
+) -> tokio::task::JoinHandle<()> {
+    let lease = Arc::clone(lease);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(lease.renew_every()).await;
+            if let Err(err) = lease.acquire().await {
+                tracing::warn!(error = %err, "couldn't renew the sequencer lease");
+            }
+        }
+    })
 }
 
 /// `tlog log rotate`: freezes the active v1 shard at its last signed

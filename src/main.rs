@@ -96,17 +96,32 @@ enum Command {
         #[arg(long)]
         entries_in_memory: bool,
     },
-    /// Write the configured log (Postgres or embedded) to a db.jsonl file.
+    /// Write the configured log (Postgres or embedded) to a db.jsonl file,
+    /// or with `--v2` a Rekor v2 log to a directory of its C2SP tiles.
     Export {
-        /// Where to write; `-` for standard output.
+        /// Where to write; `-` for standard output. With `--v2`, a
+        /// directory that must not exist yet.
         #[arg(long)]
         out: PathBuf,
+        /// Export a Rekor v2 log (Postgres): the active one, or the one of
+        /// `--origin`.
+        #[arg(long)]
+        v2: bool,
+        /// With `--v2`: the origin of the v2 log to export (a frozen one).
+        #[arg(long, requires = "v2")]
+        origin: Option<String>,
     },
-    /// Load a db.jsonl file into the empty Postgres log named by database_url.
+    /// Load a db.jsonl file into the empty Postgres log named by
+    /// database_url, or with `--v2` a v2 tiles directory as the v2 log of
+    /// v2.origin, signed with v2.key_file.
     Import {
-        /// The file to import; it must verify under key_file's public key.
+        /// The file to import; it must verify under key_file's public key
+        /// (with `--v2`, the directory, under v2.key_file's).
         #[arg(long = "in")]
         input: PathBuf,
+        /// Import a Rekor v2 log from a directory `tlog export --v2` wrote.
+        #[arg(long)]
+        v2: bool,
     },
     /// Apply database migrations and exit.
     Migrate,
@@ -125,7 +140,7 @@ enum Command {
         /// The db.jsonl file, or the `http://` or `https://` base URL of a
         /// live v1 log, or of a v2 log's `checkpoint` and `tile/` (for
         /// tlog, `https://HOST/api/v2`, or `https://HOST/logs/ORIGIN` for
-        /// a frozen one).
+        /// a frozen one), or a directory of them (`tlog export --v2`).
         source: PathBuf,
         /// PEM public key of the log; nothing in the file is trusted. For
         /// a URL of a time-sharded log, the file may hold each shard's key.
@@ -380,17 +395,25 @@ async fn main() -> anyhow::Result<()> {
             telemetry.shutdown();
             Ok(())
         }
-        Command::Export { out } => {
+        Command::Export { out, v2, origin } => {
             let config = tlog::config::Config::load(cli.config.as_deref())?;
             // Log lines (a torn journal tail, say) go to stderr as the server's do.
             let _telemetry = tlog::telemetry::init(config.otlp_endpoint.as_deref())?;
-            tlog::app::export(&config, &out).await
+            if v2 {
+                tlog::app::export_v2(&config, origin.as_deref(), &out).await
+            } else {
+                tlog::app::export(&config, &out).await
+            }
         }
-        Command::Import { input } => {
+        Command::Import { input, v2 } => {
             let config = tlog::config::Config::load(cli.config.as_deref())?;
             // Log lines (a torn journal tail, say) go to stderr as the server's do.
             let _telemetry = tlog::telemetry::init(config.otlp_endpoint.as_deref())?;
-            tlog::app::import(&config, &input).await
+            if v2 {
+                tlog::app::import_v2(&config, &input).await
+            } else {
+                tlog::app::import(&config, &input).await
+            }
         }
         Command::Serve { flags } => {
             let mut config = tlog::config::Config::load(cli.config.as_deref())?;
@@ -439,15 +462,21 @@ async fn verify(
         .filter(|s| s.starts_with("http://") || s.starts_with("https://"));
     // An Ed25519 key is a Rekor v2 log's: its URL is a tiles URL.
     if let Some(key) = ed25519_public_key(&pem) {
-        let Some(url) = url else {
-            anyhow::bail!(
-                "--public-key {} is an Ed25519 (Rekor v2) log key: give the log's tiles URL, \
-                 the base of its checkpoint and tile/ paths; a db.jsonl is a v1 log's",
+        let report = match url {
+            Some(url) => {
+                tlog::verify::verify_tiles(url, &key, since.as_deref(), concurrency, ca_file).await
+            }
+            None if source.is_dir() => {
+                let dir = tlog::verify::TileSource::Dir(source.to_owned());
+                tlog::verify::verify_source(&dir, &key, since.as_deref(), concurrency, None).await
+            }
+            None => anyhow::bail!(
+                "--public-key {} is an Ed25519 (Rekor v2) log key: give the log's tiles URL or \
+                 directory (`tlog export --v2`), the base of its checkpoint and tile/ paths; \
+                 a db.jsonl is a v1 log's",
                 public_key.display()
-            );
+            ),
         };
-        let report =
-            tlog::verify::verify_tiles(url, &key, since.as_deref(), concurrency, ca_file).await;
         return print_report(&report, json);
     }
     let keys = tlog::signing::LogKeys::from_pem(&pem).with_context(|| {

@@ -267,7 +267,7 @@ impl TileStream {
                 index: nodes / u64::from(TILE_WIDTH) - 1,
                 width: TILE_WIDTH,
             };
-            hash = subtree_root(&hashes);
+            hash = leaves_root(&hashes);
             full.push((id, hashes.iter().flat_map(|h| h.0).collect()));
             level += 1;
         }
@@ -293,8 +293,10 @@ impl TileStream {
     }
 }
 
-/// The root of a complete subtree of 256 hashes.
-fn subtree_root(hashes: &[Hash]) -> Hash {
+/// The Merkle root of `hashes` as a tree of their own: for a full tile's
+/// 256, the hash its level above holds.
+#[must_use]
+pub fn leaves_root(hashes: &[Hash]) -> Hash {
     let mut range = crate::merkle::CompactRange::default();
     for hash in hashes {
         range.push(*hash);

@@ -24,7 +24,7 @@ mod remote;
 mod tiles;
 
 pub use remote::{verify_url, DEFAULT_CONCURRENCY};
-pub use tiles::verify_tiles;
+pub use tiles::{verify_source, verify_tiles, TileSource};
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;

@@ -285,6 +285,12 @@ impl LogClient {
         Ok(entries)
     }
 
+    /// The base URL, without a trailing `/`.
+    #[must_use]
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     /// The 200 body of `GET <base><path>`, at most `cap` bytes: for
     /// resources other than the v1 API's (a v2 log's tiles).
     ///

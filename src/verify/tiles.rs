@@ -40,6 +40,58 @@ const MAX_BUNDLE: usize = 256 * (2 + 65_535);
 /// Bundles fetched, then checked on every core, at a time.
 const WINDOW: u64 = 64;
 
+/// Where the audit reads a tiles log: a URL, or a directory holding the
+/// same paths (`tlog export --v2`'s output). Paths start with `/`.
+#[derive(Clone)]
+pub enum TileSource {
+    /// Over HTTP(S).
+    Http(LogClient),
+    /// Files below this directory.
+    Dir(std::path::PathBuf),
+}
+
+impl TileSource {
+    /// The bytes at `path`, at most `cap` of them.
+    ///
+    /// # Errors
+    /// Why they could not be read, as a sentence.
+    pub async fn get(&self, path: &str, cap: usize) -> Result<Vec<u8>, String> {
+        match self {
+            TileSource::Http(client) => {
+                client.get_bytes(path, cap).await.map_err(|e| e.to_string())
+            }
+            TileSource::Dir(dir) => {
+                let file = dir.join(path.trim_start_matches('/'));
+                tokio::task::spawn_blocking(move || read_capped(&file, cap))
+                    .await
+                    .map_err(|e| format!("reading task failed: {e}"))?
+            }
+        }
+    }
+
+    fn name(&self) -> String {
+        match self {
+            TileSource::Http(client) => client.base().to_owned(),
+            TileSource::Dir(dir) => dir.display().to_string(),
+        }
+    }
+}
+
+fn read_capped(file: &std::path::Path, cap: usize) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let opened =
+        std::fs::File::open(file).map_err(|e| format!("couldn't open {}: {e}", file.display()))?;
+    let mut bytes = Vec::new();
+    opened
+        .take(cap as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("couldn't read {}: {e}", file.display()))?;
+    if bytes.len() > cap {
+        return Err(format!("{} is over {cap} bytes", file.display()));
+    }
+    Ok(bytes)
+}
+
 /// Audits the tiles log at `url` (its `checkpoint` and `tile/…` are below
 /// it) under the raw Ed25519 key `key`; `since` is a checkpoint of the
 /// same log seen earlier, which it must extend. Every problem is in the
@@ -51,10 +103,30 @@ pub async fn verify_tiles(
     concurrency: usize,
     ca_file: Option<&std::path::Path>,
 ) -> Report {
+    match LogClient::new(url, REQUEST_TIMEOUT, ca_file) {
+        Ok(client) => verify_source(&TileSource::Http(client), key, since, concurrency, None).await,
+        Err(e) => {
+            let mut report = Report::empty(url);
+            report.problem = Some(plain(e.to_string()));
+            report
+        }
+    }
+}
+
+/// [`verify_tiles`] of any source; with `bundle_roots`, also collects the
+/// Merkle root of each entry bundle's leaves, in order, for a second pass
+/// over the same files to be checked against (an import).
+pub async fn verify_source(
+    source: &TileSource,
+    key: &[u8; 32],
+    since: Option<&str>,
+    concurrency: usize,
+    bundle_roots: Option<&mut Vec<Hash>>,
+) -> Report {
     let started = Instant::now();
-    let mut report = Report::empty(url);
+    let mut report = Report::empty(&source.name());
     report.index_keys_note = Some("none to check: a Rekor v2 log keeps no search index".to_owned());
-    let problem = audit(url, key, since, concurrency, ca_file, &mut report)
+    let problem = audit(source, key, since, concurrency, bundle_roots, &mut report)
         .await
         .err();
     report.problem = problem;
@@ -84,11 +156,11 @@ fn verified_checkpoint(text: &str, key: &[u8; 32]) -> Result<CheckpointText, Str
 }
 
 async fn audit(
-    url: &str,
+    source: &TileSource,
     key: &[u8; 32],
     since: Option<&str>,
     concurrency: usize,
-    ca_file: Option<&std::path::Path>,
+    mut bundle_roots: Option<&mut Vec<Hash>>,
     report: &mut Report,
 ) -> Result<(), Problem> {
     let since = since
@@ -97,11 +169,10 @@ async fn audit(
                 .map_err(|e| plain(format!("the --since checkpoint does not verify: {e}")))
         })
         .transpose()?;
-    let client = LogClient::new(url, REQUEST_TIMEOUT, ca_file).map_err(|e| plain(e.to_string()))?;
-    let text = client
-        .get_bytes("/checkpoint", MAX_CHECKPOINT)
+    let text = source
+        .get("/checkpoint", MAX_CHECKPOINT)
         .await
-        .map_err(|e| plain(e.to_string()))?;
+        .map_err(plain)?;
     let text =
         String::from_utf8(text).map_err(|_| plain("the checkpoint is not UTF-8".to_owned()))?;
     let head = verified_checkpoint(&text, key)
@@ -131,7 +202,7 @@ async fn audit(
         }
     }
     let mut audit = TileAudit {
-        client,
+        source: source.clone(),
         range: CompactRange::default(),
         stream: TileStream::default(),
         tiles_verified: 0,
@@ -160,6 +231,9 @@ async fn audit(
                 report.consistent_with = Some(since.size);
             }
             audit.bundle_done(&bundle).await?;
+            if let Some(roots) = bundle_roots.as_deref_mut() {
+                roots.push(tiles::leaves_root(&bundle.leaves));
+            }
             report.entries += bundle.leaves.len() as u64;
             report.body_bytes += bundle.body_bytes;
             *report.kinds.entry("hashedrekord".to_owned()).or_default() +=
@@ -188,7 +262,7 @@ async fn audit(
 
 /// The hash tiles still to compare as the audit walks the tree.
 struct TileAudit {
-    client: LogClient,
+    source: TileSource,
     range: CompactRange,
     /// The tiles the entries so far imply.
     stream: TileStream,
@@ -229,24 +303,20 @@ impl TileAudit {
                     index: next,
                     width: u16::try_from(width).expect("at most 256"),
                 };
-                let client = self.client.clone();
+                let source = self.source.clone();
                 tasks.spawn(async move {
-                    let bundle = client
-                        .get_bytes(&format!("/tile/{}", id.entries_path()), MAX_BUNDLE)
+                    let bundle = source
+                        .get(&format!("/tile/{}", id.entries_path()), MAX_BUNDLE)
                         .await?;
-                    let tile = client
-                        .get_bytes(&format!("/tile/{}", id.path()), MAX_TILE)
+                    let tile = source
+                        .get(&format!("/tile/{}", id.path()), MAX_TILE)
                         .await?;
-                    Ok::<_, crate::monitor::FetchError>(Fetched { id, bundle, tile })
+                    Ok::<_, String>(Fetched { id, bundle, tile })
                 });
                 next += 1;
             }
             if let Some(joined) = tasks.join_next().await {
-                fetched.push(
-                    joined
-                        .expect("a tile request panicked")
-                        .map_err(|e| plain(e.to_string()))?,
-                );
+                fetched.push(joined.expect("a tile request panicked").map_err(plain)?);
             }
         }
         fetched.sort_by_key(|f| f.id.index);
@@ -282,11 +352,7 @@ impl TileAudit {
     /// Fetches tile `id` and compares it with `hashes`.
     async fn compare(&mut self, id: TileId, expected: &[u8]) -> Result<(), Problem> {
         let path = format!("/tile/{}", id.path());
-        let bytes = self
-            .client
-            .get_bytes(&path, MAX_TILE)
-            .await
-            .map_err(|e| plain(e.to_string()))?;
+        let bytes = self.source.get(&path, MAX_TILE).await.map_err(plain)?;
         if bytes != expected {
             return Err(plain(format!(
                 "{path} does not hold the hashes of the entries below it (a client's proofs from it would not verify)"

@@ -766,3 +766,194 @@ async fn tlog_verify_audits_a_v2_log_by_its_tiles_and_names_what_was_tampered() 
     fork.app.stop().await;
     v2.app.stop().await;
 }
+
+/// The note key of the Ed25519 key file `path`, for `origin`.
+fn note_key(path: &std::path::Path, origin: &str) -> Ed25519NoteKey {
+    let pem = pem::parse(std::fs::read(path).unwrap()).unwrap();
+    let seed: [u8; 32] = pem.contents()[16..].try_into().unwrap();
+    Ed25519NoteKey::new(origin, &seed).unwrap()
+}
+
+/// Every file below `dir`, by its path relative to it, with its bytes.
+fn files(dir: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    fn walk(
+        root: &std::path::Path,
+        dir: &std::path::Path,
+        out: &mut std::collections::BTreeMap<String, Vec<u8>>,
+    ) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                let name = path
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .to_owned();
+                out.insert(name, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+/// `tlog export --v2` and `tlog import --v2` (issue 14: export and import
+/// carry v2 logs): the export is the log's C2SP tiles, byte for byte what
+/// the server serves, deterministic, and audited by `tlog verify`; imported
+/// into another database, the log serves the same checkpoint and tiles and
+/// takes new entries after the imported ones, refusing their duplicates. A
+/// tampered directory, or one another key signed, is refused whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_v2_log_moves_to_another_database_as_its_tiles_and_carries_on() {
+    use secrecy::ExposeSecret;
+    let url_of = |config: &tlog::config::Config| {
+        config
+            .database_url
+            .as_ref()
+            .unwrap()
+            .expose_secret()
+            .to_owned()
+    };
+    let (key_file, _) = v2_key(ORIGIN);
+    let first = test_config().await;
+    let config_a = v2_config(&url_of(&first), &first.key_file, &key_file, ORIGIN);
+    let a = V2App {
+        app: spawn_with(v2_config(
+            &url_of(&first),
+            &first.key_file,
+            &key_file,
+            ORIGIN,
+        ))
+        .await,
+        key: note_key(&key_file, ORIGIN),
+    };
+    let client = Client::new();
+    fill(&a, &client, "moved", 600, 200).await;
+    let served = a.get("/checkpoint").await.text().await.unwrap();
+
+    let dir = crate::conformance::tempdir();
+    let exported = dir.join("a");
+    tlog::app::export_v2(&config_a, None, &exported)
+        .await
+        .unwrap();
+    let tiles = files(&exported);
+    assert_eq!(tiles["checkpoint"], served.as_bytes());
+    let tile_files = tiles
+        .keys()
+        .filter(|p| p.starts_with("tile/") && !p.starts_with("tile/entries/"));
+    assert_eq!(tile_files.count() as u64, tile_count(600));
+    assert_eq!(
+        tiles
+            .keys()
+            .filter(|p| p.starts_with("tile/entries/"))
+            .count(),
+        3
+    );
+    for (path, bytes) in &tiles {
+        if path != "checkpoint" {
+            assert_eq!(a.bytes(&format!("/{path}")).await, *bytes, "{path}");
+        }
+    }
+    // The same log gives the same files; an existing directory is refused.
+    let again = dir.join("again");
+    tlog::app::export_v2(&config_a, None, &again).await.unwrap();
+    assert_eq!(files(&again), tiles);
+    let err = tlog::app::export_v2(&config_a, None, &again)
+        .await
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("exists"), "{err:#}");
+    // `tlog verify` audits the directory as it would the URL.
+    let public_key = dir.join("v2.pub");
+    std::fs::write(
+        &public_key,
+        tlog::signing::public_key_pem(&tlog::note::c2sp::ed25519_spki(&a.key.public_key())),
+    )
+    .unwrap();
+    let (ok, out) =
+        crate::verify::verify_url(exported.to_str().unwrap(), &public_key, &["--json"]).await;
+    assert!(ok, "{out}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (
+            report["entries"].as_u64(),
+            report["tiles_verified"].as_u64()
+        ),
+        (Some(600), Some(tile_count(600)))
+    );
+
+    // Into another database: the same log, which carries on.
+    let second = test_config().await;
+    let config_b = v2_config(&url_of(&second), &second.key_file, &key_file, ORIGIN);
+    tlog::app::import_v2(&config_b, &exported).await.unwrap();
+    let err = tlog::app::import_v2(&config_b, &exported)
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("already holds entries"),
+        "{err:#}"
+    );
+    let b = V2App {
+        app: spawn_with(v2_config(
+            &url_of(&second),
+            &second.key_file,
+            &key_file,
+            ORIGIN,
+        ))
+        .await,
+        key: note_key(&key_file, ORIGIN),
+    };
+    assert_eq!(b.get("/checkpoint").await.text().await.unwrap(), served);
+    for (path, bytes) in &tiles {
+        if path != "checkpoint" {
+            assert_eq!(b.bytes(&format!("/{path}")).await, *bytes, "{path}");
+        }
+    }
+    // Entry 321 again, as its bundle holds it (a client's signature is
+    // randomized: the same request, not the same artifact).
+    let bundle = &tiles["tile/entries/001"];
+    let logged: Value =
+        serde_json::from_slice(tlog::tiles::parse_entry_bundle(bundle).unwrap()[321 - 256])
+            .unwrap();
+    let spec = &logged["spec"]["hashedRekordV002"];
+    let again_321 = json!({"hashedRekordRequestV002": {
+        "digest": spec["data"]["digest"], "signature": spec["signature"]}});
+    let duplicate = b.create(&again_321).await;
+    assert_eq!(duplicate.status(), 409);
+    assert_eq!(duplicate.headers()["x-log-index"], "321");
+    let new = b.create(&client.request(b"after the move")).await;
+    assert_eq!(new.status(), 201);
+    let tle: Value = new.json().await.unwrap();
+    assert_eq!(tle["logIndex"], "600");
+    let head = b.checkpoint().await;
+    assert_eq!(head.size, 601);
+
+    // A tampered directory, or another key's, is refused and writes nothing.
+    let tampered = dir.join("tampered");
+    std::fs::rename(&again, &tampered).unwrap();
+    let bundle = tampered.join("tile/entries/001");
+    let mut bytes = std::fs::read(&bundle).unwrap();
+    *bytes.last_mut().unwrap() ^= 1;
+    std::fs::write(&bundle, bytes).unwrap();
+    let third = test_config().await;
+    let config_c = v2_config(&url_of(&third), &third.key_file, &key_file, ORIGIN);
+    let err = tlog::app::import_v2(&config_c, &tampered)
+        .await
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("entry 511"), "{err:#}");
+    let (other_key, _) = v2_key(ORIGIN);
+    let config_d = v2_config(&url_of(&third), &third.key_file, &other_key, ORIGIN);
+    let err = tlog::app::import_v2(&config_d, &exported)
+        .await
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("does not verify"), "{err:#}");
+    let err = tlog::app::export_v2(&config_c, None, &dir.join("c"))
+        .await
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("holds no log"), "{err:#}");
+    a.app.stop().await;
+    b.app.stop().await;
+}

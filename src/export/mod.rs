@@ -5,7 +5,11 @@
 //! writes the header, every entry and the latest checkpoint, so the same log
 //! always gives the same bytes. Import checks a whole file first (hashes,
 //! order, tree, checkpoint signatures under the log's key), then writes it
-//! into an empty Postgres log in one transaction: all of it or nothing.
+//! into an empty log in chunks, each a consistent signed log, so that an
+//! interrupted import continues where it stopped.
+//! A Rekor v2 log travels as its C2SP tiles instead ([`v2`]).
+
+pub mod v2;
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
@@ -217,17 +221,51 @@ pub async fn import<S: LogWriter>(
             .map_err(|e| TransferError::Format(format!("couldn't sign a checkpoint: {e}")))?;
         Ok::<_, TransferError>(StoredCheckpoint { size, root, note })
     };
-    let mut current = import_start(store, &verified, &sign).await?;
+    let current = import_start(store, &verified, &sign).await?;
 
     // Pass 2: read again (re-checking, in case the file changed) and commit.
     let (tx, mut rx) = tokio::sync::mpsc::channel::<(Batch, crate::merkle::Hash)>(2);
     let owned = (path.to_owned(), verifier);
     let reader = tokio::task::spawn_blocking(move || read_batches(&owned.0, &owned.1, &tx));
+    let current = commit_batches(
+        store,
+        current,
+        &verified.checkpoint,
+        &mut rx,
+        &sign,
+        progress,
+    )
+    .await?;
+    let reread = reader
+        .await
+        .map_err(|e| TransferError::Format(format!("reader task failed: {e}")))??;
+    if reread != verified.checkpoint || current != verified.checkpoint {
+        return Err(TransferError::Format(format!(
+            "{}: the file changed during the import",
+            path.display()
+        )));
+    }
+    Ok(verified.checkpoint)
+}
+
+/// Commits the chunks `rx` brings, each with its tree's root, on top of
+/// `current` (the stored log: empty, or an interrupted import's prefix,
+/// whose chunks are checked and skipped). Each commit is signed by `sign`
+/// but the one that reaches `last`, the source's own checkpoint. Returns
+/// the checkpoint committed last.
+async fn commit_batches<S: LogWriter>(
+    store: &S,
+    mut current: StoredCheckpoint,
+    last: &StoredCheckpoint,
+    rx: &mut tokio::sync::mpsc::Receiver<(Batch, crate::merkle::Hash)>,
+    sign: &impl Fn(u64, crate::merkle::Hash) -> Result<StoredCheckpoint, TransferError>,
+    progress: &mut Progress,
+) -> Result<StoredCheckpoint, TransferError> {
     let mut end = 0;
     while let Some((batch, root)) = rx.recv().await {
         end += batch.entries.len() as u64;
         if end <= current.size {
-            // Committed by the interrupted import: it must be this file's.
+            // Committed by the interrupted import: it must be this source's.
             if end == current.size && root != current.root {
                 return Err(StoreError::Corrupt(format!(
                     "the stored log at size {end} is not this file's"
@@ -243,8 +281,8 @@ pub async fn import<S: LogWriter>(
             ))
             .into());
         }
-        let next = if end == verified.checkpoint.size && root == verified.checkpoint.root {
-            verified.checkpoint.clone()
+        let next = if end == last.size && root == last.root {
+            last.clone()
         } else {
             sign(end, root)?
         };
@@ -252,16 +290,7 @@ pub async fn import<S: LogWriter>(
         current = next;
         progress.update(end);
     }
-    let reread = reader
-        .await
-        .map_err(|e| TransferError::Format(format!("reader task failed: {e}")))??;
-    if reread != verified.checkpoint || current != verified.checkpoint {
-        return Err(TransferError::Format(format!(
-            "{}: the file changed during the import",
-            path.display()
-        )));
-    }
-    Ok(verified.checkpoint)
+    Ok(current)
 }
 
 /// Where an import into `store` starts: an empty log it initialises, or
