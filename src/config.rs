@@ -479,6 +479,14 @@ pub struct ReplicaConfig {
     /// bodies.
     #[serde(default)]
     pub entries_in_memory: bool,
+    /// A Rekor v2 log's tiles directory (`tlog export --v2`) to serve beside
+    /// the snapshot at `/checkpoint`, `/tile/…` (also under `/api/v2/` and
+    /// `/logs/<origin>/`), verified under `v2_public_key` first.
+    #[serde(default)]
+    pub v2_tiles: Option<PathBuf>,
+    /// PEM Ed25519 public key of the v2 log whose tiles `v2_tiles` holds.
+    #[serde(default)]
+    pub v2_public_key: Option<PathBuf>,
 }
 
 /// How the sequencer forms batches.
@@ -531,6 +539,8 @@ impl Default for ReplicaConfig {
             state_dir: None,
             min_checkpoint: None,
             entries_in_memory: false,
+            v2_tiles: None,
+            v2_public_key: None,
         }
     }
 }

@@ -95,6 +95,12 @@ enum Command {
         /// (replica.entries_in_memory).
         #[arg(long)]
         entries_in_memory: bool,
+        /// A v2 log's tiles directory to serve too (replica.v2_tiles).
+        #[arg(long)]
+        v2_tiles: Option<PathBuf>,
+        /// The v2 log's Ed25519 public key (replica.v2_public_key).
+        #[arg(long)]
+        v2_public_key: Option<PathBuf>,
     },
     /// Write the configured log (Postgres or embedded) to a db.jsonl file,
     /// or with `--v2` a Rekor v2 log to a directory of its C2SP tiles.
@@ -380,6 +386,8 @@ async fn main() -> anyhow::Result<()> {
             state_dir,
             min_checkpoint,
             entries_in_memory,
+            v2_tiles,
+            v2_public_key,
         } => {
             let mut config = tlog::config::Config::load(cli.config.as_deref())?;
             flags.apply(&mut config)?;
@@ -389,6 +397,8 @@ async fn main() -> anyhow::Result<()> {
             config.replica.state_dir = state_dir.or(config.replica.state_dir);
             config.replica.min_checkpoint = min_checkpoint.or(config.replica.min_checkpoint);
             config.replica.entries_in_memory |= entries_in_memory;
+            config.replica.v2_tiles = v2_tiles.or(config.replica.v2_tiles);
+            config.replica.v2_public_key = v2_public_key.or(config.replica.v2_public_key);
             let telemetry = tlog::telemetry::init(config.otlp_endpoint.as_deref())?;
             let replica = tlog::replica::Replica::build(&config).await?;
             replica.run_until_stopped().await?;

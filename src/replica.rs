@@ -621,7 +621,13 @@ impl Replica {
         let listener = TcpListener::bind(config.listen_addr())
             .with_context(|| format!("couldn't listen on {}", config.listen))?;
         let port = listener.local_addr()?.port();
-        let state = web::Data::new(crate::app::api_state(config, log, Vec::new()));
+        let tiles_dir = match &settings.v2_tiles {
+            Some(dir) => Some(Arc::new(load_tiles_dir(config, dir).await?)),
+            None => None,
+        };
+        let state = web::Data::new(
+            crate::app::api_state(config, log, Vec::new()).with_tiles_dir(tiles_dir),
+        );
         let server =
             crate::app::api_server(config, listener, state.clone(), crate::api::read_routes)?;
         let (metrics_server, metrics_port) = crate::app::metrics_server(config, state.clone())?;
@@ -686,6 +692,115 @@ impl Replica {
     pub fn metrics_port(&self) -> u16 {
         self.metrics_port
     }
+}
+
+/// The v2 high-water mark's file name inside `replica.state_dir`: the
+/// last v2 checkpoint served, which every later directory must extend.
+pub const V2_HIGH_WATER_MARK_FILE: &str = "replica-v2-checkpoint";
+
+/// Verifies the v2 tiles directory `dir` as `tlog verify` does, under
+/// `replica.v2_public_key`, and (with `replica.state_dir`) as extending
+/// the v2 checkpoint served before, which it then replaces.
+///
+/// The directory is served as it was at this check: a file changed later
+/// is refused when asked for. Unlike the snapshot it is not reloaded while
+/// running; a newer export is a new directory and a restart (the chart
+/// rolls its pods when the configuration changes).
+///
+/// # Errors
+/// No key, a directory that does not verify, a rollback or fork of what
+/// was served before, or a state directory that cannot be written.
+async fn load_tiles_dir(
+    config: &Config,
+    dir: &Path,
+) -> anyhow::Result<crate::storage::tiles_dir::TilesDir> {
+    use crate::verify::{verify_source, TileSource};
+    let settings = &config.replica;
+    let Some(key_file) = &settings.v2_public_key else {
+        bail!("replica.v2_tiles needs replica.v2_public_key, the v2 log's Ed25519 public key");
+    };
+    let pem = std::fs::read_to_string(key_file)
+        .with_context(|| format!("couldn't read replica.v2_public_key {}", key_file.display()))?;
+    let key = pem::parse(&pem)
+        .ok()
+        .filter(|block| block.tag() == "PUBLIC KEY")
+        .and_then(|block| crate::note::c2sp::ed25519_raw(block.contents()))
+        .with_context(|| {
+            format!(
+                "replica.v2_public_key {} is not a PEM Ed25519 public key",
+                key_file.display()
+            )
+        })?;
+    let mark = settings
+        .state_dir
+        .as_ref()
+        .map(|d| d.join(V2_HIGH_WATER_MARK_FILE));
+    let since = match &mark {
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(note) => Some(note),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e).with_context(|| format!("couldn't read {}", path.display())),
+        },
+        None => None,
+    };
+    let started = std::time::Instant::now();
+    let digests = Arc::default();
+    let source = TileSource::Recorded(dir.to_owned(), Arc::clone(&digests));
+    let report = verify_source(&source, &key, since.as_deref(), 16, None).await;
+    if let Some(problem) = &report.problem {
+        let at = problem
+            .index
+            .map_or_else(String::new, |i| format!(" (entry {i})"));
+        bail!(
+            "refusing to serve the v2 tiles in {}: {}{at}",
+            dir.display(),
+            problem.reason
+        );
+    }
+    // The checkpoint as verified: read again, it must still say the same.
+    let note = source
+        .get("/checkpoint", 1 << 20)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let note = String::from_utf8(note).context("the v2 checkpoint is not UTF-8")?;
+    let origin = report.origin.clone().unwrap_or_default();
+    let head = crate::note::c2sp::verify_log_checkpoint(&note, &origin, &key)
+        .map_err(|e| anyhow::anyhow!("the v2 checkpoint changed while it was verified: {e}"))?;
+    if Some(hex::encode(head.root.0)) != report.root || head.size != report.tree_size {
+        bail!("the v2 checkpoint changed while it was verified");
+    }
+    if let Some(path) = &mark {
+        write_atomically(path, note.as_bytes())?;
+    }
+    tracing::info!(
+        dir = %dir.display(),
+        origin,
+        size = head.size,
+        elapsed_ms = started.elapsed().as_millis(),
+        "v2 tiles verified"
+    );
+    let mut digests = std::mem::take(&mut *digests.lock());
+    digests.remove("checkpoint");
+    Ok(crate::storage::tiles_dir::TilesDir::new(
+        dir.to_owned(),
+        origin,
+        note,
+        digests,
+    ))
+}
+
+/// Replaces `path` with `bytes` through a temporary file beside it.
+fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let mut file =
+        std::fs::File::create(&tmp).with_context(|| format!("couldn't write {}", tmp.display()))?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path).with_context(|| format!("couldn't replace {}", path.display()))?;
+    Ok(())
 }
 
 /// The replica's cache budgets: its journal holds every leaf in memory

@@ -58,6 +58,8 @@ pub struct ApiState {
     witnessing: Option<Arc<crate::witness::Witnessing>>,
     /// The frozen v1 shards, oldest first, read-only (`tlog log rotate`).
     frozen: Vec<Arc<Log<Store>>>,
+    /// A replica's verified v2 tiles directory (`replica.v2_tiles`).
+    tiles_dir: Option<Arc<crate::storage::tiles_dir::TilesDir>>,
 }
 
 /// Body timeout of a state built with [`ApiState::new`] alone.
@@ -86,7 +88,22 @@ impl ApiState {
             frozen_v2: Vec::new(),
             witnessing: None,
             frozen: Vec::new(),
+            tiles_dir: None,
         }
+    }
+
+    /// The same state, serving the verified v2 tiles directory `dir` as the
+    /// v2 log (a replica's; a v2 log of the state's own comes first).
+    #[must_use]
+    pub fn with_tiles_dir(mut self, dir: Option<Arc<crate::storage::tiles_dir::TilesDir>>) -> Self {
+        self.tiles_dir = dir;
+        self
+    }
+
+    /// The replica's verified v2 tiles directory, if it serves one.
+    #[must_use]
+    pub fn tiles_dir(&self) -> Option<&Arc<crate::storage::tiles_dir::TilesDir>> {
+        self.tiles_dir.as_ref()
     }
 
     /// The same state, serving `frozen` as the v1 log's frozen shards
@@ -215,6 +232,12 @@ impl ApiState {
 pub fn routes(cfg: &mut web::ServiceConfig) {
     api_routes(cfg, web::post().to(v1::entries::create_entry));
     cfg.service(resource("/api/v2/log/entries", "POST").route(web::post().to(v2::create_entry)));
+    v2_read_routes(cfg);
+}
+
+/// The Rekor v2 reads: the checkpoint and tiles of the v2 log (or of the
+/// replica's verified tiles directory), and of every v2 log by its origin.
+fn v2_read_routes(cfg: &mut web::ServiceConfig) {
     for path in ["/checkpoint", "/api/v2/checkpoint"] {
         cfg.service(resource(path, "GET").route(web::get().to(v2::get_checkpoint)));
     }
@@ -234,6 +257,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 /// any of its body is read, so no write can cost the replica work.
 pub fn read_routes(cfg: &mut web::ServiceConfig) {
     api_routes(cfg, web::post().to(refuse_write));
+    v2_read_routes(cfg);
 }
 
 fn api_routes(cfg: &mut web::ServiceConfig, create: actix_web::Route) {

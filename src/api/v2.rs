@@ -332,6 +332,9 @@ async fn transparency_log_entry(
 /// # Errors
 /// 404 without a v2 log.
 pub async fn get_checkpoint(state: web::Data<ApiState>) -> Result<HttpResponse, V2Error> {
+    if let (None, Some(dir)) = (state.v2_log(), state.tiles_dir()) {
+        return Ok(note_response(dir.checkpoint().to_owned()));
+    }
     let log = v2_log(&state)?;
     Ok(checkpoint_response(&state, &log))
 }
@@ -345,6 +348,9 @@ pub async fn get_checkpoint_of(
     origin: web::Path<String>,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, V2Error> {
+    if let Some(dir) = state.tiles_dir().filter(|d| d.origin() == origin.as_str()) {
+        return Ok(note_response(dir.checkpoint().to_owned()));
+    }
     let log = state.v2_log_of(&origin).ok_or_else(V2Error::not_found)?;
     Ok(checkpoint_response(&state, &log))
 }
@@ -357,6 +363,10 @@ fn checkpoint_response(state: &ApiState, log: &Arc<Log<Store>>) -> HttpResponse 
         Some(witnessing) => witnessing.published().checkpoint.note.clone(),
         None => log.checkpoint().note.clone(),
     };
+    note_response(note)
+}
+
+fn note_response(note: String) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-cache"))
@@ -371,6 +381,9 @@ pub async fn get_tile(
     path: web::Path<String>,
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, V2Error> {
+    if let (None, Some(dir)) = (state.v2_log(), state.tiles_dir()) {
+        return dir_tile_response(dir, &path).await;
+    }
     let log = v2_log(&state)?;
     tile_response(&log, &path).await
 }
@@ -385,8 +398,39 @@ pub async fn get_tile_of(
     state: web::Data<ApiState>,
 ) -> Result<HttpResponse, V2Error> {
     let (origin, path) = path.into_inner();
+    if let Some(dir) = state.tiles_dir().filter(|d| d.origin() == origin) {
+        return dir_tile_response(dir, &path).await;
+    }
     let log = state.v2_log_of(&origin).ok_or_else(V2Error::not_found)?;
     tile_response(&log, &path).await
+}
+
+/// A tile or bundle of a replica's verified tiles directory: only the
+/// canonical paths its verification read, each with the bytes it checked.
+async fn dir_tile_response(
+    dir: &crate::storage::tiles_dir::TilesDir,
+    path: &str,
+) -> Result<HttpResponse, V2Error> {
+    let canonical = match path.strip_prefix("entries/") {
+        Some(rest) => TileId::from_path(&format!("0/{rest}")).is_ok(),
+        None => TileId::from_path(path).is_ok(),
+    };
+    if !canonical {
+        return Err(V2Error::not_found());
+    }
+    let bytes = dir.read(path).await.map_err(|err| {
+        tracing::error!(error = %err, "couldn't serve a tile of the v2 tiles directory");
+        V2Error::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            UNKNOWN,
+            "couldn't read the tile",
+        )
+    })?;
+    let bytes = bytes.ok_or_else(V2Error::not_found)?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/octet-stream")
+        .insert_header((header::CACHE_CONTROL, IMMUTABLE))
+        .body(bytes))
 }
 
 async fn tile_response(log: &Arc<Log<Store>>, path: &str) -> Result<HttpResponse, V2Error> {

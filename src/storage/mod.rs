@@ -18,6 +18,7 @@ pub mod jsonl;
 pub mod lease;
 pub mod postgres;
 pub mod shared;
+pub mod tiles_dir;
 
 pub use lease::{Held, Lease, StoreLease};
 pub use shared::{Event, QueuedEntry, Refusal, Shared};

@@ -19,13 +19,18 @@
 //! Memory is bounded: one window of bundles, one compact range and at most
 //! 255 hashes per tile level are held at a time.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use sha2::{Digest, Sha256};
 
 use super::{Problem, Progress, Report};
 use crate::entries::hashedrekord_v2;
 use crate::merkle::{leaf_hash, CompactRange, Hash};
 use crate::monitor::LogClient;
 use crate::note::c2sp::{self, CheckpointText};
+use crate::storage::tiles_dir::Digests;
 use crate::tiles::{self, TileId, TileStream, TILE_WIDTH};
 
 /// Time one request may take.
@@ -48,6 +53,9 @@ pub enum TileSource {
     Http(LogClient),
     /// Files below this directory.
     Dir(std::path::PathBuf),
+    /// Files below this directory, each read's SHA-256 kept by its path
+    /// (without the leading `/`): what a replica then serves.
+    Recorded(std::path::PathBuf, Arc<Mutex<Digests>>),
 }
 
 impl TileSource {
@@ -60,11 +68,16 @@ impl TileSource {
             TileSource::Http(client) => {
                 client.get_bytes(path, cap).await.map_err(|e| e.to_string())
             }
-            TileSource::Dir(dir) => {
-                let file = dir.join(path.trim_start_matches('/'));
-                tokio::task::spawn_blocking(move || read_capped(&file, cap))
+            TileSource::Dir(dir) | TileSource::Recorded(dir, _) => {
+                let name = path.trim_start_matches('/').to_owned();
+                let file = dir.join(&name);
+                let bytes = tokio::task::spawn_blocking(move || read_capped(&file, cap))
                     .await
-                    .map_err(|e| format!("reading task failed: {e}"))?
+                    .map_err(|e| format!("reading task failed: {e}"))??;
+                if let TileSource::Recorded(_, digests) = self {
+                    digests.lock().insert(name, Sha256::digest(&bytes).into());
+                }
+                Ok(bytes)
             }
         }
     }
@@ -72,7 +85,7 @@ impl TileSource {
     fn name(&self) -> String {
         match self {
             TileSource::Http(client) => client.base().to_owned(),
-            TileSource::Dir(dir) => dir.display().to_string(),
+            TileSource::Dir(dir) | TileSource::Recorded(dir, _) => dir.display().to_string(),
         }
     }
 }

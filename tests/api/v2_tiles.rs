@@ -957,3 +957,189 @@ async fn a_v2_log_moves_to_another_database_as_its_tiles_and_carries_on() {
     a.app.stop().await;
     b.app.stop().await;
 }
+
+/// `tlog replica` with `replica.v2_tiles` (issue 14: a replica of a v2 log
+/// serves its tiles and checkpoint): it verifies the directory first and
+/// serves exactly what it verified at every v2 path, refuses a file
+/// changed since, and after a restart with the same state volume refuses
+/// an older directory or one of a fork the same key signed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_serves_a_verified_v2_tiles_directory_and_refuses_rollback() {
+    use secrecy::ExposeSecret;
+    let url_of = |config: &tlog::config::Config| {
+        config
+            .database_url
+            .as_ref()
+            .unwrap()
+            .expose_secret()
+            .to_owned()
+    };
+    let (key_file, _) = v2_key(ORIGIN);
+    let first = test_config().await;
+    let config = || v2_config(&url_of(&first), &first.key_file, &key_file, ORIGIN);
+    let v2 = V2App {
+        app: spawn_with(config()).await,
+        key: note_key(&key_file, ORIGIN),
+    };
+    let client = Client::new();
+    fill(&v2, &client, "replicated", 300, 150).await;
+    let dir = crate::conformance::tempdir();
+    let older = dir.join("older");
+    tlog::app::export_v2(&config(), None, &older).await.unwrap();
+    let db = dir.join("db.jsonl");
+    let mut snapshot = Vec::new();
+    tlog::export::export(
+        v2.app.log.store(),
+        &mut snapshot,
+        &mut tlog::export::Progress::new("test", 0),
+    )
+    .await
+    .unwrap();
+    std::fs::write(&db, snapshot).unwrap();
+    let v1_pub = dir.join("v1.pub");
+    std::fs::write(&v1_pub, v2.app.verifier.public_key_pem()).unwrap();
+    let v2_pub = dir.join("v2.pub");
+    std::fs::write(
+        &v2_pub,
+        tlog::signing::public_key_pem(&tlog::note::c2sp::ed25519_spki(&v2.key.public_key())),
+    )
+    .unwrap();
+    let state = dir.join("state");
+    std::fs::create_dir(&state).unwrap();
+    let replica_config = |tiles: &std::path::Path, v2_key: Option<&std::path::Path>| {
+        use figment::providers::{Format, Yaml};
+        let key = v2_key.map_or(String::new(), |k| {
+            format!("  v2_public_key: {}\n", k.display())
+        });
+        let yaml = format!(
+            "listen: 127.0.0.1:0\nmetrics_listen: 127.0.0.1:0\nreplica:\n  db: {}\n  public_key: {}\n  \
+             state_dir: {}\n  v2_tiles: {}\n{key}",
+            db.display(),
+            v1_pub.display(),
+            state.display(),
+            tiles.display()
+        );
+        let config: tlog::config::Config = figment::Figment::new()
+            .merge(Yaml::string(&yaml))
+            .extract()
+            .unwrap();
+        config.validate().unwrap();
+        config
+    };
+    let start = |config: tlog::config::Config| async move {
+        let replica = tlog::replica::Replica::build(&config).await?;
+        let address = format!("http://127.0.0.1:{}", replica.port());
+        let handle = replica.server_handle();
+        tokio::spawn(replica.run_until_stopped());
+        Ok::<_, anyhow::Error>((address, handle))
+    };
+
+    let err = start(replica_config(&older, None)).await.err().unwrap();
+    assert!(format!("{err:#}").contains("v2_public_key"), "{err:#}");
+    let (address, handle) = start(replica_config(&older, Some(&v2_pub))).await.unwrap();
+    let http = reqwest::Client::new();
+    let checkpoint = http
+        .get(format!("{address}/checkpoint"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(checkpoint.headers()["cache-control"], "no-cache");
+    let tiles = files(&older);
+    assert_eq!(
+        checkpoint.text().await.unwrap().as_bytes(),
+        tiles["checkpoint"]
+    );
+    for (path, bytes) in tiles.iter().filter(|(p, _)| *p != "checkpoint") {
+        for prefix in ["", "/api/v2", &format!("/logs/{ORIGIN}")] {
+            let res = http
+                .get(format!("{address}{prefix}/{path}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200, "{prefix}/{path}");
+            assert_eq!(res.headers()["cache-control"], "max-age=604800,immutable");
+            assert_eq!(res.bytes().await.unwrap(), bytes, "{prefix}/{path}");
+        }
+    }
+    for missing in [
+        "/tile/0/1",
+        "/tile/0/001",
+        "/tile/..%2fcheckpoint",
+        "/logs/other.test/checkpoint",
+    ] {
+        let res = http
+            .get(format!("{address}{missing}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 404, "{missing}");
+    }
+    let (ok, out) =
+        crate::verify::verify_url(&format!("{address}/api/v2"), &v2_pub, &["--json"]).await;
+    assert!(ok, "{out}");
+    // A file changed after the check is not served.
+    let tile = older.join("tile/0/000");
+    let good = std::fs::read(&tile).unwrap();
+    let mut bad = good.clone();
+    bad[0] ^= 1;
+    std::fs::write(&tile, &bad).unwrap();
+    let res = http
+        .get(format!("{address}/tile/0/000"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 500);
+    assert_ne!(res.bytes().await.unwrap(), bad);
+    std::fs::write(&tile, &good).unwrap();
+    handle.stop(true).await;
+
+    // The log grows; the replica restarts on the newer export.
+    fill(&v2, &client, "grown", 300, 150).await;
+    let newer = dir.join("newer");
+    tlog::app::export_v2(&config(), None, &newer).await.unwrap();
+    let (address, handle) = start(replica_config(&newer, Some(&v2_pub))).await.unwrap();
+    let head = http
+        .get(format!("{address}/checkpoint"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        head.text().await.unwrap().as_bytes(),
+        files(&newer)["checkpoint"]
+    );
+    handle.stop(true).await;
+    // Back to the older directory, with the same state: refused.
+    let err = start(replica_config(&older, Some(&v2_pub)))
+        .await
+        .err()
+        .unwrap();
+    assert!(format!("{err:#}").contains("rolled back"), "{err:#}");
+    // A fork the same key signed, larger than what was served: refused.
+    let second = test_config().await;
+    let fork = V2App {
+        app: spawn_with(v2_config(
+            &url_of(&second),
+            &second.key_file,
+            &key_file,
+            ORIGIN,
+        ))
+        .await,
+        key: note_key(&key_file, ORIGIN),
+    };
+    fill(&fork, &client, "forked", 700, 350).await;
+    let forked = dir.join("forked");
+    tlog::app::export_v2(
+        &v2_config(&url_of(&second), &second.key_file, &key_file, ORIGIN),
+        None,
+        &forked,
+    )
+    .await
+    .unwrap();
+    let err = start(replica_config(&forked, Some(&v2_pub)))
+        .await
+        .err()
+        .unwrap();
+    assert!(format!("{err:#}").contains("a fork"), "{err:#}");
+    fork.app.stop().await;
+    v2.app.stop().await;
+}
