@@ -836,6 +836,17 @@ fn open_hint(config: &Config) -> String {
 /// # Errors
 /// The store cannot be opened or read, or the file cannot be written.
 pub async fn export(config: &Config, out: &Path) -> anyhow::Result<()> {
+    export_v1(config, out, None).await
+}
+
+/// `tlog export [--shard ID]`: [`export`], or with `shard` that v1 shard of
+/// a time-sharded log (`tlog log list` shows the IDs), its header giving
+/// the global index of its first entry.
+///
+/// # Errors
+/// As [`export`]; a sharded database without `shard`, or a `shard` that
+/// is not one of its v1 shards.
+pub async fn export_v1(config: &Config, out: &Path, shard: Option<i64>) -> anyhow::Result<()> {
     let store = crate::storage::open_reader(config).await.with_context(|| {
         if config.database_url.is_some() {
             open_hint(config)
@@ -844,16 +855,36 @@ pub async fn export(config: &Config, out: &Path) -> anyhow::Result<()> {
                 .to_owned()
         }
     })?;
-    if let Store::Postgres(pg) = &store {
-        // db.jsonl holds one log whose indexes start at 0: a shard's SETs
-        // sign global indexes, which such a file cannot carry.
-        let shards = pg.v1_shards().await?.len();
-        if shards > 1 {
-            bail!(
-                "this database holds a sharded v1 log ({shards} shards, `tlog log list`): \
-                 `tlog export` writes one unsharded log and can't carry it"
-            );
+    let mut index_offset = 0;
+    let store = match (&store, shard) {
+        (Store::Postgres(pg), _) => {
+            // A shard's file holds its own tree from index 0; its header's
+            // logIndexOffset says where its global indexes start.
+            let shards = pg.v1_shards().await?;
+            let chosen = match shard {
+                Some(id) => shards.iter().position(|s| s.id == id).with_context(|| {
+                    let ids: Vec<String> = shards.iter().map(|s| s.id.to_string()).collect();
+                    format!("no v1 shard {id} (v1 shards: {})", ids.join(", "))
+                })?,
+                None if shards.len() > 1 => bail!(
+                    "this database holds a sharded v1 log ({} shards, `tlog log list`): \
+                     export each shard to a file of its own with `--shard ID`",
+                    shards.len()
+                ),
+                None => shards.len().saturating_sub(1),
+            };
+            index_offset = shards[..chosen].iter().map(|s| s.size.unwrap_or(0)).sum();
+            match shards.get(chosen) {
+                Some(s) => Store::Postgres(pg.for_log(s.id)),
+                None => store,
+            }
         }
+        (Store::File(_), Some(_)) => {
+            bail!("the embedded journal holds one v1 log, which is never sharded: no --shard")
+        }
+        (Store::File(_), None) => store,
+    };
+    if let Store::Postgres(pg) = &store {
         let v2: Vec<String> = pg
             .shards(crate::storage::postgres::ApiVersion::V2)
             .await?
@@ -872,13 +903,14 @@ pub async fn export(config: &Config, out: &Path) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let checkpoint = if out == Path::new("-") {
         let stdout = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
-        crate::export::export(&store, stdout, &mut progress).await?
+        crate::export::export_shard(&store, stdout, index_offset, &mut progress).await?
     } else {
         let tmp = out.with_extension("partial");
         let file = std::fs::File::create(&tmp)
             .with_context(|| format!("couldn't create {}", tmp.display()))?;
         let mut writer = std::io::BufWriter::with_capacity(1 << 20, file);
-        let checkpoint = crate::export::export(&store, &mut writer, &mut progress).await?;
+        let checkpoint =
+            crate::export::export_shard(&store, &mut writer, index_offset, &mut progress).await?;
         let file = writer
             .into_inner()
             .map_err(std::io::IntoInnerError::into_error)?;

@@ -479,6 +479,11 @@ pub struct ReplicaConfig {
     /// bodies.
     #[serde(default)]
     pub entries_in_memory: bool,
+    /// The snapshots of a time-sharded log's frozen shards (`tlog export
+    /// --shard ID`), oldest first, served beside `db`, the active shard's,
+    /// as its `inactiveShards`. `public_key` then holds every shard's key.
+    #[serde(default)]
+    pub frozen_shards: Vec<PathBuf>,
     /// A Rekor v2 log's tiles directory (`tlog export --v2`) to serve beside
     /// the snapshot at `/checkpoint`, `/tile/…` (also under `/api/v2/` and
     /// `/logs/<origin>/`), verified under `v2_public_key` first.
@@ -539,6 +544,7 @@ impl Default for ReplicaConfig {
             state_dir: None,
             min_checkpoint: None,
             entries_in_memory: false,
+            frozen_shards: Vec::new(),
             v2_tiles: None,
             v2_public_key: None,
         }

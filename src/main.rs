@@ -95,6 +95,10 @@ enum Command {
         /// (replica.entries_in_memory).
         #[arg(long)]
         entries_in_memory: bool,
+        /// A frozen shard's snapshot (`tlog export --shard ID`), oldest
+        /// first, repeated for each (replica.frozen_shards).
+        #[arg(long = "frozen-shard")]
+        frozen_shards: Vec<PathBuf>,
         /// A v2 log's tiles directory to serve too (replica.v2_tiles).
         #[arg(long)]
         v2_tiles: Option<PathBuf>,
@@ -116,6 +120,10 @@ enum Command {
         /// With `--v2`: the origin of the v2 log to export (a frozen one).
         #[arg(long, requires = "v2")]
         origin: Option<String>,
+        /// One v1 shard of a time-sharded log, by its ID in `tlog log list`
+        /// (each shard is a file of its own).
+        #[arg(long, conflicts_with = "v2")]
+        shard: Option<i64>,
     },
     /// Load a db.jsonl file into the empty Postgres log named by
     /// database_url, or with `--v2` a v2 tiles directory as the v2 log of
@@ -388,6 +396,7 @@ async fn main() -> anyhow::Result<()> {
             entries_in_memory,
             v2_tiles,
             v2_public_key,
+            frozen_shards,
         } => {
             let mut config = tlog::config::Config::load(cli.config.as_deref())?;
             flags.apply(&mut config)?;
@@ -397,6 +406,9 @@ async fn main() -> anyhow::Result<()> {
             config.replica.state_dir = state_dir.or(config.replica.state_dir);
             config.replica.min_checkpoint = min_checkpoint.or(config.replica.min_checkpoint);
             config.replica.entries_in_memory |= entries_in_memory;
+            if !frozen_shards.is_empty() {
+                config.replica.frozen_shards = frozen_shards;
+            }
             config.replica.v2_tiles = v2_tiles.or(config.replica.v2_tiles);
             config.replica.v2_public_key = v2_public_key.or(config.replica.v2_public_key);
             let telemetry = tlog::telemetry::init(config.otlp_endpoint.as_deref())?;
@@ -405,14 +417,19 @@ async fn main() -> anyhow::Result<()> {
             telemetry.shutdown();
             Ok(())
         }
-        Command::Export { out, v2, origin } => {
+        Command::Export {
+            out,
+            v2,
+            origin,
+            shard,
+        } => {
             let config = tlog::config::Config::load(cli.config.as_deref())?;
             // Log lines (a torn journal tail, say) go to stderr as the server's do.
             let _telemetry = tlog::telemetry::init(config.otlp_endpoint.as_deref())?;
             if v2 {
                 tlog::app::export_v2(&config, origin.as_deref(), &out).await
             } else {
-                tlog::app::export(&config, &out).await
+                tlog::app::export_v1(&config, &out, shard).await
             }
         }
         Command::Import { input, v2 } => {

@@ -31,7 +31,7 @@ use crate::config::Config;
 use crate::log::Log;
 use crate::merkle;
 use crate::metrics::Metrics;
-use crate::signing::LogVerifier;
+use crate::signing::{LogKeys, LogVerifier};
 use crate::storage::file::{Entries, FileStore, INDEX_CACHE_FILE};
 use crate::storage::jsonl::KeyPolicy;
 use crate::storage::Store;
@@ -107,6 +107,8 @@ pub async fn load_snapshot_cached(
         }
         _ => None,
     };
+    // A shard's entries sit at global indexes from its header's offset on.
+    let index_offset = crate::storage::jsonl::read_header(path).map_or(0, |h| h.index_offset);
     let (owned_path, owned_key, owned_cache) = (path.to_owned(), key.clone(), cache.clone());
     let (store, verifier, start) = tokio::task::spawn_blocking(move || {
         if let (Some((cache, key_der)), TrustedKey::Configured(v)) = (&owned_cache, &owned_key) {
@@ -133,7 +135,7 @@ pub async fn load_snapshot_cached(
             },
         };
         let check = |record: &crate::storage::jsonl::EntryRecord| -> Result<(), String> {
-            crate::verify::check_record(record, &verifier).map(drop)
+            crate::verify::check_record(record, &verifier, index_offset).map(drop)
         };
         let store = FileStore::open_snapshot_checked(
             &owned_path,
@@ -154,7 +156,13 @@ pub async fn load_snapshot_cached(
     .with_context(|| format!("couldn't load the snapshot {}", path.display()))?;
     metrics.replica_loads.with_label_values(&[start]).inc();
     let caches = replica_caches(entry_cache_bytes);
-    let log = Log::open_read_only(Store::File(store), &verifier, caches, metrics, 0)
+    // The offset the SETs were checked with must be the verified file's
+    // (a warm start has it from the cache bound to the file's bytes).
+    if start == "cold" && store.index_offset() != index_offset {
+        bail!("{} changed while it was verified", path.display());
+    }
+    let index_offset = store.index_offset();
+    let log = Log::open_read_only(Store::File(store), &verifier, caches, metrics, index_offset)
         .await
         .with_context(|| format!("couldn't open the snapshot {}", path.display()))?;
     Ok(log)
@@ -163,20 +171,8 @@ pub async fn load_snapshot_cached(
 /// The key a snapshot's header names, if its first line is a header with
 /// a key that parses.
 fn header_key(path: &Path) -> Option<LogVerifier> {
-    use std::io::{BufRead, Read};
-    let file = std::fs::File::open(path).ok()?;
-    // A header is a few hundred bytes; a longer first line is not one.
-    let mut line = Vec::new();
-    std::io::BufReader::new(file.take(1 << 20))
-        .read_until(b'\n', &mut line)
-        .ok()?;
-    let line = line.strip_suffix(b"\n").unwrap_or(&line);
-    match crate::storage::jsonl::parse_record(line).ok()? {
-        crate::storage::jsonl::Record::Header(header) => {
-            LogVerifier::from_spki_der(&header.public_key).ok()
-        }
-        _ => None,
-    }
+    let header = crate::storage::jsonl::read_header(path)?;
+    LogVerifier::from_spki_der(&header.public_key).ok()
 }
 
 /// Checks that `new` may replace `old`: same log, same key, not smaller, and
@@ -565,14 +561,16 @@ impl Replica {
         let Some(path) = settings.db.clone() else {
             bail!("no snapshot to serve; hint: pass --db FILE or set replica.db");
         };
-        let key = match (&settings.public_key, settings.trust_embedded_key) {
-            (Some(file), _) => {
+        let keys = match &settings.public_key {
+            Some(file) => {
                 let pem = std::fs::read_to_string(file)
                     .with_context(|| format!("couldn't read the public key {}", file.display()))?;
-                TrustedKey::Configured(
-                    LogVerifier::from_pem(&pem).with_context(|| format!("in {}", file.display()))?,
-                )
+                Some(LogKeys::from_pem(&pem).with_context(|| format!("in {}", file.display()))?)
             }
+            None => None,
+        };
+        let key = match (&keys, settings.trust_embedded_key) {
+            (Some(keys), _) => key_for(keys, &path),
             (None, true) => {
                 tracing::warn!("trusting the key embedded in the snapshot (--trust-embedded-key)");
                 TrustedKey::Embedded
@@ -603,6 +601,17 @@ impl Replica {
             cache.as_deref(),
         )
         .await?;
+        let frozen = load_frozen_shards(config, keys.as_ref(), &metrics).await?;
+        let before: u64 = frozen.iter().map(|shard| shard.checkpoint().size).sum();
+        if log.info().index_offset != before {
+            bail!(
+                "{} starts at global index {} (its logIndexOffset), but the frozen shards before \
+                 it hold {before} entries; hint: give every earlier shard's snapshot with \
+                 --frozen-shard (replica.frozen_shards), oldest first",
+                path.display(),
+                log.info().index_offset
+            );
+        }
         let floor = Floor {
             state_dir: settings.state_dir.clone(),
             pinned: pinned_checkpoint(settings.min_checkpoint.as_deref(), &key, &log)?,
@@ -626,7 +635,9 @@ impl Replica {
             None => None,
         };
         let state = web::Data::new(
-            crate::app::api_state(config, log, Vec::new()).with_tiles_dir(tiles_dir),
+            crate::app::api_state(config, log, Vec::new())
+                .with_frozen_shards(frozen)
+                .with_tiles_dir(tiles_dir),
         );
         let server =
             crate::app::api_server(config, listener, state.clone(), crate::api::read_routes)?;
@@ -692,6 +703,72 @@ impl Replica {
     pub fn metrics_port(&self) -> u16 {
         self.metrics_port
     }
+}
+
+/// The configured key that signed the snapshot at `path` (the one its
+/// header names), or else the first, under which the scan then refuses it.
+fn key_for(keys: &LogKeys, path: &Path) -> TrustedKey {
+    let named = crate::storage::jsonl::read_header(path).and_then(|header| {
+        keys.keys()
+            .iter()
+            .find(|k| k.public_key_der() == header.public_key)
+            .cloned()
+    });
+    TrustedKey::Configured(named.unwrap_or_else(|| keys.keys()[0].clone()))
+}
+
+/// Loads and verifies `replica.frozen_shards`, oldest first, each as a
+/// snapshot is, under the configured key that signed it; each must start
+/// where the ones before it end. They are not reloaded: a frozen shard
+/// does not change, and a rotation on the primary means a new list and a
+/// restart.
+///
+/// # Errors
+/// A shard without a configured key, one that does not verify, or a gap
+/// or overlap in the global indexes.
+async fn load_frozen_shards(
+    config: &Config,
+    keys: Option<&LogKeys>,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<Vec<Arc<Log<Store>>>> {
+    let paths = &config.replica.frozen_shards;
+    if paths.is_empty() {
+        return Ok(Vec::new());
+    }
+    let Some(keys) = keys else {
+        bail!("replica.frozen_shards needs replica.public_key with every shard's key");
+    };
+    let mut frozen: Vec<Arc<Log<Store>>> = Vec::with_capacity(paths.len());
+    let mut next = 0;
+    for path in paths {
+        let shard = load_snapshot_cached(
+            path,
+            &key_for(keys, path),
+            Entries::OnDisk,
+            config.entry_cache_bytes,
+            Arc::clone(metrics),
+            None,
+        )
+        .await?;
+        let offset = shard.info().index_offset;
+        if offset != next {
+            bail!(
+                "the frozen shard {} starts at global index {offset}, not {next} (where the \
+                 shards before it end): give them oldest first, each once",
+                path.display()
+            );
+        }
+        if frozen
+            .iter()
+            .any(|s| s.info().tree_id == shard.info().tree_id)
+        {
+            bail!("the frozen shard {} is given twice", path.display());
+        }
+        next += shard.checkpoint().size;
+        tracing::info!(path = %path.display(), offset, size = shard.checkpoint().size, "frozen shard verified");
+        frozen.push(shard);
+    }
+    Ok(frozen)
 }
 
 /// The v2 high-water mark's file name inside `replica.state_dir`: the

@@ -49,6 +49,10 @@ pub struct Report {
     pub source: String,
     /// The log's origin line, once the header was read.
     pub origin: Option<String>,
+    /// The global index of the file's first entry: a shard's offset (its
+    /// header's `logIndexOffset`), else 0.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub first_index: u64,
     /// Entries checked (up to the problem, if there was one).
     pub entries: u64,
     /// Entries by kind.
@@ -123,6 +127,7 @@ impl Report {
         Self {
             source: source.to_owned(),
             origin: None,
+            first_index: 0,
             entries: 0,
             kinds: BTreeMap::new(),
             body_bytes: 0,
@@ -167,6 +172,13 @@ impl Report {
         let _ = writeln!(out, "tlog verify {}", self.source);
         if let Some(origin) = &self.origin {
             let _ = writeln!(out, "  log          {origin}");
+        }
+        if self.first_index > 0 {
+            let _ = writeln!(
+                out,
+                "  shard        its entries are global indexes {} on (SETs checked over them)",
+                self.first_index
+            );
         }
         let kinds: Vec<String> = self.kinds.iter().map(|(k, n)| format!("{k} {n}")).collect();
         let _ = writeln!(
@@ -302,6 +314,9 @@ fn audit(
         })
         .transpose()?;
     let file = std::fs::File::open(path).map_err(|e| plain(format!("couldn't open it: {e}")))?;
+    // A shard's SETs sign global indexes from its header's offset on (a
+    // header the scan refuses has none, and the scan names its problem).
+    let index_offset = jsonl::read_header(path).map_or(0, |h| h.index_offset);
     let mut progress = Progress::new(file.metadata().map_or(0, |m| m.len()));
     // The scan (parsing and leaf hashes on its workers, the tree in order)
     // hands chunks of entries to a checker, which spreads SETs and index
@@ -312,7 +327,7 @@ fn audit(
         let checker = scope.spawn(|| {
             let mut tally = Report::empty("");
             for mut chunk in queue {
-                if let Err(problem) = check_chunk(&mut chunk, verifier, &mut tally) {
+                if let Err(problem) = check_chunk(&mut chunk, verifier, index_offset, &mut tally) {
                     stop.store(true, std::sync::atomic::Ordering::Relaxed);
                     return (tally, Some(problem));
                 }
@@ -361,7 +376,11 @@ fn audit(
             })
         }
     };
+    if scanned.header.index_offset != index_offset {
+        return Err(plain("the file changed during the audit".to_owned()));
+    }
     report.origin = Some(scanned.header.origin.clone());
+    report.first_index = index_offset;
     report.tree_size = scanned.checkpoint.size;
     report.root = Some(hex::encode(scanned.checkpoint.root.0));
     if let Some(since) = since {
@@ -400,6 +419,7 @@ struct Checked {
 fn check_chunk(
     chunk: &mut Vec<Visited>,
     verifier: &LogVerifier,
+    index_offset: u64,
     report: &mut Report,
 ) -> Result<(), Problem> {
     if chunk.is_empty() {
@@ -413,7 +433,7 @@ fn check_chunk(
             .map(|part| {
                 scope.spawn(move || {
                     part.iter()
-                        .map(|v| check_entry(v, verifier))
+                        .map(|v| check_entry(v, verifier, index_offset))
                         .collect::<Vec<_>>()
                 })
             })
@@ -438,12 +458,17 @@ fn check_chunk(
     Ok(())
 }
 
-fn check_entry(visited: &Visited, verifier: &LogVerifier) -> Result<Checked, Problem> {
-    let derived = check_record(&visited.record, verifier).map_err(|reason| Problem {
-        line: Some(visited.line),
-        index: Some(visited.record.entry.index),
-        reason,
-    })?;
+fn check_entry(
+    visited: &Visited,
+    verifier: &LogVerifier,
+    index_offset: u64,
+) -> Result<Checked, Problem> {
+    let derived =
+        check_record(&visited.record, verifier, index_offset).map_err(|reason| Problem {
+            line: Some(visited.line),
+            index: Some(visited.record.entry.index),
+            reason,
+        })?;
     Ok(Checked {
         kind: derived.kind.name(),
         partial: derived.unstored.statement_digests || derived.unstored.ssh_comment,
@@ -451,7 +476,8 @@ fn check_entry(visited: &Visited, verifier: &LogVerifier) -> Result<Checked, Pro
 }
 
 /// Checks one committed record of a snapshot as the audit and the replica
-/// both do: its SET verifies under `verifier`, and the keys its committed
+/// both do: its SET verifies under `verifier` (over its global index, the
+/// file's `index_offset` on), and the keys its committed
 /// body yields, read without re-verifying its signatures (the SET says the
 /// log accepted it), match the record's: none missing, and none added but
 /// those the body cannot show. Returns the derived keys.
@@ -461,13 +487,15 @@ fn check_entry(visited: &Visited, verifier: &LogVerifier) -> Result<Checked, Pro
 pub fn check_record(
     record: &jsonl::EntryRecord,
     verifier: &LogVerifier,
+    index_offset: u64,
 ) -> Result<entries::CommittedKeys, String> {
     let entry = &record.entry;
+    // A shard's SETs sign the global index (its header's logIndexOffset on).
     verifier
         .verify_set(
             &BASE64_STANDARD.encode(&entry.body),
             entry.integrated_time,
-            entry.index,
+            index_offset + entry.index,
             &entry.set,
         )
         .map_err(|_| {
@@ -478,6 +506,11 @@ pub fn check_record(
         .map_err(|e| format!("its body is not a valid entry: {e}"))?;
     derived.check(&record.index_keys)?;
     Ok(derived)
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A progress bar over the file's bytes, on stderr when it is a terminal.

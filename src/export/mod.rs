@@ -98,7 +98,21 @@ impl Progress {
 /// An empty or corrupt store, a storage failure, or a write failure.
 pub async fn export<S: LogReader>(
     store: &S,
+    out: impl Write,
+    progress: &mut Progress,
+) -> Result<StoredCheckpoint, TransferError> {
+    export_shard(store, out, 0, progress).await
+}
+
+/// [`export`] of one shard of a time-sharded v1 log, whose first entry
+/// has the global index `index_offset` (the header's `logIndexOffset`).
+///
+/// # Errors
+/// As [`export`].
+pub async fn export_shard<S: LogReader>(
+    store: &S,
     mut out: impl Write,
+    index_offset: u64,
     progress: &mut Progress,
 ) -> Result<StoredCheckpoint, TransferError> {
     let corrupt = |why: &str| TransferError::Store(StoreError::Corrupt(why.to_owned()));
@@ -112,7 +126,8 @@ pub async fn export<S: LogReader>(
         .checkpoint()
         .await?
         .ok_or_else(|| corrupt("the log has no checkpoint"))?;
-    let header = Header::for_log(&identity, &checkpoint).map_err(TransferError::Format)?;
+    let mut header = Header::for_log(&identity, &checkpoint).map_err(TransferError::Format)?;
+    header.index_offset = index_offset;
     let write = |out: &mut dyn Write, bytes: &[u8]| {
         out.write_all(bytes)
             .map_err(|e| TransferError::Io("write the export", e))
@@ -209,6 +224,14 @@ pub async fn import<S: LogWriter>(
     let verified = tokio::task::spawn_blocking(move || verify_file(&owned.0, &owned.1))
         .await
         .map_err(|e| TransferError::Format(format!("verification task failed: {e}")))??;
+    if verified.header.index_offset != 0 {
+        return Err(TransferError::Format(format!(
+            "{}: a shard of a time-sharded log (logIndexOffset {}): import loads unsharded \
+             logs only; serve the shards with `tlog replica --frozen-shard`",
+            path.display(),
+            verified.header.index_offset
+        )));
+    }
     progress.total = verified.checkpoint.size;
     let sign = |size: u64, root: crate::merkle::Hash| {
         let checkpoint = crate::note::Checkpoint {
@@ -406,6 +429,7 @@ impl<W: Write> SnapshotWriter<W> {
             origin: origin.clone(),
             hostname: hostname.to_owned(),
             public_key: signer.public_key_der().to_vec(),
+            index_offset: 0,
         }))?;
         Ok(Self {
             out,

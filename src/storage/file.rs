@@ -91,6 +91,8 @@ struct Index {
     resident: Vec<(PackedEntry, i64)>,
     /// Leaf hash → index at `checkpoint`, as the open built it.
     leaf_index: Option<LeafIndex>,
+    /// The header's `logIndexOffset`: a shard's first global index.
+    index_offset: u64,
 }
 
 /// The search keys: in memory (the journal, and a snapshot verified in
@@ -219,6 +221,15 @@ impl FileStore {
             }
             Err(fs4::TryLockError::Error(e)) => return Err(io_error(&path, "lock", &e)),
         }
+        // A shard's snapshot (its entries' SETs sign later global indexes)
+        // is never a journal: the journal is a log of its own from index 0.
+        if let Some(header) = jsonl::read_header(&path).filter(|h| h.index_offset != 0) {
+            return Err(StoreError::Corrupt(format!(
+                "{} is a shard's snapshot (logIndexOffset {}), not a journal",
+                path.display(),
+                header.index_offset
+            )));
+        }
         let index = load(
             &file,
             &path,
@@ -337,6 +348,13 @@ impl FileStore {
     #[must_use]
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// The global index of the log's first entry, as its header (verified
+    /// with the file) says: non-zero for a shard of a time-sharded log.
+    #[must_use]
+    pub fn index_offset(&self) -> u64 {
+        self.inner.index.read().index_offset
     }
 
     /// Reads one entry line: its position and leaf hash, and the bytes.
@@ -520,6 +538,7 @@ fn load(
         tracing::warn!(path = %path.display(), line = tail.line, reason = %tail.reason, "journal tail is not covered by a checkpoint");
     }
     index.identity = Some(scanned.header.identity());
+    index.index_offset = scanned.header.index_offset;
     index.end = scanned.covered_bytes;
     index.tree = Some(scanned.tree);
     tracing::info!(

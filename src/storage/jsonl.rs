@@ -33,6 +33,11 @@ pub struct Header {
     pub hostname: String,
     /// DER SubjectPublicKeyInfo of the log key.
     pub public_key: Vec<u8>,
+    /// The global index of the first entry: 0 for an unsharded log, the
+    /// sizes of the shards before it summed for a shard of a time-sharded
+    /// one (its SETs sign the global index; its entries are numbered from
+    /// 0 in the file, as in its own tree).
+    pub index_offset: u64,
 }
 
 impl Header {
@@ -48,6 +53,7 @@ impl Header {
             origin: signed.checkpoint.origin,
             hostname,
             public_key: identity.public_key.clone(),
+            index_offset: 0,
         })
     }
 
@@ -58,6 +64,23 @@ impl Header {
             tree_id: self.tree_id,
             public_key: self.public_key.clone(),
         }
+    }
+}
+
+/// The header of the file at `path`, if its first line is one.
+#[must_use]
+pub fn read_header(path: &std::path::Path) -> Option<Header> {
+    use std::io::{BufRead, Read};
+    let file = std::fs::File::open(path).ok()?;
+    // A header is a few hundred bytes; a longer first line is not one.
+    let mut line = Vec::new();
+    std::io::BufReader::new(file.take(1 << 20))
+        .read_until(b'\n', &mut line)
+        .ok()?;
+    let line = line.strip_suffix(b"\n").unwrap_or(&line);
+    match parse_record(line).ok()? {
+        Record::Header(header) => Some(header),
+        _ => None,
     }
 }
 
@@ -105,6 +128,13 @@ struct HeaderOut<'a> {
     origin: &'a str,
     hostname: &'a str,
     public_key: String,
+    #[serde(skip_serializing_if = "is_zero")]
+    log_index_offset: u64,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Serialize)]
@@ -142,6 +172,7 @@ struct LineIn<'a> {
     hostname: Option<Cow<'a, str>>,
     #[serde(borrow)]
     public_key: Option<Cow<'a, str>>,
+    log_index_offset: Option<u64>,
     index: Option<u64>,
     integrated_time: Option<i64>,
     #[serde(borrow)]
@@ -171,6 +202,7 @@ pub fn encode_header(header: &Header) -> Vec<u8> {
         origin: &header.origin,
         hostname: &header.hostname,
         public_key: BASE64_STANDARD.encode(&header.public_key),
+        log_index_offset: header.index_offset,
     })
 }
 
@@ -264,6 +296,7 @@ pub fn parse_record(bytes: &[u8]) -> Result<Record, String> {
                     .ok_or("log record without hostname")?
                     .to_owned(),
                 public_key: b64("publicKey", &line.public_key)?,
+                index_offset: line.log_index_offset.unwrap_or_default(),
             }))
         }
         "entry" => {

@@ -363,10 +363,10 @@ async fn rotation_under_running_servers_freezes_and_the_restart_serves_both_shar
         "{list}"
     );
 
-    // db.jsonl cannot carry shards: export says so.
+    // One db.jsonl holds one shard: export without --shard says so.
     let out = std::env::temp_dir().join(format!("tlog-shard-{}.jsonl", uuid::Uuid::new_v4()));
     let err = tlog::app::export(&config, &out).await.unwrap_err();
-    assert!(format!("{err:#}").contains("sharded"), "{err:#}");
+    assert!(format!("{err:#}").contains("--shard"), "{err:#}");
     app.stop().await;
 }
 
@@ -633,6 +633,191 @@ async fn monitor_and_verify_follow_a_rotation_to_a_new_key() {
     assert!(
         !ok && out.contains("does not verify under the key"),
         "{out}"
+    );
+    app.stop().await;
+}
+
+/// `tlog export --shard` and `tlog replica --frozen-shard` (a replica of a
+/// time-sharded log): each shard exports to a file of its own whose header
+/// gives its first global index, `tlog verify` checks its SETs over the
+/// global indexes, and a replica given every shard answers each read as the
+/// server does, across both shards and both keys. A shard file is not an
+/// unsharded log: import and the embedded journal refuse it, and a replica
+/// refuses it without the shards before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_serves_every_shard_of_a_sharded_log_from_their_exports() {
+    let config = test_config().await;
+    let app = spawn_with(same(&config)).await;
+    let key = ClientKey::new();
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(
+            created(&app, &key, format!("first shard {i}").as_bytes())
+                .await
+                .0,
+        );
+    }
+    let old_pem = app.verifier.public_key_pem();
+    app.stop().await;
+    let new_key = std::env::temp_dir().join(format!("tlog-test-{}.pem", uuid::Uuid::new_v4()));
+    std::fs::write(&new_key, LogSigner::generate_pkcs8_pem().unwrap()).unwrap();
+    let rotation = tlog::app::rotate(&config, Some(&new_key)).await.unwrap();
+    let config = config_for(&database_url(&config), &new_key);
+    let app = spawn_with(same(&config)).await;
+    for i in 0..2 {
+        ids.push(
+            created(&app, &key, format!("second shard {i}").as_bytes())
+                .await
+                .0,
+        );
+    }
+    let dir = crate::conformance::tempdir();
+    let err = tlog::app::export_v1(&config, &dir.join("all.jsonl"), None)
+        .await
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("--shard"), "{err:#}");
+    let (frozen, active) = (dir.join("frozen.jsonl"), dir.join("active.jsonl"));
+    tlog::app::export_v1(&config, &frozen, Some(rotation.frozen))
+        .await
+        .unwrap();
+    tlog::app::export_v1(&config, &active, Some(rotation.active))
+        .await
+        .unwrap();
+    let header: Value = serde_json::from_str(
+        std::fs::read_to_string(&active)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(header["logIndexOffset"], 3, "{header}");
+    let first: Value = serde_json::from_str(
+        std::fs::read_to_string(&frozen)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        first.get("logIndexOffset").is_none(),
+        "an offset of 0 is not written"
+    );
+
+    // `tlog verify` checks the active shard's SETs over global indexes 3 and 4.
+    let new_pub = dir.join("new.pub");
+    std::fs::write(&new_pub, app.verifier.public_key_pem()).unwrap();
+    let (ok, out) =
+        crate::verify::verify_url(active.to_str().unwrap(), &new_pub, &["--json"]).await;
+    assert!(ok, "{out}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (
+            report["first_index"].as_u64(),
+            report["sets_verified"].as_u64()
+        ),
+        (Some(3), Some(2))
+    );
+    let text = std::fs::read_to_string(&active).unwrap();
+    let moved = dir.join("moved.jsonl");
+    std::fs::write(
+        &moved,
+        text.replacen("\"logIndexOffset\":3", "\"logIndexOffset\":2", 1),
+    )
+    .unwrap();
+    let (ok, out) = crate::verify::verify_url(moved.to_str().unwrap(), &new_pub, &["--json"]).await;
+    assert!(!ok, "{out}");
+    assert!(out.contains("SET"), "{out}");
+
+    // A shard file is not an unsharded log.
+    let empty = config_for(&crate::helpers::create_database().await, &new_key);
+    let err = tlog::app::import(&empty, &active).await.unwrap_err();
+    assert!(
+        format!("{err:#}").contains("a shard of a time-sharded log"),
+        "{err:#}"
+    );
+    let journal = dir.join("journal");
+    std::fs::create_dir(&journal).unwrap();
+    std::fs::copy(&active, journal.join("db.jsonl")).unwrap();
+    let err = tlog::storage::file::FileStore::open(&journal)
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("shard's snapshot"), "{err}");
+
+    // A replica of both shards answers as the server does.
+    let keys = dir.join("keys.pem");
+    std::fs::write(&keys, format!("{old_pem}{}", app.verifier.public_key_pem())).unwrap();
+    let replica_config = |frozen: &[&std::path::Path]| {
+        use figment::providers::{Format, Yaml};
+        let list: Vec<String> = frozen
+            .iter()
+            .map(|p| format!("{:?}", p.display().to_string()))
+            .collect();
+        let yaml = format!(
+            "listen: 127.0.0.1:0\nmetrics_listen: 127.0.0.1:0\nreplica:\n  db: {}\n  public_key: {}\n  \
+             poll_interval_ms: 0\n  frozen_shards: [{}]\n",
+            active.display(),
+            keys.display(),
+            list.join(", ")
+        );
+        let config: Config = figment::Figment::new()
+            .merge(Yaml::string(&yaml))
+            .extract()
+            .unwrap();
+        config.validate().unwrap();
+        config
+    };
+    let replica = tlog::replica::Replica::build(&replica_config(&[&frozen]))
+        .await
+        .unwrap();
+    let address = format!("http://127.0.0.1:{}", replica.port());
+    let handle = replica.server_handle();
+    tokio::spawn(replica.run_until_stopped());
+    let frozen_tree = i64::from_str_radix(&ids[0][..16], 16).unwrap();
+    let mut paths = vec![
+        "/api/v1/log".to_owned(),
+        "/api/v1/log/publicKey".to_owned(),
+        format!("/api/v1/log/publicKey?treeID={frozen_tree}"),
+        format!("/api/v1/log/proof?lastSize=3&firstSize=1&treeID={frozen_tree}"),
+        "/api/v1/log/proof?lastSize=2&firstSize=1".to_owned(),
+        "/api/v1/log/entries?logIndex=5".to_owned(),
+    ];
+    for index in 0..5 {
+        paths.push(format!("/api/v1/log/entries?logIndex={index}"));
+    }
+    for id in &ids {
+        paths.push(format!("/api/v1/log/entries/{id}"));
+    }
+    let http = reqwest::Client::new();
+    for path in &paths {
+        let served = app.get(path).await;
+        let replicated = http.get(format!("{address}{path}")).send().await.unwrap();
+        assert_eq!(served.status(), replicated.status(), "{path}");
+        let (a, b) = (
+            served.text().await.unwrap(),
+            replicated.text().await.unwrap(),
+        );
+        assert_eq!(a, b, "{path}");
+    }
+    let (_, body) = get_json(&app, "/api/v1/log/entries?logIndex=1").await;
+    let (id, entry) = only_entry(&body);
+    verify_sharded(&LogVerifier::from_pem(&old_pem).unwrap(), &id, &entry, 1, 1);
+    handle.stop(true).await;
+
+    // Without the shards before it, or with them out of order: refused.
+    let err = tlog::replica::Replica::build(&replica_config(&[]))
+        .await
+        .err()
+        .unwrap();
+    assert!(format!("{err:#}").contains("--frozen-shard"), "{err:#}");
+    let err = tlog::replica::Replica::build(&replica_config(&[&frozen, &frozen]))
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        format!("{err:#}").contains("starts at global index 0, not 3"),
+        "{err:#}"
     );
     app.stop().await;
 }

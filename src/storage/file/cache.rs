@@ -23,7 +23,7 @@
 //! in memory (about 100 bytes an entry).
 //!
 //! Format (little-endian): magic, snapshot length and SHA-256, the key's
-//! DER, the log's identity and last checkpoint, the entry lines' positions,
+//! DER, the log's identity, its index offset (a shard's) and last checkpoint, the entry lines' positions,
 //! the leaf hashes, the sparse key index, then the key records sorted by
 //! key (`u32` length, key, `u32` count, postings as `u64`); then SHA-256 of
 //! all of it.
@@ -41,7 +41,7 @@ use crate::storage::{LeafIndex, LogIdentity, StoreError, StoredCheckpoint};
 /// The cache's file name inside the state directory.
 pub const INDEX_CACHE_FILE: &str = "replica-index.bin";
 
-const MAGIC: &[u8; 16] = b"tlog-rindex-v2\n\0";
+const MAGIC: &[u8; 16] = b"tlog-rindex-v3\n\0";
 
 /// Key records per block of the sparse index: one pread of a block per
 /// key looked up.
@@ -124,6 +124,7 @@ pub(super) fn write(
     w.bytes(key_der)?;
     w.put(&identity.tree_id.to_le_bytes())?;
     w.bytes(&identity.public_key)?;
+    w.u64(index.index_offset)?;
     w.u64(checkpoint.size)?;
     w.put(&checkpoint.root.0)?;
     w.bytes(checkpoint.note.as_bytes())?;
@@ -383,6 +384,7 @@ fn parse(path: &Path, key_der: &[u8]) -> Result<(u64, [u8; 32], Index), String> 
         tree_id: i64::from_le_bytes(r.array()?),
         public_key: r.bytes()?,
     };
+    let index_offset = r.u64()?;
     let checkpoint = StoredCheckpoint {
         size: r.u64()?,
         root: Hash(r.array()?),
@@ -455,6 +457,7 @@ fn parse(path: &Path, key_der: &[u8]) -> Result<(u64, [u8; 32], Index), String> 
     }
     index.tree = Some(tree);
     index.identity = Some(identity);
+    index.index_offset = index_offset;
     index.end = end;
     index.checkpoint = Some(checkpoint);
     Ok((end, digest, index))
