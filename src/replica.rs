@@ -863,6 +863,7 @@ async fn load_tiles_dir(
         origin,
         note,
         digests,
+        config.tile_cache_bytes,
     ))
 }
 

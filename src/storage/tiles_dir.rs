@@ -2,7 +2,9 @@
 //! by the replica: only the files its verification read, and each only
 //! while its bytes are the ones verified (their SHA-256 is kept, 32 bytes
 //! per file: about 0.25 byte per entry, so 25 MB at 100M entries). A file
-//! changed after the check is refused, not served.
+//! changed after the check is refused, not served. Bytes read and checked
+//! are kept in a cache bounded in bytes, so that hot tiles are neither read
+//! nor hashed again.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -16,12 +18,32 @@ use super::StoreError;
 pub type Digests = HashMap<String, [u8; 32]>;
 
 /// A verified tiles directory.
-#[derive(Debug)]
 pub struct TilesDir {
     dir: PathBuf,
     origin: String,
     checkpoint: String,
     digests: Digests,
+    /// Files read and checked, by name.
+    checked: quick_cache::sync::Cache<String, bytes::Bytes, BytesWeighter>,
+}
+
+impl std::fmt::Debug for TilesDir {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TilesDir")
+            .field("dir", &self.dir)
+            .field("origin", &self.origin)
+            .field("files", &self.digests.len())
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone)]
+struct BytesWeighter;
+
+impl quick_cache::Weighter<String, bytes::Bytes> for BytesWeighter {
+    fn weight(&self, name: &String, bytes: &bytes::Bytes) -> u64 {
+        (name.len() + bytes.len() + 64) as u64
+    }
 }
 
 /// Longest file served: an entry bundle of 256 entries of 65 535 bytes.
@@ -29,14 +51,26 @@ const MAX_FILE: u64 = 256 * (2 + 65_535);
 
 impl TilesDir {
     /// The directory `dir` of the log `origin`, as verified: its signed
-    /// `checkpoint` note and the digest of every tile and bundle read.
+    /// `checkpoint` note and the digest of every tile and bundle read;
+    /// files checked since are cached up to `cache_bytes`.
     #[must_use]
-    pub fn new(dir: PathBuf, origin: String, checkpoint: String, digests: Digests) -> Self {
+    pub fn new(
+        dir: PathBuf,
+        origin: String,
+        checkpoint: String,
+        digests: Digests,
+        cache_bytes: u64,
+    ) -> Self {
+        // Items for the cache's sizing: full hash tiles of 8 KiB.
+        let items = usize::try_from(cache_bytes / 8192)
+            .unwrap_or(usize::MAX)
+            .max(16);
         Self {
             dir,
             origin,
             checkpoint,
             digests,
+            checked: quick_cache::sync::Cache::with_weighter(items, cache_bytes, BytesWeighter),
         }
     }
 
@@ -58,12 +92,16 @@ impl TilesDir {
     /// # Errors
     /// `Corrupt` when the file no longer holds the verified bytes;
     /// `Unavailable` when it cannot be read.
-    pub async fn read(&self, path: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    pub async fn read(&self, path: &str) -> Result<Option<bytes::Bytes>, StoreError> {
         let name = format!("tile/{path}");
         let Some(expected) = self.digests.get(&name).copied() else {
             return Ok(None);
         };
+        if let Some(bytes) = self.checked.get(&name) {
+            return Ok(Some(bytes));
+        }
         let file = self.dir.join(&name);
+        let key = name.clone();
         let bytes = tokio::task::spawn_blocking(move || {
             use std::io::Read;
             let mut bytes = Vec::new();
@@ -80,6 +118,8 @@ impl TilesDir {
                 "{name} changed since it was verified"
             )));
         }
+        let bytes = bytes::Bytes::from(bytes);
+        self.checked.insert(key, bytes.clone());
         Ok(Some(bytes))
     }
 }

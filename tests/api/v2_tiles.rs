@@ -1077,7 +1077,8 @@ async fn a_replica_serves_a_verified_v2_tiles_directory_and_refuses_rollback() {
     let (ok, out) =
         crate::verify::verify_url(&format!("{address}/api/v2"), &v2_pub, &["--json"]).await;
     assert!(ok, "{out}");
-    // A file changed after the check is not served.
+    // A file changed after it was checked and served: the checked bytes
+    // stay served, from the cache.
     let tile = older.join("tile/0/000");
     let good = std::fs::read(&tile).unwrap();
     let mut bad = good.clone();
@@ -1088,8 +1089,8 @@ async fn a_replica_serves_a_verified_v2_tiles_directory_and_refuses_rollback() {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 500);
-    assert_ne!(res.bytes().await.unwrap(), bad);
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.bytes().await.unwrap(), good);
     std::fs::write(&tile, &good).unwrap();
     handle.stop(true).await;
 
@@ -1106,6 +1107,30 @@ async fn a_replica_serves_a_verified_v2_tiles_directory_and_refuses_rollback() {
     assert_eq!(
         head.text().await.unwrap().as_bytes(),
         files(&newer)["checkpoint"]
+    );
+    // A file changed after the check, before it was served: refused.
+    let tile = newer.join("tile/0/001");
+    let good = std::fs::read(&tile).unwrap();
+    let mut bad = good.clone();
+    bad[0] ^= 1;
+    std::fs::write(&tile, &bad).unwrap();
+    let res = http
+        .get(format!("{address}/tile/0/001"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 500);
+    assert_ne!(res.bytes().await.unwrap(), bad);
+    std::fs::write(&tile, &good).unwrap();
+    let res = http
+        .get(format!("{address}/tile/0/001"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.bytes().await.unwrap(),
+        good,
+        "served once it is as checked"
     );
     handle.stop(true).await;
     // Back to the older directory, with the same state: refused.
