@@ -513,6 +513,10 @@ pub(crate) enum Hostility {
     /// Serves every answer to a path that starts with this one with its
     /// last byte changed (a tile, a bundle or a checkpoint).
     FlipLastByte(String),
+    /// Serves every tile and bundle gzip-compressed, with
+    /// `Content-Encoding: gzip` whether asked for or not (C2SP tlog-tiles
+    /// allows it).
+    GzipTiles,
 }
 
 /// A hostile log: a proxy to `upstream` that tampers with its answers.
@@ -551,6 +555,15 @@ pub(crate) async fn hostile(upstream: String, how: Hostility) -> String {
                     }
                 }
                 bytes = serde_json::to_vec(&found).unwrap();
+            }
+            if matches!(how, Hostility::GzipTiles) && path.contains("/tile/") {
+                use std::io::Write;
+                let mut gz =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                gz.write_all(&bytes).unwrap();
+                return HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
+                    .insert_header(("content-encoding", "gzip"))
+                    .body(gz.finish().unwrap());
             }
             if let Hostility::FlipLastByte(prefix) = &how {
                 if path.starts_with(prefix.as_str()) {

@@ -709,6 +709,12 @@ async fn tlog_verify_audits_a_v2_log_by_its_tiles_and_names_what_was_tampered() 
     }
     let (ok, out) = verify_url(&v2.app.address, &public_key, &[]).await;
     assert!(ok && out.contains("hash tiles equal"), "{out}");
+    // A server that gzips its tiles unasked (as C2SP allows) audits the same.
+    let gzip = hostile(v2.app.address.clone(), Hostility::GzipTiles).await;
+    let (ok, out) = verify_url(&gzip, &public_key, &["--json"]).await;
+    assert!(ok, "{out}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["entries"], 600, "{out}");
 
     // Each tamper, served by a proxy in front of the log, is named.
     let cases = [
