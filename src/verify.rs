@@ -121,7 +121,26 @@ pub struct Problem {
     pub reason: String,
 }
 
+impl Problem {
+    /// A problem of the whole source, at no line or entry.
+    fn plain(reason: String) -> Self {
+        Self {
+            line: None,
+            index: None,
+            reason,
+        }
+    }
+}
+
 impl Report {
+    /// The report once an audit that began at `started` ended with
+    /// `outcome`.
+    fn finished(mut self, started: Instant, outcome: Result<(), Problem>) -> Self {
+        self.problem = outcome.err();
+        self.seconds = started.elapsed().as_secs_f64();
+        self
+    }
+
     /// A report of nothing checked yet, on `source`.
     fn empty(source: &str) -> Self {
         Self {
@@ -288,10 +307,8 @@ impl Report {
 pub fn verify_file(path: &Path, verifier: &LogVerifier, since: Option<&str>) -> Report {
     let started = Instant::now();
     let mut report = Report::empty(&path.display().to_string());
-    let problem = audit(path, verifier, since, &mut report).err();
-    report.problem = problem;
-    report.seconds = started.elapsed().as_secs_f64();
-    report
+    let outcome = audit(path, verifier, since, &mut report);
+    report.finished(started, outcome)
 }
 
 fn audit(
@@ -300,11 +317,7 @@ fn audit(
     since: Option<&str>,
     report: &mut Report,
 ) -> Result<(), Problem> {
-    let plain = |reason: String| Problem {
-        line: None,
-        index: None,
-        reason,
-    };
+    let plain = Problem::plain;
     // The earlier checkpoint must be the same key's, before anything else.
     let since: Option<Checkpoint> = since
         .map(|text| {

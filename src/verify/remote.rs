@@ -47,20 +47,12 @@ pub async fn verify_url(
         "index keys stored by the server are not compared over HTTP (the v1 API does not serve them per entry)"
             .to_owned(),
     );
-    let problem = audit(url, keys, since, concurrency, ca_file, &mut report)
-        .await
-        .err();
-    report.problem = problem;
-    report.seconds = started.elapsed().as_secs_f64();
-    report
+    let outcome = audit(url, keys, since, concurrency, ca_file, &mut report).await;
+    report.finished(started, outcome)
 }
 
 fn plain(reason: String) -> Problem {
-    Problem {
-        line: None,
-        index: None,
-        reason,
-    }
+    Problem::plain(reason)
 }
 
 /// Every shard in order (`inactiveShards`, then the active one), each from

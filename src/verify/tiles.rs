@@ -118,11 +118,7 @@ pub async fn verify_tiles(
 ) -> Report {
     match LogClient::new(url, REQUEST_TIMEOUT, ca_file) {
         Ok(client) => verify_source(&TileSource::Http(client), key, since, concurrency, None).await,
-        Err(e) => {
-            let mut report = Report::empty(url);
-            report.problem = Some(plain(e.to_string()));
-            report
-        }
+        Err(e) => Report::empty(url).finished(Instant::now(), Err(plain(e.to_string()))),
     }
 }
 
@@ -139,20 +135,12 @@ pub async fn verify_source(
     let started = Instant::now();
     let mut report = Report::empty(&source.name());
     report.index_keys_note = Some("none to check: a Rekor v2 log keeps no search index".to_owned());
-    let problem = audit(source, key, since, concurrency, bundle_roots, &mut report)
-        .await
-        .err();
-    report.problem = problem;
-    report.seconds = started.elapsed().as_secs_f64();
-    report
+    let outcome = audit(source, key, since, concurrency, bundle_roots, &mut report).await;
+    report.finished(started, outcome)
 }
 
 fn plain(reason: String) -> Problem {
-    Problem {
-        line: None,
-        index: None,
-        reason,
-    }
+    Problem::plain(reason)
 }
 
 /// The checkpoint `text` under `key`, named by its own origin line.
