@@ -364,16 +364,9 @@ fn read_batches(
         if pending.is_empty() || closed {
             return;
         }
-        let leaves: Vec<_> = pending.iter().map(|e| e.leaf_hash).collect();
-        let staged = tree.stage(&leaves);
-        let tiles = tiles::changed_tiles(tree, &staged);
-        let root = staged.root();
-        tree.apply(staged);
-        let batch = Batch {
-            entries: std::mem::take(pending),
-            tiles,
-        };
-        closed = tx.blocking_send((batch, root)).is_err();
+        closed = tx
+            .blocking_send(stage_batch(tree, std::mem::take(pending)))
+            .is_err();
     };
     let outcome = jsonl::scan(
         reader,
@@ -398,6 +391,17 @@ fn read_batches(
         ScanOutcome::Log(scanned) => Ok(scanned.checkpoint),
         ScanOutcome::Empty => Err(TransferError::Format("the file holds no log".to_owned())),
     }
+}
+
+/// The batch that appends `entries` to `tree` (which it then holds), with
+/// the tiles it changes, and the tree's root after it: one import chunk.
+fn stage_batch(tree: &mut Tree, entries: Vec<NewEntry>) -> (Batch, crate::merkle::Hash) {
+    let leaves: Vec<_> = entries.iter().map(|e| e.leaf_hash).collect();
+    let staged = tree.stage(&leaves);
+    let tiles = tiles::changed_tiles(tree, &staged);
+    let root = staged.root();
+    tree.apply(staged);
+    (Batch { entries, tiles }, root)
 }
 
 /// Writes a signed `db.jsonl` directly from entry bodies, without a server:

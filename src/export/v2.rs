@@ -15,7 +15,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::{commit_batches, Progress, TransferError, IMPORT_CHUNK, PAGE};
+use super::{commit_batches, stage_batch, Progress, TransferError, IMPORT_CHUNK, PAGE};
 use crate::merkle::{leaf_hash, CompactRange, Hash, Tree};
 use crate::note::c2sp;
 use crate::signing::LogSigner;
@@ -295,16 +295,8 @@ fn read_batches(
     let mut tree = Tree::default();
     let mut pending: Vec<NewEntry> = Vec::with_capacity(IMPORT_CHUNK);
     let flush = |pending: &mut Vec<NewEntry>, tree: &mut Tree| {
-        let leaves: Vec<Hash> = pending.iter().map(|e| e.leaf_hash).collect();
-        let staged = tree.stage(&leaves);
-        let tiles = tiles::changed_tiles(tree, &staged);
-        let root = staged.root();
-        tree.apply(staged);
-        let batch = Batch {
-            entries: std::mem::take(pending),
-            tiles,
-        };
-        tx.blocking_send((batch, root)).is_ok()
+        tx.blocking_send(stage_batch(tree, std::mem::take(pending)))
+            .is_ok()
     };
     for (n, expected) in (0u64..).zip(roots) {
         let width = (size - n * u64::from(TILE_WIDTH)).min(u64::from(TILE_WIDTH));
