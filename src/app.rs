@@ -939,20 +939,14 @@ pub async fn import(config: &Config, input: &Path) -> anyhow::Result<()> {
     let (store, lease) = crate::storage::open(config)
         .await
         .with_context(|| open_hint(config))?;
-    if lease.acquire().await?.is_none() {
-        bail!("couldn't take the sequencer lease; hint: stop `tlog serve` first");
-    }
-    // Keep the lease while the import runs, so that no server starts sequencing.
-    let lease = Arc::new(lease);
-    let keeper = keep_lease(&lease);
     let mut progress = crate::export::Progress::new("import", 0);
     let started = std::time::Instant::now();
-    let checkpoint = crate::export::import(&store, input, &signer, &mut progress)
-        .await
-        .with_context(|| format!("couldn't import {}", input.display()));
-    keeper.abort();
-    let _ = lease.release().await;
-    let checkpoint = checkpoint?;
+    let checkpoint = holding_lease(lease, "couldn't take the sequencer lease", async {
+        crate::export::import(&store, input, &signer, &mut progress)
+            .await
+            .with_context(|| format!("couldn't import {}", input.display()))
+    })
+    .await?;
     tracing::info!(
         size = checkpoint.size,
         elapsed_ms = started.elapsed().as_millis(),
@@ -1044,19 +1038,15 @@ pub async fn import_v2(config: &Config, input: &Path) -> anyhow::Result<()> {
         }
         None => pg.register_log(ApiVersion::V2, Some(origin)).await?,
     };
-    let lease = Arc::new(store.lease(std::time::Duration::from_millis(config.lease_ttl_ms)));
-    if lease.acquire().await?.is_none() {
-        bail!("couldn't take the v2 log's sequencer lease; hint: stop `tlog serve` first");
-    }
-    let keeper = keep_lease(&lease);
+    let lease = store.lease(std::time::Duration::from_millis(config.lease_ttl_ms));
     let mut progress = crate::export::Progress::new("import", 0);
     let started = std::time::Instant::now();
-    let checkpoint = crate::export::v2::import_tiles(&store, input, &signer, &mut progress)
-        .await
-        .with_context(|| format!("couldn't import {}", input.display()));
-    keeper.abort();
-    let _ = lease.release().await;
-    let checkpoint = checkpoint?;
+    let checkpoint = holding_lease(lease, "couldn't take the v2 log's sequencer lease", async {
+        crate::export::v2::import_tiles(&store, input, &signer, &mut progress)
+            .await
+            .with_context(|| format!("couldn't import {}", input.display()))
+    })
+    .await?;
     tracing::info!(
         size = checkpoint.size,
         origin,
@@ -1066,19 +1056,39 @@ pub async fn import_v2(config: &Config, input: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Renews `lease` in the background until the task is aborted.
-fn keep_lease<L: crate::storage::lease::Lease + Send + Sync + 'static>(
-    lease: &Arc<L>,
-) -> tokio::task::JoinHandle<()> {
-    let lease = Arc::clone(lease);
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(lease.renew_every()).await;
-            if let Err(err) = lease.acquire().await {
-                tracing::warn!(error = %err, "couldn't renew the sequencer lease");
+/// Takes `lease` (refusing with `busy` when another process holds it),
+/// keeps it renewed while `work` runs so that no server starts sequencing,
+/// then gives it up, whatever `work` returned.
+///
+/// # Errors
+/// The lease is held elsewhere or cannot be read; or what `work` returns.
+async fn holding_lease<L, T>(
+    lease: L,
+    busy: &str,
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T>
+where
+    L: crate::storage::lease::Lease + Send + Sync + 'static,
+{
+    if lease.acquire().await?.is_none() {
+        bail!("{busy}; hint: stop `tlog serve` first");
+    }
+    let lease = Arc::new(lease);
+    let keeper = tokio::spawn({
+        let lease = Arc::clone(&lease);
+        async move {
+            loop {
+                tokio::time::sleep(lease.renew_every()).await;
+                if let Err(err) = lease.acquire().await {
+                    tracing::warn!(error = %err, "couldn't renew the sequencer lease");
+                }
             }
         }
-    })
+    });
+    let outcome = work.await;
+    keeper.abort();
+    let _ = lease.release().await;
+    outcome
 }
 
 /// `tlog log rotate`: freezes the active v1 shard at its last signed
