@@ -488,7 +488,7 @@ async fn verify(
         .to_str()
         .filter(|s| s.starts_with("http://") || s.starts_with("https://"));
     // An Ed25519 key is a Rekor v2 log's: its URL is a tiles URL.
-    if let Some(key) = ed25519_public_key(&pem) {
+    if let Some(key) = tlog::signing::ed25519_public_key(&pem) {
         let report = match url {
             Some(url) => {
                 tlog::verify::verify_tiles(url, &key, since.as_deref(), concurrency, ca_file).await
@@ -529,14 +529,6 @@ async fn verify(
         }
     };
     print_report(&report, json)
-}
-
-/// The raw key of a PEM file holding exactly one Ed25519 `PUBLIC KEY`.
-fn ed25519_public_key(pem: &str) -> Option<[u8; 32]> {
-    match pem::parse_many(pem).ok()?.as_slice() {
-        [block] if block.tag() == "PUBLIC KEY" => tlog::note::c2sp::ed25519_raw(block.contents()),
-        _ => None,
-    }
 }
 
 /// Prints the audit and exits 1 when it failed.

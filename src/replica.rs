@@ -798,16 +798,12 @@ async fn load_tiles_dir(
     };
     let pem = std::fs::read_to_string(key_file)
         .with_context(|| format!("couldn't read replica.v2_public_key {}", key_file.display()))?;
-    let key = pem::parse(&pem)
-        .ok()
-        .filter(|block| block.tag() == "PUBLIC KEY")
-        .and_then(|block| crate::note::c2sp::ed25519_raw(block.contents()))
-        .with_context(|| {
-            format!(
-                "replica.v2_public_key {} is not a PEM Ed25519 public key",
-                key_file.display()
-            )
-        })?;
+    let key = crate::signing::ed25519_public_key(&pem).with_context(|| {
+        format!(
+            "replica.v2_public_key {} is not a PEM Ed25519 public key",
+            key_file.display()
+        )
+    })?;
     let mark = settings
         .state_dir
         .as_ref()

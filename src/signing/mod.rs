@@ -104,13 +104,23 @@ pub fn set_payload(
     .expect("strings and integers always serialise")
 }
 
-/// `-----BEGIN PUBLIC KEY-----`, 64-character base64 lines, `\n` endings,
-/// trailing newline (E-02, V-04).
-/// PEM `PUBLIC KEY` of a DER SPKI, with 64-character lines (E-02, V-04).
+/// PEM `PUBLIC KEY` of a DER SPKI: `-----BEGIN PUBLIC KEY-----`,
+/// 64-character base64 lines, `\n` endings, trailing newline (E-02, V-04).
 #[must_use]
 pub fn public_key_pem(spki_der: &[u8]) -> String {
     let config = pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF);
     pem::encode_config(&pem::Pem::new(PUBLIC_KEY_LABEL, spki_der), config)
+}
+
+/// The raw key of a PEM text holding exactly one `PUBLIC KEY` block, an
+/// Ed25519 SPKI (a Rekor v2 log's key, as `openssl pkey -pubout` writes
+/// it); `None` for anything else.
+#[must_use]
+pub fn ed25519_public_key(text: &str) -> Option<[u8; 32]> {
+    match pem::parse_many(text).ok()?.as_slice() {
+        [block] if block.tag() == PUBLIC_KEY_LABEL => note::c2sp::ed25519_raw(block.contents()),
+        _ => None,
+    }
 }
 
 /// The contents of the first PEM block, which must carry `label`.
