@@ -5,6 +5,11 @@
 //! changed after the check is refused, not served. Bytes read and checked
 //! are kept in a cache bounded in bytes, so that hot tiles are neither read
 //! nor hashed again.
+//!
+//! The digests can be kept beside the replica's high-water mark
+//! ([`encode_digests`]), bound to the checkpoint they were verified under,
+//! so that a restart on the same directory serves it at once instead of
+//! re-auditing every entry: every file is still checked when it is read.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -16,6 +21,55 @@ use super::StoreError;
 /// The digests of the files a verification read, by their path below the
 /// directory (`tile/0/000`, `tile/entries/001.p/7`, …).
 pub type Digests = HashMap<String, [u8; 32]>;
+
+/// First word of a digests file ([`encode_digests`]).
+const DIGESTS_MAGIC: &str = "tlog-v2-tiles-digests";
+
+/// The digests of a directory verified under the checkpoint note
+/// `checkpoint`, as text: a line `tlog-v2-tiles-digests <SHA-256 of the
+/// note>`, then one `<SHA-256>  <name>` line per file, sorted (the lines
+/// `sha256sum` writes, so `tail -n +2 | sha256sum -c` checks a directory
+/// by hand).
+#[must_use]
+pub fn encode_digests(checkpoint: &str, digests: &Digests) -> Vec<u8> {
+    use std::fmt::Write;
+    let mut names: Vec<_> = digests.iter().collect();
+    names.sort_unstable();
+    let mut out = format!(
+        "{DIGESTS_MAGIC} {}\n",
+        hex::encode(Sha256::digest(checkpoint.as_bytes()))
+    );
+    for (name, digest) in names {
+        let _ = writeln!(out, "{}  {name}", hex::encode(digest));
+    }
+    out.into_bytes()
+}
+
+/// The digests [`encode_digests`] wrote for the checkpoint note
+/// `checkpoint`; `None` for digests of another checkpoint, or for text that
+/// is not such a file.
+#[must_use]
+pub fn decode_digests(text: &[u8], checkpoint: &str) -> Option<Digests> {
+    let text = std::str::from_utf8(text).ok()?;
+    let mut lines = text.lines();
+    let bound = lines
+        .next()?
+        .strip_prefix(DIGESTS_MAGIC)?
+        .strip_prefix(' ')?;
+    if bound != hex::encode(Sha256::digest(checkpoint.as_bytes())) {
+        return None;
+    }
+    let mut digests = Digests::new();
+    for line in lines {
+        let (digest, name) = line.split_once("  ")?;
+        let digest: [u8; 32] = hex::decode(digest).ok()?.try_into().ok()?;
+        if !name.starts_with("tile/") || name.split('/').any(|part| part == "..") {
+            return None;
+        }
+        digests.insert(name.to_owned(), digest);
+    }
+    Some(digests)
+}
 
 /// A verified tiles directory.
 pub struct TilesDir {
@@ -121,5 +175,50 @@ impl TilesDir {
         let bytes = bytes::Bytes::from(bytes);
         self.checked.insert(key, bytes.clone());
         Ok(Some(bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn digests() -> Digests {
+        [
+            ("tile/0/000", 1u8),
+            ("tile/entries/000.p/7", 2),
+            ("tile/1/000.p/2", 3),
+        ]
+        .into_iter()
+        .map(|(name, byte)| (name.to_owned(), [byte; 32]))
+        .collect()
+    }
+
+    #[test]
+    fn digests_come_back_only_for_the_checkpoint_they_were_written_for() {
+        let text = encode_digests("log.test\n5\nroot\n", &digests());
+        assert_eq!(
+            decode_digests(&text, "log.test\n5\nroot\n"),
+            Some(digests())
+        );
+        assert_eq!(decode_digests(&text, "log.test\n6\nroot\n"), None);
+        let lines: Vec<_> = std::str::from_utf8(&text).unwrap().lines().collect();
+        assert_eq!(lines.len(), 4);
+        assert!(lines[1].ends_with("  tile/0/000"), "sorted: {lines:?}");
+    }
+
+    #[test]
+    fn a_damaged_digests_file_is_not_used() {
+        let checkpoint = "log.test\n5\nroot\n";
+        let good = String::from_utf8(encode_digests(checkpoint, &digests())).unwrap();
+        let damaged = [
+            good.replacen("tlog-v2-tiles-digests", "tlog-v2-tiles", 1),
+            good.replacen("  tile/0/000", " tile/0/000", 1),
+            good.replacen("tile/0/000", "../0/000", 1),
+            good.replacen("tile/0/000", "tile/../../etc", 1),
+            good.replacen(&hex::encode([1u8; 32]), &hex::encode([1u8; 31]), 1),
+        ];
+        for text in damaged {
+            assert_eq!(decode_digests(text.as_bytes(), checkpoint), None, "{text}");
+        }
     }
 }

@@ -1139,6 +1139,52 @@ async fn a_replica_serves_a_verified_v2_tiles_directory_and_refuses_rollback() {
         "served once it is as checked"
     );
     handle.stop(true).await;
+    // A restart on the same directory resumes from the digests kept in the
+    // state directory instead of auditing it again: a bundle changed while
+    // the replica was down is refused when asked for (an audit would refuse
+    // to start).
+    let bundle = newer.join("tile/entries/000");
+    let good_bundle = std::fs::read(&bundle).unwrap();
+    let mut bad = good_bundle.clone();
+    bad[10] ^= 1;
+    std::fs::write(&bundle, &bad).unwrap();
+    let (address, handle) = start(replica_config(&newer, Some(&v2_pub))).await.unwrap();
+    let res = http
+        .get(format!("{address}/tile/entries/000"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 500);
+    assert_ne!(res.bytes().await.unwrap(), bad);
+    for (path, bytes) in files(&newer)
+        .iter()
+        .filter(|(p, _)| !["checkpoint", "tile/entries/000"].contains(&p.as_str()))
+    {
+        let res = http.get(format!("{address}/{path}")).send().await.unwrap();
+        assert_eq!(res.bytes().await.unwrap(), bytes, "{path}");
+    }
+    handle.stop(true).await;
+    // Digests kept for another checkpoint are not used: the directory is
+    // audited, and the changed bundle refused at start.
+    let kept = state.join(tlog::replica::V2_DIGESTS_FILE);
+    let text = std::fs::read_to_string(&kept).unwrap();
+    let (first, rest) = text.split_once('\n').unwrap();
+    let other = format!("tlog-v2-tiles-digests {}\n{rest}", "0".repeat(64));
+    assert_ne!(first, other.lines().next().unwrap());
+    std::fs::write(&kept, other).unwrap();
+    let err = start(replica_config(&newer, Some(&v2_pub)))
+        .await
+        .err()
+        .unwrap();
+    assert!(format!("{err:#}").contains("refusing to serve"), "{err:#}");
+    std::fs::write(&bundle, &good_bundle).unwrap();
+    let (_, handle) = start(replica_config(&newer, Some(&v2_pub))).await.unwrap();
+    handle.stop(true).await;
+    assert_eq!(
+        std::fs::read_to_string(&kept).unwrap(),
+        text,
+        "rewritten by the audit"
+    );
     // Back to the older directory, with the same state: refused.
     let err = start(replica_config(&older, Some(&v2_pub)))
         .await
