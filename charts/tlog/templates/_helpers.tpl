@@ -116,8 +116,37 @@ identities merged in (their files come from volumes, by environment). */}}
 {{- if and (eq $db.source "configMap") (not $db.configMap.data) (not $db.configMap.existingConfigMap) }}
 {{- fail "replica.db.source=configMap needs replica.db.configMap.data (--set-file) or existingConfigMap" }}
 {{- end }}
-{{- if and (eq $db.source "configMap") (gt (len $db.configMap.data) 1000000) }}
-{{- fail "replica.db.configMap.data exceeds what a ConfigMap holds (1 MiB): use replica.db.source=image or pvc" }}
+{{- $cmBytes := len $db.configMap.data }}
+{{- range $db.configMap.frozenShardData }}{{ $cmBytes = add $cmBytes (len .) }}{{ end }}
+{{- if and (eq $db.source "configMap") (gt $cmBytes 1000000) }}
+{{- fail "replica.db.configMap.data (with frozenShardData) exceeds what a ConfigMap holds (1 MiB): use replica.db.source=image or pvc" }}
+{{- end }}
+{{- /* Frozen shards come from the active snapshot's source, each once. */}}
+{{- $active := dict "configMap" $db.configMap.key "image" $db.image.path "pvc" $db.pvc.fileName }}
+{{- range $source := list "configMap" "image" "pvc" }}
+{{- $frozen := (get $db $source).frozenShards }}
+{{- if and $frozen (ne $source $db.source) }}
+{{- fail (printf "replica.db.%s.frozenShards is set but replica.db.source is %s: the frozen shards come from the active snapshot's source" $source $db.source) }}
+{{- end }}
+{{- if has (get $active $source) $frozen }}
+{{- fail (printf "replica.db.%s.frozenShards lists the active snapshot %s: list only the frozen shards" $source (get $active $source)) }}
+{{- end }}
+{{- end }}
+{{- $cm := $db.configMap }}
+{{- range $k, $_ := $cm.frozenShardData }}
+{{- if not (has $k $cm.frozenShards) }}
+{{- fail (printf "replica.db.configMap.frozenShardData has %s, which replica.db.configMap.frozenShards does not list (the list gives their order)" $k) }}
+{{- end }}
+{{- end }}
+{{- if and $cm.existingConfigMap $cm.frozenShardData }}
+{{- fail "replica.db.configMap.frozenShardData is for the chart's ConfigMap: with existingConfigMap, put the frozen shards in that ConfigMap" }}
+{{- end }}
+{{- if and (eq $db.source "configMap") (not $cm.existingConfigMap) }}
+{{- range $cm.frozenShards }}
+{{- if not (hasKey $cm.frozenShardData .) }}
+{{- fail (printf "replica.db.configMap.frozenShards lists %s, which needs replica.db.configMap.frozenShardData.%s (or use existingConfigMap)" . .) }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- if and (eq $db.source "image") (not $db.image.tag) (not $db.image.digest) }}
 {{- fail "replica.db.source=image needs replica.db.image.digest (or tag)" }}
@@ -154,6 +183,24 @@ identities merged in (their files come from volumes, by environment). */}}
 {{- else -}}
 /var/lib/tlog/db/db.jsonl
 {{- end -}}
+{{- end }}
+
+{{/* Paths of the frozen shards' snapshots inside the replica container,
+oldest first, as a JSON list: under the same mount as db.jsonl. */}}
+{{- define "tlog.frozenShardPaths" -}}
+{{- $db := .Values.replica.db }}
+{{- $paths := list }}
+{{- if eq $db.source "configMap" }}
+{{- range $db.configMap.frozenShards }}{{ $paths = append $paths (printf "/var/lib/tlog/db/frozen/%s" .) }}{{ end }}
+{{- else if eq $db.source "pvc" }}
+{{- range $db.pvc.frozenShards }}{{ $paths = append $paths (printf "/var/lib/tlog/db/%s" .) }}{{ end }}
+{{- else if eq $db.image.mount "volume" }}
+{{- range $db.image.frozenShards }}{{ $paths = append $paths (printf "/var/lib/tlog/db%s" .) }}{{ end }}
+{{- else }}
+{{- /* initContainer: fetch-frozen-shard-N copies the Nth into the emptyDir. */}}
+{{- range $i, $_ := $db.image.frozenShards }}{{ $paths = append $paths (printf "/var/lib/tlog/db/frozen-%d.jsonl" $i) }}{{ end }}
+{{- end }}
+{{- toJson $paths }}
 {{- end }}
 
 {{/* The monitor's pod template; .once runs one poll (CronJob). */}}
