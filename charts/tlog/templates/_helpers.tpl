@@ -64,6 +64,15 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- default (printf "%s-public-key" (include "tlog.fullname" .)) .Values.replica.publicKey.existingConfigMap }}
 {{- end }}
 
+{{- define "tlog.v2PublicKeyConfigMap" -}}
+{{- default (printf "%s-v2-public-key" (include "tlog.fullname" .)) .Values.replica.v2Tiles.publicKey.existingConfigMap }}
+{{- end }}
+
+{{/* Path of the v2 tiles directory inside the replica container. */}}
+{{- define "tlog.v2TilesPath" -}}
+/var/lib/tlog/v2-tiles{{ with .Values.replica.v2Tiles.path }}/{{ . }}{{ end }}
+{{- end }}
+
 {{- define "tlog.dbConfigMap" -}}
 {{- default (printf "%s-db" (include "tlog.fullname" .)) .Values.replica.db.configMap.existingConfigMap }}
 {{- end }}
@@ -156,6 +165,17 @@ identities merged in (their files come from volumes, by environment). */}}
 {{- end }}
 {{- if and (eq $db.source "pvc") (not $db.pvc.claimName) }}
 {{- fail "replica.db.source=pvc needs replica.db.pvc.claimName" }}
+{{- end }}
+{{- $v2 := .Values.replica.v2Tiles }}
+{{- $v2Key := or $v2.publicKey.pem $v2.publicKey.existingConfigMap }}
+{{- if and $v2.volume (not $v2Key) }}
+{{- fail "replica.v2Tiles.volume needs replica.v2Tiles.publicKey.pem or existingConfigMap: the v2 log's Ed25519 public key" }}
+{{- end }}
+{{- if and (not $v2.volume) (or $v2Key $v2.path) }}
+{{- fail "replica.v2Tiles.publicKey and path need replica.v2Tiles.volume: the volume holding the tiles directory" }}
+{{- end }}
+{{- if and (hasKey $v2.volume "image") (not (semverCompare ">=1.33-0" .Capabilities.KubeVersion.Version)) }}
+{{- fail "replica.v2Tiles.volume.image needs Kubernetes >= 1.33 (image volumes)" }}
 {{- end }}
 {{- end }}
 {{- if and .Values.tracing.enabled (eq .Values.mode "replica") .Values.networkPolicy.enabled }}
