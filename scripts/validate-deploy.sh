@@ -170,6 +170,25 @@ render_refusals() {
   expect_refusal "/monitor/url" "${rw[@]}" --set monitor.enabled=true --set monitor.url=ftp://rekor.example.com
   expect_refusal "/replica/db/configMap/data" --set mode=replica --set server.hostname=h --set replica.publicKey.existingConfigMap=p \
     --set-file replica.db.configMap.data=<(head -c 1100000 /dev/zero | tr '\0' 'a')
+  local rp=(--set mode=replica --set server.hostname=h --set replica.publicKey.existingConfigMap=p)
+  expect_refusal "(with frozenShardData) exceeds" "${rp[@]}" --set-file replica.db.configMap.data=<(head -c 600000 /dev/zero | tr '\0' 'a') \
+    --set 'replica.db.configMap.frozenShards={s1}' --set-file replica.db.configMap.frozenShardData.s1=<(head -c 600000 /dev/zero | tr '\0' 'a')
+  expect_refusal "needs replica.db.configMap.frozenShardData.s1" "${rp[@]}" --set replica.db.configMap.data=x \
+    --set 'replica.db.configMap.frozenShards={s1}'
+  expect_refusal "replica.db.pvc.frozenShards is set but replica.db.source is configMap" "${rp[@]}" \
+    --set replica.db.configMap.existingConfigMap=d --set 'replica.db.pvc.frozenShards={s1.jsonl}'
+  expect_refusal "lists the active snapshot db.jsonl" "${rp[@]}" --set replica.db.source=pvc --set replica.db.pvc.claimName=c \
+    --set 'replica.db.pvc.frozenShards={s1.jsonl,db.jsonl}'
+  expect_refusal "/replica/db/pvc/frozenShards" "${rp[@]}" --set replica.db.source=pvc --set replica.db.pvc.claimName=c \
+    --set 'replica.db.pvc.frozenShards={s1.jsonl,s1.jsonl}'
+  rp+=(--set replica.db.configMap.existingConfigMap=d)
+  expect_refusal "replica.v2Tiles.volume needs replica.v2Tiles.publicKey" "${rp[@]}" \
+    --set replica.v2Tiles.volume.persistentVolumeClaim.claimName=v
+  expect_refusal "need replica.v2Tiles.volume" "${rp[@]}" --set replica.v2Tiles.publicKey.existingConfigMap=k
+  expect_refusal "/replica/v2Tiles/path" "${rp[@]}" --set replica.v2Tiles.volume.persistentVolumeClaim.claimName=v \
+    --set replica.v2Tiles.publicKey.existingConfigMap=k --set replica.v2Tiles.path=../other
+  expect_refusal "replica.v2Tiles.volume.image needs Kubernetes >= 1.33" --kube-version 1.30.0 "${rp[@]}" \
+    --set replica.v2Tiles.volume.image.reference=example/v2-tiles:1 --set replica.v2Tiles.publicKey.existingConfigMap=k
   return $rc
 }
 
@@ -198,6 +217,27 @@ readwrite_ha() {
   "$PY" scripts/deploy-tools/checks.py readwrite-ha "$OUT/rendered/cnpg-$K8S_NEWEST.yaml" 3 &&
     "$PY" scripts/deploy-tools/checks.py readwrite-ha "$OUT/rendered/readwrite-postgres-$K8S_NEWEST.yaml" 2 &&
     "$PY" scripts/deploy-tools/checks.py readwrite-ha "$OUT/rendered/readwrite-embedded-$K8S_NEWEST.yaml" 1
+}
+
+# Replica mode hands `tlog replica` every file of its option set, frozen
+# shards oldest first, each on a read-only mount that holds it (an emptyDir
+# only with an init container's copy).
+replica_wiring() {
+  local r=$OUT/rendered n v2=(--v2-public-key /etc/tlog/v2-public-key/public-key.pem)
+  for n in replica-configmap replica-image replica-pvc; do
+    "$PY" scripts/deploy-tools/checks.py replica-args "$r/$n-$K8S_NEWEST.yaml" --db /var/lib/tlog/db/db.jsonl || return 1
+  done
+  "$PY" scripts/deploy-tools/checks.py replica-args "$r/replica-shards-configmap-$K8S_NEWEST.yaml" \
+    --db /var/lib/tlog/db/db.jsonl \
+    --frozen-shard /var/lib/tlog/db/frozen/shard-1.jsonl --frozen-shard /var/lib/tlog/db/frozen/shard-2.jsonl &&
+    "$PY" scripts/deploy-tools/checks.py replica-args "$r/replica-shards-image-$K8S_OLDEST.yaml" \
+      --db /var/lib/tlog/db/db.jsonl \
+      --frozen-shard /var/lib/tlog/db/frozen-0.jsonl --frozen-shard /var/lib/tlog/db/frozen-1.jsonl \
+      --v2-tiles /var/lib/tlog/v2-tiles "${v2[@]}" &&
+    "$PY" scripts/deploy-tools/checks.py replica-args "$r/replica-shards-pvc-$K8S_NEWEST.yaml" \
+      --db /var/lib/tlog/db/active.jsonl \
+      --frozen-shard /var/lib/tlog/db/shard-1.jsonl --frozen-shard /var/lib/tlog/db/shard-2.jsonl \
+      --state-dir /var/lib/tlog/replica-state --v2-tiles /var/lib/tlog/v2-tiles/v2-2026-05-01 "${v2[@]}"
 }
 
 # One trivy run over every rendered option set and the Dockerfile (trivy
@@ -274,6 +314,7 @@ main() {
   check "kubernetes-validate --strict, no warnings" k8s_validate
   check "custom resources against vendored CRDs, TrustRoot webhook rules" crd_validate
   check "readwrite on Postgres: several pods, rolling, PDB, anti-affinity" readwrite_ha
+  check "replica: --db, --frozen-shard, --v2-tiles on read-only mounts" replica_wiring
   check "trivy config: no HIGH/CRITICAL" trivy_config
   check "hadolint Dockerfile" hadolint Dockerfile
   check "compose: schema and references" compose_checks

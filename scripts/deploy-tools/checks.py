@@ -7,6 +7,8 @@
   compose FILE                    parse with compose-spec and check every reference is defined
   compose-selftest FILE           check that the reference check catches dangling references
   pod RENDERED                    print the Deployment's pod (the Gatekeeper test fixture) as JSON
+  replica-args RENDERED FLAG VALUE...
+                                  the replica gets exactly these values for these flags, in order, each file on a mount
   sbom FILE                       validate a CycloneDX JSON SBOM and check it describes tlog
 """
 
@@ -354,6 +356,78 @@ def readwrite_ha(rendered, replicas):
     return 1 if errs else 0
 
 
+# Replica flags that name a file or directory, and whether it may be written.
+REPLICA_PATH_FLAGS = {
+    "--db": False,
+    "--public-key": False,
+    "--frozen-shard": False,
+    "--v2-tiles": False,
+    "--v2-public-key": False,
+    "--min-checkpoint": False,
+    "--config": False,
+    "--state-dir": True,
+}
+
+
+def replica_args(rendered, *expected):
+    """The replica container's args give each flag of `expected` (FLAG VALUE
+    pairs) exactly the values listed for it, in that order (--frozen-shard is
+    oldest first), and every path it is given lies on a volume mount,
+    read-only but for --state-dir, whose volume exists: for a ConfigMap, an
+    item mapped to that path; for an emptyDir, an init container's copy to it."""
+    if len(expected) % 2:
+        print("replica-args: expected FLAG VALUE pairs")
+        return 2
+    dep = next(d for d in docs(rendered) if d.get("kind") == "Deployment")
+    spec = dep["spec"]["template"]["spec"]
+    c = next(c for c in spec["containers"] if c["name"] == "tlog")
+    args = c["args"]
+    errs = []
+    if args[:1] != ["replica"]:
+        errs.append(f"args {args} do not run `tlog replica`")
+    got = {}
+    for flag, value in zip(args, args[1:]):
+        if flag in REPLICA_PATH_FLAGS:
+            got.setdefault(flag, []).append(value)
+    want = {}
+    for flag, value in zip(expected[::2], expected[1::2]):
+        want.setdefault(flag, []).append(value)
+    for flag, values in want.items():
+        if got.get(flag, []) != values:
+            errs.append(f"{flag}: {got.get(flag, [])}, want {values}")
+    volumes = {v["name"]: v for v in spec.get("volumes", [])}
+    for flag, values in got.items():
+        for path in values:
+            mounts = [m for m in c.get("volumeMounts", []) if path == m["mountPath"] or path.startswith(m["mountPath"].rstrip("/") + "/")]
+            if not mounts:
+                errs.append(f"{flag} {path}: on no volume mount")
+                continue
+            m = max(mounts, key=lambda m: len(m["mountPath"]))
+            if not REPLICA_PATH_FLAGS[flag] and not m.get("readOnly"):
+                errs.append(f"{flag} {path}: mount {m['name']} is not read-only")
+            vol = volumes.get(m["name"])
+            if vol is None:
+                errs.append(f"{flag} {path}: mount {m['name']} has no volume")
+                continue
+            rel = path[len(m["mountPath"].rstrip("/")) + 1 :]
+            if "configMap" in vol and "items" in vol["configMap"]:
+                if rel not in [i["path"] for i in vol["configMap"]["items"]]:
+                    errs.append(f"{flag} {path}: ConfigMap volume {m['name']} maps no item to {rel}")
+            if "emptyDir" in vol:
+                fills = [
+                    i
+                    for i in spec.get("initContainers", [])
+                    if i.get("command", [])[-1:] == [path]
+                    and any(im["name"] == m["name"] and im["mountPath"] == m["mountPath"] for im in i.get("volumeMounts", []))
+                ]
+                if not fills:
+                    errs.append(f"{flag} {path}: no init container copies it into emptyDir {m['name']}")
+    for e in errs:
+        print(f"FAIL {rendered}: {e}")
+    print(f"{rendered}: replica args {args[1:]} checked")
+    return 1 if errs else 0
+
+
 def pod(rendered):
     for d in docs(rendered):
         if d.get("kind") == "Deployment":
@@ -405,6 +479,8 @@ def main(argv):
         return compose_selftest(args[0])
     if cmd == "pod":
         return pod(args[0])
+    if cmd == "replica-args":
+        return replica_args(*args)
     if cmd == "readwrite-ha":
         return readwrite_ha(*args)
     if cmd == "sbom":
