@@ -10,7 +10,12 @@
 //! time to the answer, and how far the server's peak RSS rose above its RSS
 //! before the first attack (`VmHWM`, from `/proc`; pass `--tlog-pid` when
 //! more than one `tlog` runs). A request that gets no answer within
-//! `--timeout` seconds (default 20) is reported as such.
+//! `--timeout` seconds (default 20) is reported as such. Before each request
+//! it waits `--pause` seconds (default 1.5): the server admits large bodies
+//! within a budget of bytes a second shared by all clients
+//! (`validation.large_bytes_per_second`, one second's worth at most), so
+//! sent back to back the fourth 32 MiB body would measure that budget's 503
+//! instead of the answer to the request itself.
 //!
 //! `attack` runs only the attackers and the `/ping` sampler, so that the
 //! honest load can come from another process (`benches/load.rs create`).
@@ -51,6 +56,8 @@ struct Args {
     max_body: usize,
     seconds: u64,
     timeout: u64,
+    /// Seconds `worst` waits before each request.
+    pause: f64,
     tlog_pid: Option<u32>,
 }
 
@@ -61,6 +68,7 @@ fn parse_args() -> Args {
         max_body: 32 << 20,
         seconds: 20,
         timeout: 20,
+        pause: 1.5,
         tlog_pid: None,
     };
     let mut it = std::env::args().skip(1).filter(|a| a != "--bench");
@@ -71,6 +79,7 @@ fn parse_args() -> Args {
             "--max-body" => args.max_body = value().parse().expect("--max-body"),
             "--seconds" => args.seconds = value().parse().expect("--seconds"),
             "--timeout" => args.timeout = value().parse().expect("--timeout"),
+            "--pause" => args.pause = value().parse().expect("--pause"),
             "--tlog-pid" => args.tlog_pid = Some(value().parse().expect("--tlog-pid")),
             "worst" | "flood" | "attack" => args.mode = arg.clone(),
             other => panic!("unknown argument {other}; see the doc comment in benches/hostile.rs"),
@@ -420,6 +429,7 @@ async fn run_worst(args: &Args, attacks: &[Attack]) {
         idle.map_or("unknown".into(), |kb| format!("{} MB", kb / 1024))
     );
     for attack in attacks {
+        tokio::time::sleep(Duration::from_secs_f64(args.pause)).await;
         let started = Instant::now();
         let outcome = match client
             .post(format!("{}{}", args.url, attack.path))
@@ -457,6 +467,7 @@ async fn run_worst(args: &Args, attacks: &[Attack]) {
             },
         );
     }
+    tokio::time::sleep(Duration::from_secs_f64(args.pause)).await;
     println!("trickled body: {}", trickle(&args.url, args.timeout));
 }
 
