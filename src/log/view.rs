@@ -122,8 +122,24 @@ struct EntryWeighter;
 
 impl quick_cache::Weighter<u64, Arc<StoredEntry>> for EntryWeighter {
     fn weight(&self, _: &u64, entry: &Arc<StoredEntry>) -> u64 {
-        (entry.body.len() + entry.set.len() + 64) as u64
+        entry_weight(entry)
     }
+}
+
+/// What a cached entry costs in memory: the allocations of its body and
+/// SET (their capacity, not their length), the entry behind its `Arc`, and
+/// the cache's slot.
+fn entry_weight(entry: &StoredEntry) -> u64 {
+    const OVERHEAD: usize = std::mem::size_of::<StoredEntry>() + 2 * 8 + 48;
+    (entry.body.capacity() + entry.set.capacity() + OVERHEAD) as u64
+}
+
+/// `entry` as the cache keeps it: a body built by serialising may hold up
+/// to twice its length, which a cache of many entries would multiply.
+fn cached(mut entry: StoredEntry) -> Arc<StoredEntry> {
+    entry.body.shrink_to_fit();
+    entry.set.shrink_to_fit();
+    Arc::new(entry)
 }
 
 /// What a served tile path names: a hash tile or an entry bundle.
@@ -281,10 +297,13 @@ impl<S: LogReader> View<S> {
         let Some(entry) = self.store.entry(index).await? else {
             return Err(StoreError::Corrupt(format!("entry {index} is missing")));
         };
-        let entry = Arc::new(entry);
-        if cached {
+        let entry = if cached {
+            let entry = self::cached(entry);
             self.cache.insert(index, Arc::clone(&entry));
-        }
+            entry
+        } else {
+            Arc::new(entry)
+        };
         Ok(Some(entry))
     }
 
@@ -536,7 +555,7 @@ impl<S> View<S> {
         }
         if !self.entries_in_memory {
             for entry in entries {
-                self.cache.insert(entry.index, Arc::new(entry));
+                self.cache.insert(entry.index, cached(entry));
             }
         }
     }
@@ -644,4 +663,26 @@ fn tiled_from_full(full: &Tree) -> TiledTree {
         .map(|i| full.leaf(i).expect("leaf in range"))
         .collect();
     TiledTree::new(hashes, tail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cached_entry_weighs_what_it_allocates_and_no_more_than_it_needs() {
+        let mut body = Vec::with_capacity(2048);
+        body.extend_from_slice(&[b'x'; 1000]);
+        let entry = StoredEntry {
+            index: 7,
+            body,
+            integrated_time: 0,
+            set: vec![1; 70],
+        };
+        assert!(entry_weight(&entry) >= 2048 + 70, "its capacity counts");
+        let kept = cached(entry);
+        assert_eq!(kept.body, [b'x'; 1000]);
+        assert!(kept.body.capacity() < 2048, "kept at its size");
+        assert!(entry_weight(&kept) < 1000 + 70 + 256);
+    }
 }
