@@ -328,6 +328,16 @@ async fn open_frozen_shards(
     Ok(frozen)
 }
 
+/// The caches of each active log: the configured budgets are the
+/// process's, so with a v2 log beside the v1 log each gets half of them.
+fn active_caches(config: &Config) -> crate::log::CacheBytes {
+    let logs = if config.v2.key_file.is_some() { 2 } else { 1 };
+    crate::log::CacheBytes {
+        entries: config.entry_cache_bytes / logs,
+        tiles: config.tile_cache_bytes / logs,
+    }
+}
+
 /// The caches of a frozen v1 shard or v2 log: an eighth of the configured
 /// ones, since a frozen log serves old entries, rarely.
 fn frozen_caches(config: &Config) -> crate::log::CacheBytes {
@@ -637,8 +647,8 @@ async fn start_log(
         hostname: hostname.to_owned(),
         batch: config.batch,
         pool: config.pool,
-        entry_cache_bytes: config.entry_cache_bytes,
-        tile_cache_bytes: config.tile_cache_bytes,
+        entry_cache_bytes: active_caches(config).entries,
+        tile_cache_bytes: active_caches(config).tiles,
         clock: Arc::new(SystemClock),
         metrics: Arc::new(metrics),
         lease: Arc::clone(lease) as Arc<dyn crate::storage::Held>,
