@@ -321,13 +321,25 @@ impl FileStore {
     }
 
     /// Writes the index of this snapshot, verified under the key `key_der`,
-    /// to `cache` for the next start ([`FileStore::open_snapshot_cached`]).
+    /// to `cache` for the next start ([`FileStore::open_snapshot_cached`]),
+    /// and serves searches from that file from then on.
     ///
     /// # Errors
     /// I/O failures.
     pub fn write_index_cache(&self, cache: &Path, key_der: &[u8]) -> std::io::Result<()> {
-        let index = self.inner.index.read();
-        cache::write(cache, &self.inner.file, &index, key_der)
+        let disk = {
+            let index = self.inner.index.read();
+            cache::write(cache, &self.inner.file, &index, key_der)?
+        };
+        if !self.inner.read_only {
+            return Ok(());
+        }
+        // From now on searches read the keys from the file just written, as
+        // after a warm start, and the in-memory map (most of the index) is
+        // freed: a first start ends as lean as later ones.
+        let memory = std::mem::replace(&mut self.inner.index.write().keys, Keys::Disk(disk));
+        drop(memory);
+        Ok(())
     }
 
     fn new(path: PathBuf, file: File, mut index: Index, read_only: bool) -> Self {
@@ -342,6 +354,14 @@ impl FileStore {
                 writer: Mutex::new(()),
             }),
         }
+    }
+
+    /// Whether searches read the search keys from a replica's index cache
+    /// file (a warm start, or a first start once it wrote the cache) rather
+    /// than from memory.
+    #[must_use]
+    pub fn keys_on_disk(&self) -> bool {
+        matches!(self.inner.index.read().keys, Keys::Disk(_))
     }
 
     /// The file behind the store.

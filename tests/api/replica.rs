@@ -1235,6 +1235,74 @@ async fn start_kind(
     Ok(kind)
 }
 
+/// Issue 15: a first (cold) start, once it has written the index cache,
+/// searches the keys in that file as a warm start does, and finds what it
+/// found from memory: the in-memory key map, most of the index, is freed
+/// without waiting for a restart.
+#[tokio::test]
+async fn a_cold_replica_moves_its_search_keys_to_the_cache_it_wrote() {
+    let key = new_key();
+    let public_key = write_public_key(&verifier_of(&key));
+    let state_dir = tempdir();
+    let (path, lines) = write_snapshot(&key, 47, 9);
+    let mut config = replica_config(&path, Some(&public_key));
+    config.replica.state_dir = Some(state_dir.clone());
+    let replica = Replica::build(&config).await.unwrap();
+    let log = replica.state().log();
+    let tlog::storage::Store::File(store) = log.store() else {
+        panic!("a replica serves a file")
+    };
+    let store = store.clone();
+    let address = format!("http://127.0.0.1:{}", replica.port());
+    let handle = replica.server_handle();
+    tokio::spawn(replica.run_until_stopped());
+    let client = reqwest::Client::new();
+    let digests: Vec<String> = lines[1..]
+        .iter()
+        .filter_map(|line| {
+            let record: Value = serde_json::from_str(line).unwrap();
+            record["indexKeys"].as_array().cloned()
+        })
+        .map(|keys| {
+            keys.iter()
+                .filter_map(Value::as_str)
+                .find(|k| k.contains(':'))
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(digests.len(), 9);
+    let search = |hash: String| {
+        let client = client.clone();
+        let url = format!("{address}/api/v1/index/retrieve");
+        async move {
+            let (status, found) = post(&client, url, &json!({ "hash": hash })).await;
+            assert_eq!(status, 200);
+            serde_json::from_slice::<Vec<String>>(&found).unwrap()
+        }
+    };
+    let mut from_memory = Vec::new();
+    for digest in &digests {
+        from_memory.push(search(digest.clone()).await);
+    }
+    wait_for_index_cache(&state_dir).await;
+    for _ in 0..200 {
+        if store.keys_on_disk() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(store.keys_on_disk(), "the keys moved to the cache file");
+    for (digest, found) in digests.iter().zip(&from_memory) {
+        assert_eq!(found.len(), 1, "{digest}");
+        assert_eq!(&search(digest.clone()).await, found, "{digest}");
+    }
+    assert!(search(format!("sha256:{}", "0".repeat(64)))
+        .await
+        .is_empty());
+    handle.stop(true).await;
+}
+
 /// Issue 15's warm start: a restart on the very bytes verified before
 /// reuses the index in `state_dir`; a file changed in one byte (same
 /// length), a damaged cache, or another key is verified in full again.

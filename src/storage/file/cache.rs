@@ -70,15 +70,17 @@ fn file_digest(file: &File, len: u64) -> std::io::Result<[u8; 32]> {
         .expect("SHA-256 is 32 bytes"))
 }
 
-/// A writer that hashes what it writes.
+/// A writer that hashes what it writes, and counts it.
 struct Hashing<W> {
     out: W,
     ctx: digest::Context,
+    at: u64,
 }
 
 impl<W: Write> Hashing<W> {
     fn put(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         self.ctx.update(bytes);
+        self.at += bytes.len() as u64;
         self.out.write_all(bytes)
     }
     fn u32(&mut self, n: usize) -> std::io::Result<()> {
@@ -95,7 +97,10 @@ impl<W: Write> Hashing<W> {
 }
 
 /// Writes the cache of `index`, of the verified snapshot `file`, under the
-/// key `key_der`, to `path` atomically (write, fsync, rename).
+/// key `key_der`, to `path` atomically (write, fsync, rename). Returns the
+/// search keys as written, read from that file (through a handle opened
+/// before the rename, so on the bytes written here), for the index to use
+/// instead of its in-memory ones.
 ///
 /// # Errors
 /// I/O failures, or an index of no log.
@@ -104,7 +109,7 @@ pub(super) fn write(
     file: &File,
     index: &Index,
     key_der: &[u8],
-) -> std::io::Result<()> {
+) -> std::io::Result<DiskKeys> {
     let (Some(identity), Some(checkpoint)) = (&index.identity, &index.checkpoint) else {
         return Err(std::io::Error::other("the snapshot holds no log"));
     };
@@ -114,9 +119,16 @@ pub(super) fn write(
     static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let tmp = path.with_extension(format!("{}.{n}.tmp", std::process::id()));
+    let written = File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)?;
     let mut w = Hashing {
-        out: BufWriter::with_capacity(1 << 20, File::create(&tmp)?),
+        out: BufWriter::with_capacity(1 << 20, written.try_clone()?),
         ctx: digest::Context::new(&digest::SHA256),
+        at: 0,
     };
     w.put(MAGIC)?;
     w.u64(index.end)?;
@@ -148,14 +160,17 @@ pub(super) fn write(
     let blocks = keys.len().div_ceil(BLOCK);
     w.u64(blocks as u64)?;
     let mut at = 0u64;
+    let mut blocks: Vec<(Box<[u8]>, u64)> = Vec::with_capacity(blocks);
     for (i, (key, postings)) in keys.iter().enumerate() {
         if i % BLOCK == 0 {
             w.bytes(key.as_bytes())?;
             w.u64(at)?;
+            blocks.push((key.as_bytes().into(), at));
         }
         at += record_len(key, postings);
     }
     w.u64(at)?;
+    let start = w.at;
     for (key, postings) in &keys {
         w.bytes(key.as_bytes())?;
         let list = postings.as_slice();
@@ -164,7 +179,7 @@ pub(super) fn write(
             w.u64(i)?;
         }
     }
-    let Hashing { mut out, ctx } = w;
+    let Hashing { mut out, ctx, .. } = w;
     out.write_all(ctx.finish().as_ref())?;
     let file = out
         .into_inner()
@@ -174,7 +189,14 @@ pub(super) fn write(
     if let Some(dir) = path.parent() {
         File::open(dir)?.sync_all()?;
     }
-    Ok(())
+    Ok(DiskKeys {
+        file: written,
+        path: path.to_owned(),
+        start,
+        len: at,
+        blocks,
+        size: checkpoint.size,
+    })
 }
 
 /// Reads a cache file front to back, hashing what it reads, up to the
@@ -504,7 +526,12 @@ mod tests {
         let dir = crate::storage::file::tests_dir();
         let (file, index, want) = fixture(&dir, 1000);
         let cache = dir.join(INDEX_CACHE_FILE);
-        write(&cache, &file, &index, &[9; 4]).unwrap();
+        let written = write(&cache, &file, &index, &[9; 4]).unwrap();
+        // The keys as written serve the store that wrote them at once.
+        for (key, postings) in &want {
+            assert_eq!(written.get(key).unwrap().as_ref(), Some(postings), "{key}");
+        }
+        assert_eq!(written.get("shared-11").unwrap(), None);
         let warm = read(&cache, &file, &[9; 4]).unwrap().unwrap();
         assert_eq!(warm.lines, index.lines);
         assert_eq!(warm.leaves, index.leaves);
