@@ -781,6 +781,16 @@ fn note_key(path: &std::path::Path, origin: &str) -> Ed25519NoteKey {
 }
 
 /// Every file below `dir`, by its path relative to it, with its bytes.
+/// Flips one bit of byte `at` of the file `path` in place; returns its
+/// bytes before and after.
+fn flip_byte(path: &std::path::Path, at: usize) -> (Vec<u8>, Vec<u8>) {
+    let good = std::fs::read(path).unwrap();
+    let mut bad = good.clone();
+    bad[at] ^= 1;
+    std::fs::write(path, &bad).unwrap();
+    (good, bad)
+}
+
 fn files(dir: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>> {
     fn walk(
         root: &std::path::Path,
@@ -1086,10 +1096,7 @@ async fn a_replica_serves_a_verified_v2_tiles_directory_and_refuses_rollback() {
     // A file changed after it was checked and served: the checked bytes
     // stay served, from the cache.
     let tile = older.join("tile/0/000");
-    let good = std::fs::read(&tile).unwrap();
-    let mut bad = good.clone();
-    bad[0] ^= 1;
-    std::fs::write(&tile, &bad).unwrap();
+    let (good, _) = flip_byte(&tile, 0);
     let res = http
         .get(format!("{address}/tile/0/000"))
         .send()
@@ -1116,10 +1123,7 @@ async fn a_replica_serves_a_verified_v2_tiles_directory_and_refuses_rollback() {
     );
     // A file changed after the check, before it was served: refused.
     let tile = newer.join("tile/0/001");
-    let good = std::fs::read(&tile).unwrap();
-    let mut bad = good.clone();
-    bad[0] ^= 1;
-    std::fs::write(&tile, &bad).unwrap();
+    let (good, bad) = flip_byte(&tile, 0);
     let res = http
         .get(format!("{address}/tile/0/001"))
         .send()
@@ -1144,10 +1148,7 @@ async fn a_replica_serves_a_verified_v2_tiles_directory_and_refuses_rollback() {
     // the replica was down is refused when asked for (an audit would refuse
     // to start).
     let bundle = newer.join("tile/entries/000");
-    let good_bundle = std::fs::read(&bundle).unwrap();
-    let mut bad = good_bundle.clone();
-    bad[10] ^= 1;
-    std::fs::write(&bundle, &bad).unwrap();
+    let (good_bundle, bad) = flip_byte(&bundle, 10);
     let (address, handle) = start(replica_config(&newer, Some(&v2_pub))).await.unwrap();
     let res = http
         .get(format!("{address}/tile/entries/000"))
