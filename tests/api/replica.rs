@@ -1235,6 +1235,21 @@ async fn start_kind(
     Ok(kind)
 }
 
+/// The artifact digest key (`sha256:…`) a snapshot's entry line lists in
+/// its `indexKeys`; `None` for a line without them (the header, a
+/// checkpoint).
+fn artifact_key(line: &str) -> Option<String> {
+    let record: Value = serde_json::from_str(line).unwrap();
+    let keys = record["indexKeys"].as_array()?;
+    Some(
+        keys.iter()
+            .filter_map(Value::as_str)
+            .find(|k| k.contains(':'))
+            .expect("an entry lists its artifact's digest")
+            .to_owned(),
+    )
+}
+
 /// Issue 15: a first (cold) start, once it has written the index cache,
 /// searches the keys in that file as a warm start does, and finds what it
 /// found from memory: the in-memory key map, most of the index, is freed
@@ -1257,20 +1272,7 @@ async fn a_cold_replica_moves_its_search_keys_to_the_cache_it_wrote() {
     let handle = replica.server_handle();
     tokio::spawn(replica.run_until_stopped());
     let client = reqwest::Client::new();
-    let digests: Vec<String> = lines[1..]
-        .iter()
-        .filter_map(|line| {
-            let record: Value = serde_json::from_str(line).unwrap();
-            record["indexKeys"].as_array().cloned()
-        })
-        .map(|keys| {
-            keys.iter()
-                .filter_map(Value::as_str)
-                .find(|k| k.contains(':'))
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
+    let digests: Vec<String> = lines[1..].iter().filter_map(|l| artifact_key(l)).collect();
     assert_eq!(digests.len(), 9);
     let search = |hash: String| {
         let client = client.clone();
@@ -1334,15 +1336,7 @@ async fn a_restart_on_the_same_snapshot_is_warm_and_any_change_is_cold() {
             .unwrap(),
         body
     );
-    let record: Value = serde_json::from_str(&lines[5]).unwrap();
-    let digest = record["indexKeys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(Value::as_str)
-        .find(|k| k.contains(':'))
-        .unwrap()
-        .to_owned();
+    let digest = artifact_key(&lines[5]).unwrap();
     let (status, found) = post(
         &client,
         format!("{}/api/v1/index/retrieve", replica.address),
