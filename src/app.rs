@@ -643,12 +643,13 @@ async fn start_log(
         metrics,
         index_offset,
     } = setup;
+    let caches = active_caches(config);
     let options = Options {
         hostname: hostname.to_owned(),
         batch: config.batch,
         pool: config.pool,
-        entry_cache_bytes: active_caches(config).entries,
-        tile_cache_bytes: active_caches(config).tiles,
+        entry_cache_bytes: caches.entries,
+        tile_cache_bytes: caches.tiles,
         clock: Arc::new(SystemClock),
         metrics: Arc::new(metrics),
         lease: Arc::clone(lease) as Arc<dyn crate::storage::Held>,

@@ -136,7 +136,7 @@ fn entry_weight(entry: &StoredEntry) -> u64 {
 
 /// `entry` as the cache keeps it: a body built by serialising may hold up
 /// to twice its length, which a cache of many entries would multiply.
-fn cached(mut entry: StoredEntry) -> Arc<StoredEntry> {
+fn shrunk(mut entry: StoredEntry) -> Arc<StoredEntry> {
     entry.body.shrink_to_fit();
     entry.set.shrink_to_fit();
     Arc::new(entry)
@@ -298,7 +298,7 @@ impl<S: LogReader> View<S> {
             return Err(StoreError::Corrupt(format!("entry {index} is missing")));
         };
         let entry = if cached {
-            let entry = self::cached(entry);
+            let entry = shrunk(entry);
             self.cache.insert(index, Arc::clone(&entry));
             entry
         } else {
@@ -555,7 +555,7 @@ impl<S> View<S> {
         }
         if !self.entries_in_memory {
             for entry in entries {
-                self.cache.insert(entry.index, cached(entry));
+                self.cache.insert(entry.index, shrunk(entry));
             }
         }
     }
@@ -680,7 +680,7 @@ mod tests {
             set: vec![1; 70],
         };
         assert!(entry_weight(&entry) >= 2048 + 70, "its capacity counts");
-        let kept = cached(entry);
+        let kept = shrunk(entry);
         assert_eq!(kept.body, [b'x'; 1000]);
         assert!(kept.body.capacity() < 2048, "kept at its size");
         assert!(entry_weight(&kept) < 1000 + 70 + 256);
