@@ -816,10 +816,8 @@ async fn load_tiles_dir(
             key_file.display()
         )
     })?;
-    let mark = settings
-        .state_dir
-        .as_ref()
-        .map(|d| d.join(V2_HIGH_WATER_MARK_FILE));
+    let state = settings.state_dir.as_deref();
+    let mark = state.map(|d| d.join(V2_HIGH_WATER_MARK_FILE));
     let since = match &mark {
         Some(path) => match std::fs::read_to_string(path) {
             Ok(note) => Some(note),
@@ -829,8 +827,8 @@ async fn load_tiles_dir(
         None => None,
     };
     let started = std::time::Instant::now();
-    if let (Some(state), Some(mark)) = (&settings.state_dir, &since) {
-        if let Some(tiles) = resume_tiles_dir(config, dir, state, mark, &key) {
+    if let (Some(state), Some(mark)) = (state, &since) {
+        if let Some(tiles) = resume_tiles_dir(config, dir, state, mark, &key).await {
             tracing::info!(
                 dir = %dir.display(),
                 origin = tiles.origin(),
@@ -867,11 +865,11 @@ async fn load_tiles_dir(
     }
     let mut digests = std::mem::take(&mut *digests.lock());
     digests.remove("checkpoint");
-    if let (Some(path), Some(state)) = (&mark, &settings.state_dir) {
+    if let (Some(state), Some(mark)) = (state, &mark) {
         // The digests first: a mark without them only costs an audit.
         let kept = crate::storage::tiles_dir::encode_digests(&note, &digests);
         write_atomically(&state.join(V2_DIGESTS_FILE), &kept)?;
-        write_atomically(path, note.as_bytes())?;
+        write_atomically(mark, note.as_bytes())?;
     }
     tracing::info!(
         dir = %dir.display(),
@@ -892,20 +890,16 @@ async fn load_tiles_dir(
 /// The directory `dir` as verified last, when its checkpoint is `mark`
 /// (the v2 high-water mark), still signed by `key`, and the digests kept
 /// in `state` are bound to it; `None` when it must be audited again.
-fn resume_tiles_dir(
+async fn resume_tiles_dir(
     config: &Config,
     dir: &Path,
     state: &Path,
     mark: &str,
     key: &[u8; 32],
 ) -> Option<crate::storage::tiles_dir::TilesDir> {
-    use std::io::Read;
-    let mut note = String::new();
-    std::fs::File::open(dir.join("checkpoint"))
-        .ok()?
-        .take(1 << 20)
-        .read_to_string(&mut note)
-        .ok()?;
+    let source = crate::verify::TileSource::Dir(dir.to_owned());
+    let note = source.get("/checkpoint", 1 << 20).await.ok()?;
+    let note = String::from_utf8(note).ok()?;
     if note != mark {
         return None;
     }
